@@ -1,0 +1,154 @@
+"""The bare ASGI peer: no framework, a hand-written router, msgspec for JSON and validation.
+
+It follows the rule Charter follows, "never block the event loop": every sqlite3 call runs in
+the loop's thread pool (``loop.run_in_executor``) on that thread's own connection. This is the
+floor a framework's overhead is measured against."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import benchdb
+import msgspec
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    category: str
+    price: Annotated[float, msgspec.Meta(ge=0)]
+    stock: int = 0
+    id: str | None = None
+
+
+class Item(msgspec.Struct):
+    id: str
+    name: str
+    category: str
+    price: float
+    stock: int
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_item_in = msgspec.json.Decoder(ItemIn).decode
+_JSON = (b"content-type", b"application/json")
+
+
+def _error(status: int, code: str, message: str) -> bytes:
+    return _encode({"error": {"status": status, "code": code, "message": message}})
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _offload(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+async def _read_item(send: Send, item_id: str) -> None:
+    row = await _offload(benchdb.fetch_one, item_id)
+    if row is None:
+        await _respond(send, 404, _error(404, "NOT_FOUND", "Item not found"))
+        return
+    await _respond(send, 200, _encode(Item(*row)))
+
+
+async def _create_item(send: Send, receive: Receive) -> None:
+    try:
+        data = _decode_item_in(await _read_body(receive))
+    except msgspec.ValidationError as exc:
+        await _respond(send, 422, _error(422, "INVALID_PROPERTIES", str(exc)))
+        return
+    except msgspec.DecodeError as exc:
+        await _respond(send, 400, _error(400, "MALFORMED_INPUT", str(exc)))
+        return
+    item = Item(
+        id=data.id if data.id is not None else str(uuid.uuid4()),
+        name=data.name,
+        category=data.category,
+        price=data.price,
+        stock=data.stock,
+    )
+    try:
+        await _offload(benchdb.insert, (item.id, item.name, item.category, item.price, item.stock))
+    except sqlite3.IntegrityError:
+        await _respond(send, 409, _error(409, "CONFLICT", "Item exists"))
+        return
+    location = (b"location", f"/Item/{item.id}".encode())
+    await _respond(send, 201, _encode(item), [location])
+
+
+async def _list_items(send: Send, query_string: str) -> None:
+    category = None
+    for part in query_string.split("&"):
+        key, sep, value = part.partition("=")
+        if sep and key == "category":
+            category = value
+    if category is None:
+        await _respond(send, 400, _error(400, "INVALID_QUERY", "category is required"))
+        return
+    rows = await _offload(benchdb.fetch_by_category, category, benchdb.parse_limit(query_string))
+    await _respond(send, 200, _encode([Item(*row) for row in rows]))
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await _offload(benchdb.create_schema)
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    path: str = scope["path"]
+    method: str = scope["method"]
+    if path.startswith("/Item/"):
+        rest = path[len("/Item/") :]
+        if rest == "":
+            if method == "GET":
+                await _list_items(send, scope["query_string"].decode("latin-1"))
+                return
+            if method == "POST":
+                await _create_item(send, receive)
+                return
+            await _respond(send, 405, _error(405, "METHOD_NOT_ALLOWED", "method not allowed"))
+            return
+        if "/" not in rest:
+            if method == "GET":
+                await _read_item(send, rest)
+                return
+            await _respond(send, 405, _error(405, "METHOD_NOT_ALLOWED", "method not allowed"))
+            return
+    await _respond(send, 404, _error(404, "NOT_FOUND", "no such route"))

@@ -1,0 +1,108 @@
+"""SQLite plumbing shared by the peer apps, so every peer does exactly the same SQLite work.
+
+Only the peers (FastAPI, Litestar, bare ASGI) use this module; Charter brings its own storage.
+The settings here (WAL, synchronous=NORMAL, one connection per thread, one writer at a time)
+are the ones the benchmark README promises for every app.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import threading
+from typing import Any
+from urllib.parse import unquote
+
+DEFAULT_DB = "sqlite:///bench/.work/peer.db"
+
+COLUMNS = ("id", "name", "category", "price", "stock")
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS item (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        category TEXT NOT NULL,
+        price REAL NOT NULL CHECK (price >= 0),
+        stock INTEGER NOT NULL DEFAULT 0
+    )""",
+    "CREATE INDEX IF NOT EXISTS item_category ON item (category)",
+)
+
+SELECT_BY_ID = "SELECT id, name, category, price, stock FROM item WHERE id = ?"
+SELECT_BY_CATEGORY = "SELECT id, name, category, price, stock FROM item WHERE category = ? LIMIT ?"
+INSERT = "INSERT INTO item (id, name, category, price, stock) VALUES (?, ?, ?, ?, ?)"
+
+DEFAULT_LIMIT = 100
+_LIMIT_RE = re.compile(r"(?:^|&)limit\((\d+)\)(?:&|$)")
+
+# SQLite allows one writer at a time. Without this lock, concurrent writers from a thread pool
+# wait in SQLite's busy handler, which sleeps for whole milliseconds between retries;
+# serializing writes in-process is what a careful application does.
+WRITE_LOCK = threading.Lock()
+
+_local = threading.local()
+
+
+def db_path(url: str | None = None) -> str:
+    """The file path from BENCH_DB: ``sqlite:///relative/x.db``, ``sqlite:////abs/x.db`` or a
+    plain path."""
+    url = url if url is not None else os.environ.get("BENCH_DB", DEFAULT_DB)
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///") :]
+    if url.startswith("sqlite://"):
+        return url[len("sqlite://") :]
+    return url
+
+
+def connect(path: str | None = None) -> sqlite3.Connection:
+    conn = sqlite3.connect(path or db_path(), isolation_level=None, check_same_thread=True)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def conn() -> sqlite3.Connection:
+    """This thread's connection (opened on first use)."""
+    c: sqlite3.Connection | None = getattr(_local, "conn", None)
+    if c is None:
+        c = _local.conn = connect()
+    return c
+
+
+def create_schema() -> None:
+    path = db_path()
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    c = connect(path)
+    try:
+        with WRITE_LOCK:
+            for stmt in SCHEMA:
+                c.execute(stmt)
+    finally:
+        c.close()
+
+
+def fetch_one(item_id: str) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn().execute(SELECT_BY_ID, (item_id,)).fetchone()
+    return row
+
+
+def fetch_by_category(category: str, limit: int) -> list[tuple[Any, ...]]:
+    return conn().execute(SELECT_BY_CATEGORY, (category, limit)).fetchall()
+
+
+def insert(row: tuple[Any, ...]) -> None:
+    """Insert one row; raises sqlite3.IntegrityError on a duplicate id."""
+    c = conn()
+    with WRITE_LOCK:
+        c.execute(INSERT, row)
+
+
+def parse_limit(query_string: str) -> int:
+    """The ``n`` of a literal ``limit(n)`` in a raw query string (a minimal parse: the peers
+    support only this one form of Charter's query language)."""
+    m = _LIMIT_RE.search(unquote(query_string))
+    return DEFAULT_LIMIT if m is None else int(m.group(1))

@@ -1,0 +1,76 @@
+"""The FastAPI peer, written the way FastAPI's docs suggest: pydantic models for the body and the
+response, plain ``def`` endpoints (FastAPI runs them in its thread pool), one sqlite3 connection
+per thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import benchdb
+from fastapi import FastAPI, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str | None = None
+    name: str
+    category: str
+    price: float = Field(ge=0)
+    stock: int = 0
+
+
+class Item(BaseModel):
+    id: str
+    name: str
+    category: str
+    price: float
+    stock: int
+
+
+def _item(row: tuple[object, ...]) -> Item:
+    return Item(**dict(zip(benchdb.COLUMNS, row, strict=True)))
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    benchdb.create_schema()
+    yield
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/Item/{item_id}", response_model=Item)
+def read_item(item_id: str) -> Item:
+    row = benchdb.fetch_one(item_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail="Item not found")
+    return _item(row)
+
+
+@app.post("/Item/", response_model=Item, status_code=201)
+def create_item(body: ItemIn, response: Response) -> Item:
+    item = Item(
+        id=body.id if body.id is not None else str(uuid.uuid4()),
+        name=body.name,
+        category=body.category,
+        price=body.price,
+        stock=body.stock,
+    )
+    try:
+        benchdb.insert((item.id, item.name, item.category, item.price, item.stock))
+    except sqlite3.IntegrityError:
+        raise HTTPException(status_code=409, detail="Item exists") from None
+    response.headers["Location"] = f"/Item/{item.id}"
+    return item
+
+
+@app.get("/Item/", response_model=list[Item])
+def list_items(category: str, request: Request) -> list[Item]:
+    limit = benchdb.parse_limit(request.url.query)
+    return [_item(row) for row in benchdb.fetch_by_category(category, limit)]

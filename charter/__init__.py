@@ -1,0 +1,68 @@
+"""Charter: a contract-first backend framework.
+
+Declare tables and typed methods in Python; Charter serves them as REST resources with a URL
+query language, with validation and transactions enforced from the declarations.
+"""
+
+from . import perms
+from .app import App
+from .context import RequestContext, current_context
+from .errors import (
+    CharterError,
+    Conflict,
+    Forbidden,
+    HttpError,
+    InvalidQuery,
+    MalformedInput,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationError,
+)
+from .fields import Field, relationship
+from .http.cors import CORS
+from .http.request import Request
+from .http.response import Response
+from .query import Condition, Group, Query, Sort
+from .table import Table
+from .transaction import Transaction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CORS",
+    "App",
+    "CharterError",
+    "Condition",
+    "Conflict",
+    "Field",
+    "Forbidden",
+    "Group",
+    "HttpError",
+    "InvalidQuery",
+    "MalformedInput",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "Query",
+    "RateLimited",
+    "Request",
+    "RequestContext",
+    "Response",
+    "Sort",
+    "Table",
+    "Transaction",
+    "Unauthorized",
+    "Unavailable",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "current_context",
+    "perms",
+    "relationship",
+]

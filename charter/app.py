@@ -1,0 +1,189 @@
+"""``App``: the declared tables, services and routes, built once into an ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from .config import Config
+from .dispatch import Dispatcher
+from .errors import CharterError
+from .events import EventBus
+from .http.cors import CORS
+from .http.routing import Route, Router
+from .http.types import Receive, Scope, Send
+from .records import TableRuntime
+from .rest import add_table_routes, describe_table
+from .schema import TableSchema, build_schema
+from .storage import Storage, open_storage
+from .storage_proxy import StorageProxy
+from .table import Table
+from .transaction import Transaction, current_transaction
+
+__all__ = ["App"]
+
+log = logging.getLogger("charter")
+
+
+class App:
+    """A Charter application (an ASGI callable).
+
+    Args:
+        tables: ``Table`` subclasses served as REST resources.
+        services: RPC service classes.
+        routes: functions decorated with ``@route``.
+        middleware: ``Middleware`` entries, outermost first.
+        database: ``sqlite:///path`` (default ``./data/charter.db``) or ``postgresql://...``.
+        auth: False (default): every request acts as a super user.
+        shared: ``redis://...`` for state shared by workers; in-process when None.
+        mqtt: ``mqtt://host:port`` to mirror tables as MQTT topics.
+        validate_responses: check responses against their declared contracts.
+        cors: a ``CORS`` policy, True for any origin, or None (off).
+        max_body_size: largest accepted request body, in bytes (413 above).
+    """
+
+    def __init__(
+        self,
+        tables: Sequence[type[Table]] = (),
+        services: Sequence[Any] = (),
+        routes: Sequence[Any] = (),
+        middleware: Sequence[Any] = (),
+        database: str | None = None,
+        auth: bool | None = None,
+        shared: str | None = None,
+        mqtt: str | None = None,
+        validate_responses: bool | None = None,
+        cors: CORS | bool | None = None,
+        max_body_size: int | None = None,
+        debug: bool | None = None,
+    ) -> None:
+        self.config = Config.build(
+            database=database,
+            auth=auth,
+            shared=shared,
+            mqtt=mqtt,
+            validate_responses=validate_responses,
+            max_body_size=max_body_size,
+            debug=debug,
+        )
+        if cors is True:
+            cors = CORS()
+        if self.config.cors_origins:
+            cors = CORS(allow_origins=self.config.cors_origins)
+        self.cors: CORS | None = cors or None
+        self.services = list(services)
+        self.middleware = list(middleware)
+        self.events = EventBus()
+        self.database: Storage = open_storage(self.config.database)
+        self.tables: dict[str, TableRuntime] = {}
+        self.router = Router()
+        self._build_tables(tables)
+        for extra in routes:
+            self.add_route(extra)
+        self.storage = StorageProxy(self)
+        self._dispatcher = Dispatcher(self)
+        self._started = False
+        self._start_lock = asyncio.Lock()
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _build_tables(self, tables: Sequence[type[Table]]) -> None:
+        schemas: list[TableSchema] = []
+        for cls in tables:
+            if not (isinstance(cls, type) and issubclass(cls, Table)):
+                raise CharterError(f"App(tables=...) takes Table subclasses, not {cls!r}")
+            schema = build_schema(cls, cls.__charter_options__)
+            if schema.name in self.tables:
+                raise CharterError(f"two tables are named {schema.name!r}")
+            runtime = TableRuntime(self, cls, schema)
+            cls.__charter_runtime__ = runtime  # type: ignore[attr-defined]
+            self.tables[schema.name] = runtime
+            schemas.append(schema)
+        for schema in schemas:
+            for rel in schema.relationships.values():
+                if rel.target not in self.tables:
+                    raise CharterError(
+                        f"{schema.name}.{rel.name} relates to {rel.target}, which is not in the app"
+                    )
+        for runtime in self.tables.values():
+            add_table_routes(self.router, runtime)
+
+    def add_route(self, route: Route | Any) -> None:
+        """Register one endpoint (a ``Route``, or a function carrying one)."""
+        found = route if isinstance(route, Route) else getattr(route, "__charter_route__", None)
+        if not isinstance(found, Route):
+            raise CharterError(f"{route!r} is not a route: decorate it with @route")
+        self.router.add(found)
+
+    def describe(self, table: str) -> dict[str, Any]:
+        """The JSON Schema description of a table (as ``GET /Table`` answers)."""
+        return describe_table(self.tables[table])
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Open storage: create and migrate tables. Safe to call more than once."""
+        async with self._start_lock:
+            if self._started:
+                return
+            await self.database.open([r.schema for r in self.tables.values()])
+            self._started = True
+
+    async def shutdown(self) -> None:
+        """Finish pending commits and close storage."""
+        if self._started:
+            await self.database.close()
+            self._started = False
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """An explicit transaction; nested inside the request's one when there is one."""
+        outer = current_transaction()
+        if outer is not None:
+            yield outer
+            return
+        from .transaction import _current
+
+        if not self._started:
+            await self.startup()
+        txn = Transaction(self.database)
+        token = _current.set(txn)
+        try:
+            yield txn
+        finally:
+            _current.reset(token)
+        await txn.commit()
+
+    # -- ASGI ------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if not self._started:
+                await self.startup()
+            await self._dispatcher(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.shutdown()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return

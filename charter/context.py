@@ -1,0 +1,63 @@
+"""The request context: who is asking, what for, and the transaction it runs in."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from . import perms
+
+if TYPE_CHECKING:
+    from .app import App
+    from .http.request import Request
+    from .transaction import Transaction
+
+__all__ = ["RequestContext", "current_context"]
+
+_context: ContextVar[RequestContext | None] = ContextVar("charter_context", default=None)
+
+
+class RequestContext:
+    """Carried through middleware, handlers and table hooks of one request."""
+
+    __slots__ = (
+        "_token",
+        "app",
+        "egroup",
+        "endpoint",
+        "extra",
+        "perm",
+        "request",
+        "response_headers",
+        "role",
+        "transaction",
+        "user",
+    )
+
+    def __init__(self, app: App, request: Request | None = None) -> None:
+        self.app = app
+        self.request = request
+        self.user: Any = None
+        self.role: Any = None
+        self.perm: int = perms.RWX
+        self.egroup: str | None = None
+        self.endpoint: str | None = None
+        self.response_headers: dict[str, str] = {}
+        self.transaction: Transaction | None = None
+        self.extra: dict[str, Any] = {}
+
+    @property
+    def is_super_user(self) -> bool:
+        return not self.app.config.auth or bool(getattr(self.role, "super_user", False))
+
+    def __enter__(self) -> RequestContext:
+        self._token = _context.set(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _context.reset(self._token)
+
+
+def current_context() -> RequestContext | None:
+    """The context of the running request, if any."""
+    return _context.get()

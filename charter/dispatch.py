@@ -1,0 +1,119 @@
+"""The request pipeline: route, context, transaction, handler, errors, CORS, send.
+
+Every handler runs inside one transaction committed before the response is sent. Any error
+becomes the one envelope of ``errors.error_body``; an unexpected one is logged in full and
+answered with a 500 that reveals nothing of the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .context import RequestContext
+from .errors import HttpError, error_body
+from .http.codecs import JSON, Codec, negotiate
+from .http.request import ClientDisconnected, Request
+from .http.response import Response
+from .http.types import Receive, Scope, Send
+from .transaction import Transaction, run_in_transaction
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Dispatcher", "error_response"]
+
+log = logging.getLogger("charter.http")
+
+
+def error_response(exc: HttpError, codec: Codec = JSON) -> Response:
+    """The envelope response for an ``HttpError``."""
+    if codec.media_type == "text/csv":
+        codec = JSON
+    body = error_body(exc.status_code, exc.code, exc.message, exc.details)
+    headers = {"content-type": codec.media_type, **exc.headers}
+    if exc.status_code == 401:
+        headers.setdefault("www-authenticate", 'Basic realm="charter", charset="UTF-8"')
+    if exc.status_code in (429, 503):
+        headers.setdefault("retry-after", "1")
+    return Response(exc.status_code, codec.encode(body), headers)
+
+
+def _internal(codec: Codec) -> Response:
+    body = error_body(500, "INTERNAL", "internal server error")
+    return Response(500, codec.encode(body), {"content-type": codec.media_type})
+
+
+def _status_error(exc: Exception) -> HttpError | None:
+    """A user exception carrying ``status_code`` becomes that HTTP status."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status <= 599:
+        message = getattr(exc, "message", None) or str(exc) or "error"
+        return HttpError(status, message, code=getattr(exc, "code", None))
+    return None
+
+
+class Dispatcher:
+    """Turns ASGI http calls into handler calls."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.router = app.router
+        self.database = app.database
+        self.max_body_size = app.config.max_body_size
+        self.cors = app.cors
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, self.max_body_size)
+        method = request.method
+        origin = request.header("origin") if self.cors is not None else None
+        if origin is not None and method == "OPTIONS" and self.cors is not None:
+            if request.header("access-control-request-method") and self.cors.origin_allowed(origin):
+                headers = self.cors.preflight(
+                    origin, request.header("access-control-request-headers")
+                )
+                await Response(204, headers=headers).send(send)
+                return
+        response = await self.handle(request)
+        if origin is not None and self.cors is not None and self.cors.origin_allowed(origin):
+            response.headers.update(self.cors.headers(origin))
+        try:
+            await response.send(send, head=method == "HEAD")
+        except OSError:
+            log.debug("client went away while %s %s was sent", method, request.path)
+
+    async def handle(self, request: Request) -> Response:
+        """The response for one request (errors included)."""
+        try:
+            route, params = self.router.match(request.method, request.path)
+            context = RequestContext(self.app, request)
+            context.endpoint = route.name
+            with context:
+
+                async def run(txn: Transaction) -> Any:
+                    context.transaction = txn
+                    return await route.handler(request, **params)
+
+                response, _ = await run_in_transaction(self.database, run)
+            if not isinstance(response, Response):
+                raise TypeError(f"handler {route.name} returned {type(response).__name__}")
+            if context.response_headers:
+                response.headers.update(context.response_headers)
+            return response
+        except HttpError as exc:
+            if isinstance(exc, ClientDisconnected):
+                return Response(499)
+            return error_response(exc, self._error_codec(request))
+        except Exception as exc:
+            converted = _status_error(exc)
+            if converted is not None:
+                return error_response(converted, self._error_codec(request))
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return _internal(self._error_codec(request))
+
+    @staticmethod
+    def _error_codec(request: Request) -> Codec:
+        try:
+            return negotiate(request.header("accept"))
+        except HttpError:
+            return JSON

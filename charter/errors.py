@@ -1,0 +1,214 @@
+"""The one error tree of Charter and the error envelope every protocol answers with.
+
+CharterError
+└── HttpError(status_code, message, code, details)
+    ├── MalformedInput          400 MALFORMED_INPUT
+    ├── InvalidQuery            400 INVALID_QUERY
+    ├── Unauthorized            401 UNAUTHORIZED
+    ├── Forbidden               403 FORBIDDEN
+    ├── NotFound                404 NOT_FOUND
+    ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
+    ├── Conflict                409 CONFLICT
+    ├── PreconditionFailed      412 PRECONDITION_FAILED
+    ├── PayloadTooLarge         413 PAYLOAD_TOO_LARGE
+    ├── UnsupportedMediaType    415 UNSUPPORTED_MEDIA_TYPE
+    ├── ValidationError         422 INVALID_PROPERTIES
+    ├── RateLimited             429 RATE_LIMITED
+    └── Unavailable             503 UNAVAILABLE
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CharterError",
+    "Conflict",
+    "Forbidden",
+    "HttpError",
+    "InvalidQuery",
+    "MalformedInput",
+    "MethodNotAllowed",
+    "NotFound",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "RateLimited",
+    "Unauthorized",
+    "Unavailable",
+    "UnsupportedMediaType",
+    "ValidationError",
+    "error_body",
+]
+
+_DEFAULT_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    412: "PRECONDITION_FAILED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "INVALID_PROPERTIES",
+    429: "RATE_LIMITED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+class CharterError(Exception):
+    """Root of every error Charter raises."""
+
+
+class HttpError(CharterError):
+    """An error that becomes an HTTP response with the error envelope."""
+
+    status_code: int = 500
+    default_code: str | None = None
+    default_message: str = "error"
+
+    def __init__(
+        self,
+        status: int | None = None,
+        message: str | None = None,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if status is not None:
+            self.status_code = status
+        self.message = message if message is not None else self.default_message
+        self.code = code or self.default_code or _DEFAULT_CODES.get(self.status_code, "ERROR")
+        self.details = details
+        self.headers = dict(headers or {})
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.status_code}, {self.message!r}, code={self.code!r})"
+
+
+class _Fixed(HttpError):
+    """An HttpError whose status is fixed by its class."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(self.status_code, message, code, details, headers)
+
+
+class MalformedInput(_Fixed):
+    """400: a body that does not parse."""
+
+    status_code = 400
+    default_code = "MALFORMED_INPUT"
+    default_message = "body is not parseable"
+
+
+class InvalidQuery(_Fixed):
+    """400: a query that does not parse or names what does not exist."""
+
+    status_code = 400
+    default_code = "INVALID_QUERY"
+    default_message = "query is invalid"
+
+
+class Unauthorized(_Fixed):
+    """401: sign in first."""
+
+    status_code = 401
+    default_code = "UNAUTHORIZED"
+    default_message = "authentication required"
+
+
+class Forbidden(_Fixed):
+    """403: signed in, but not allowed."""
+
+    status_code = 403
+    default_code = "FORBIDDEN"
+    default_message = "forbidden"
+
+
+class NotFound(_Fixed):
+    """404: no such resource."""
+
+    status_code = 404
+    default_code = "NOT_FOUND"
+    default_message = "not found"
+
+
+class MethodNotAllowed(_Fixed):
+    """405: the resource does not answer this verb."""
+
+    status_code = 405
+    default_code = "METHOD_NOT_ALLOWED"
+    default_message = "method not allowed"
+
+
+class Conflict(_Fixed):
+    """409: the write conflicts with the current state."""
+
+    status_code = 409
+    default_code = "CONFLICT"
+    default_message = "conflict"
+
+
+class PreconditionFailed(_Fixed):
+    """412: If-Match did not match the current ETag."""
+
+    status_code = 412
+    default_code = "PRECONDITION_FAILED"
+    default_message = "precondition failed"
+
+
+class PayloadTooLarge(_Fixed):
+    """413: the body is over the configured limit."""
+
+    status_code = 413
+    default_code = "PAYLOAD_TOO_LARGE"
+    default_message = "payload too large"
+
+
+class UnsupportedMediaType(_Fixed):
+    """415: a body format Charter does not read."""
+
+    status_code = 415
+    default_code = "UNSUPPORTED_MEDIA_TYPE"
+    default_message = "unsupported media type"
+
+
+class ValidationError(_Fixed):
+    """422: input that does not match its declared types."""
+
+    status_code = 422
+    default_code = "INVALID_PROPERTIES"
+    default_message = "payload is invalid"
+
+
+class RateLimited(_Fixed):
+    """429: too many requests; see Retry-After."""
+
+    status_code = 429
+    default_code = "RATE_LIMITED"
+    default_message = "too many requests"
+
+
+class Unavailable(_Fixed):
+    """503: a dependency such as the database is unreachable."""
+
+    status_code = 503
+    default_code = "UNAVAILABLE"
+    default_message = "a dependency is unavailable"
+
+
+def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The error envelope: ``{"error": {"status", "code", "message"[, "details"]}}``."""
+    error: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}

@@ -1,0 +1,200 @@
+"""Body formats and content negotiation: JSON, MessagePack, CBOR (both ways), CSV (responses).
+
+A path suffix (``.json .msgpack .cbor .csv``) overrides the ``Accept`` header.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import enum
+import io
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import cbor2
+import msgspec
+
+from ..errors import HttpError, MalformedInput, UnsupportedMediaType
+
+__all__ = ["CBOR", "CSV", "JSON", "MSGPACK", "SUFFIXES", "Codec", "for_request", "negotiate"]
+
+
+def _enc_hook(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+
+
+class Codec:
+    """One media type: how to encode a value and decode a body."""
+
+    media_type: str = "application/octet-stream"
+    streams_arrays = True
+
+    def encode(self, value: Any) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, body: bytes) -> Any:
+        raise UnsupportedMediaType(f"{self.media_type} is not accepted as a request body")
+
+    # Array streaming: a collection is written as open + item + sep + item ... + close.
+    open_array = b"["
+    separator = b","
+    close_array = b"]"
+
+    def encode_item(self, value: Any) -> bytes:
+        return self.encode(value)
+
+
+class _Json(Codec):
+    media_type = "application/json"
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+        self._decoder = msgspec.json.Decoder()
+
+    def encode(self, value: Any) -> bytes:
+        return self._encoder.encode(value)
+
+    def decode(self, body: bytes) -> Any:
+        try:
+            return self._decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise MalformedInput(f"body is not valid JSON: {exc}") from None
+
+
+class _MsgPack(Codec):
+    media_type = "application/msgpack"
+    streams_arrays = False
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+        self._decoder = msgspec.msgpack.Decoder()
+
+    def encode(self, value: Any) -> bytes:
+        return self._encoder.encode(value)
+
+    def decode(self, body: bytes) -> Any:
+        try:
+            return self._decoder.decode(body)
+        except msgspec.DecodeError as exc:
+            raise MalformedInput(f"body is not valid MessagePack: {exc}") from None
+
+
+class _Cbor(Codec):
+    media_type = "application/cbor"
+    streams_arrays = False
+
+    def encode(self, value: Any) -> bytes:
+        return cbor2.dumps(
+            msgspec.to_builtins(value, builtin_types=_CBOR_NATIVE, enc_hook=_enc_hook)
+        )
+
+    def decode(self, body: bytes) -> Any:
+        try:
+            return cbor2.loads(body)
+        except (cbor2.CBORDecodeError, ValueError, EOFError) as exc:
+            raise MalformedInput(f"body is not valid CBOR: {exc}") from None
+
+
+_CBOR_NATIVE = (bytes, bytearray, dt.datetime, dt.date, uuid.UUID, decimal.Decimal)
+
+
+class _Csv(Codec):
+    media_type = "text/csv"
+    streams_arrays = False
+
+    def encode(self, value: Any) -> bytes:
+        rows = value if isinstance(value, list) else [value]
+        columns: list[str] = []
+        for row in rows:
+            for key in row if isinstance(row, dict) else ():
+                if key not in columns:
+                    columns.append(key)
+        return self.header(columns) + b"".join(self.row(columns, r) for r in rows)
+
+    @staticmethod
+    def header(columns: Iterable[str]) -> bytes:
+        out = io.StringIO()
+        csv.writer(out).writerow(list(columns))
+        return out.getvalue().encode()
+
+    @staticmethod
+    def row(columns: list[str], row: Any) -> bytes:
+        out = io.StringIO()
+        if not isinstance(row, dict):
+            csv.writer(out).writerow([_cell(row)])
+        else:
+            csv.writer(out).writerow([_cell(row.get(c)) for c in columns])
+        return out.getvalue().encode()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float | bool):
+        return value
+    built = msgspec.to_builtins(value, enc_hook=_enc_hook)
+    return built if isinstance(built, str) else msgspec.json.encode(built).decode()
+
+
+JSON: Codec = _Json()
+MSGPACK: Codec = _MsgPack()
+CBOR: Codec = _Cbor()
+CSV: Codec = _Csv()
+
+_BY_TYPE: dict[str, Codec] = {
+    "application/json": JSON,
+    "application/msgpack": MSGPACK,
+    "application/x-msgpack": MSGPACK,
+    "application/vnd.msgpack": MSGPACK,
+    "application/cbor": CBOR,
+    "text/csv": CSV,
+}
+SUFFIXES: dict[str, Codec] = {".json": JSON, ".msgpack": MSGPACK, ".cbor": CBOR, ".csv": CSV}
+
+
+def negotiate(accept: str | None) -> Codec:
+    """The response codec for an ``Accept`` header (JSON when nothing better matches)."""
+    if not accept or accept.startswith("application/json") or accept == "*/*":
+        return JSON
+    best: tuple[float, int, Codec] | None = None
+    for index, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        codec = _BY_TYPE.get(media.lower())
+        if codec is None and media in ("*/*", "application/*"):
+            codec = JSON
+        if codec is not None and quality > 0 and (best is None or quality > best[0]):
+            best = (quality, -index, codec)
+    if best is None:
+        if any(m.strip().startswith(("text/html", "text/plain")) for m in accept.split(",")):
+            return JSON
+        raise HttpError(406, f"none of {accept!r} can be produced", code="NOT_ACCEPTABLE")
+    return best[2]
+
+
+def for_request(content_type: str | None) -> Codec:
+    """The codec that reads a request body of ``content_type`` (JSON when absent)."""
+    if not content_type:
+        return JSON
+    media = content_type.split(";", 1)[0].strip().lower()
+    codec = _BY_TYPE.get(media)
+    if codec is None or codec is CSV:
+        if media.endswith("+json"):
+            return JSON
+        raise UnsupportedMediaType(f"cannot read a body of type {media!r}")
+    return codec

@@ -1,0 +1,112 @@
+"""The incoming HTTP request: lazy headers, a size-limited body, or the body as a stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from ..errors import HttpError, PayloadTooLarge
+from .types import Receive, Scope
+
+__all__ = ["Request"]
+
+
+class ClientDisconnected(HttpError):
+    """The client went away before the body was read."""
+
+    status_code = 499
+    default_code = "CLIENT_DISCONNECTED"
+
+
+class Request:
+    """One HTTP request. Header names are lower case."""
+
+    __slots__ = (
+        "_body",
+        "_headers",
+        "_query",
+        "max_body_size",
+        "method",
+        "path",
+        "receive",
+        "scope",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive, max_body_size: int) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.max_body_size = max_body_size
+        self._headers: dict[str, str] | None = None
+        self._body: bytes | None = None
+        self._query: dict[str, list[str]] | None = None
+
+    @property
+    def query_string(self) -> str:
+        return self.scope.get("query_string", b"").decode("latin-1")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for name, value in self.scope["headers"]:
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            self._headers = headers
+        return self._headers
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """One header by lower-case name, without building the whole dict."""
+        if self._headers is not None:
+            return self._headers.get(name, default)
+        raw = name.encode("latin-1")
+        for key, value in self.scope["headers"]:
+            if key == raw:
+                return value.decode("latin-1")  # type: ignore[no-any-return]
+        return default
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """Query parameters; repeated keys collect in a list."""
+        if self._query is None:
+            query: dict[str, list[str]] = {}
+            for key, value in parse_qsl(self.query_string, keep_blank_values=True):
+                query.setdefault(key, []).append(value)
+            self._query = query
+        return self._query
+
+    @property
+    def client(self) -> Any:
+        return self.scope.get("client")
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, enforcing the size limit, without buffering it."""
+        if self._body is not None:
+            yield self._body
+            return
+        declared = self.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+            raise PayloadTooLarge(f"body is larger than {self.max_body_size} bytes")
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected("client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                raise PayloadTooLarge(f"body is larger than {self.max_body_size} bytes")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                break
+
+    async def body(self) -> bytes:
+        """The whole body (read once, then kept)."""
+        if self._body is None:
+            chunks = [chunk async for chunk in self.stream()]
+            self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._body

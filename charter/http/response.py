@@ -1,0 +1,54 @@
+"""The outgoing HTTP response: a body in bytes or a stream of chunks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+from .types import Send
+
+__all__ = ["Response"]
+
+
+class Response:
+    """Status, headers and a body (bytes) or ``stream`` (an async iterable of bytes)."""
+
+    __slots__ = ("body", "headers", "status", "stream")
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        stream: AsyncIterable[bytes] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.headers: dict[str, str] = headers if headers is not None else {}
+        if media_type is not None:
+            self.headers["content-type"] = media_type
+        self.stream = stream
+
+    async def send(self, send: Send, *, head: bool = False) -> None:
+        headers: list[tuple[bytes, bytes]] = [
+            (k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()
+        ]
+        if self.stream is None:
+            if self.status not in (204, 304) and "content-length" not in self.headers:
+                headers.append((b"content-length", str(len(self.body)).encode()))
+            await send({"type": "http.response.start", "status": self.status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if head else self.body})
+            return
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        if not head:
+            iterator: Any = self.stream.__aiter__()
+            try:
+                async for chunk in iterator:
+                    if chunk:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            finally:
+                closer = getattr(iterator, "aclose", None)
+                if closer is not None:
+                    await closer()
+        await send({"type": "http.response.body", "body": b""})

@@ -1,0 +1,355 @@
+"""``TableRuntime``: one table's operations inside the current transaction.
+
+Validation, defaults, server-maintained fields, keys, encoding and change events happen here,
+once, whichever way a write arrives (REST, a Python static helper, a method or an RPC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .context import current_context
+from .errors import NotFound, ValidationError
+from .query.model import Query
+from .schema import TableSchema
+from .schema.validation import details_from_message, validate_object
+from .storage import Row
+from .transaction import Transaction, current_transaction, run_in_transaction
+
+if TYPE_CHECKING:
+    from .app import App
+    from .table import Table
+
+__all__ = ["TableRuntime"]
+
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.decode
+
+
+class TableRuntime:
+    """Binds a table class to its schema, the app's storage and its event bus."""
+
+    def __init__(self, app: App, cls: type[Table], schema: TableSchema) -> None:
+        self.app = app
+        self.cls = cls
+        self.schema = schema
+        self.name = schema.name
+        self.key = schema.primary_key
+        self._record_decoder = msgspec.json.Decoder(schema.record_type)
+        self.hidden = schema.hidden
+        self.has_created = [f.name for f in schema.fields.values() if f.info.created_time]
+        self.has_updated = [f.name for f in schema.fields.values() if f.info.updated_time]
+        self.server_fields = [
+            f
+            for f in schema.fields.values()
+            if not f.info.input and not f.info.primary_key and f.info.has_default
+        ]
+        # A PUT must keep what clients cannot write; only then does it need the stored record.
+        self.put_reads = bool(schema.server_only)
+
+    # -- decoding and encoding ---------------------------------------------------------------
+
+    def decode(self, raw: str) -> dict[str, Any]:
+        """The Python values of a stored document."""
+        if self.schema.options.extra == "allow":
+            data: dict[str, Any] = _json_decode(raw)
+            typed = msgspec.convert(
+                {k: v for k, v in data.items() if k in self.schema.fields},
+                self.schema.record_type,
+                strict=False,
+            )
+            data.update(msgspec.structs.asdict(typed))
+            return data
+        return msgspec.structs.asdict(self._record_decoder.decode(raw))
+
+    def public(self, data: dict[str, Any]) -> dict[str, Any]:
+        """What a client may see of a record (``returned=False`` fields removed)."""
+        if not self.hidden:
+            return data
+        return {k: v for k, v in data.items() if k not in self.hidden}
+
+    def instance(self, key: Any, row: Row | None, context: Any = None) -> Any:
+        instance = self.cls._blank(key, context)
+        if row is not None:
+            instance._raw = row.data
+            instance._version = row.version
+            instance._exists = True
+        return instance
+
+    # -- transaction plumbing ------------------------------------------------------------------
+
+    def _txn(self) -> Transaction | None:
+        return current_transaction()
+
+    async def _in_txn(self, fn: Any) -> Any:
+        """Run ``fn(txn)`` in the current transaction, or a new one committed right away."""
+        result, _ = await run_in_transaction(self.app.storage, fn)
+        return result
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def load(self, key: Any, context: Any = None) -> Any:
+        txn = self._txn()
+        row = await (txn.read(self.name, key) if txn else self.app.storage.fetch(self.name, key))
+        return self.instance(key, row, context)
+
+    async def search(self, query: Query | dict[str, Any] | None) -> AsyncIterator[Any]:
+        compiled = Query.coerce(query)
+        async for row in self.app.storage.search(self.schema, compiled):
+            data = _json_decode(row.data)
+            yield self.instance(data.get(self.key), row)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def _invalid(self, data: Any, exc: msgspec.ValidationError, *, partial: bool) -> Exception:
+        details = validate_object(
+            data,
+            self.schema.input_types,
+            set() if partial else self.schema.required_on_create,
+            ["body"],
+            extra_allowed=self.schema.options.extra == "allow",
+            ignored=self.schema.server_only,
+        )
+        if not details:
+            details = [details_from_message(str(exc), ["body"])]
+        return ValidationError(details=details)
+
+    def validate_full(self, data: Any) -> dict[str, Any]:
+        """A complete record from client input: checked, defaults applied, no coercion."""
+        try:
+            struct = msgspec.convert(data, self.schema.create_type, strict=True)
+        except msgspec.ValidationError as exc:
+            raise self._invalid(data, exc, partial=False) from None
+        values = {
+            k: v
+            for k, v in msgspec.structs.asdict(struct).items()
+            if v is not msgspec.UNSET and k not in self.schema.server_only
+        }
+        if self.schema.options.extra == "allow" and isinstance(data, dict):
+            for k, v in data.items():
+                if k not in self.schema.fields:
+                    values[k] = v
+        return values
+
+    def validate_partial(self, data: Any) -> dict[str, Any]:
+        try:
+            struct = msgspec.convert(data, self.schema.patch_type, strict=True)
+        except msgspec.ValidationError as exc:
+            raise self._invalid(data, exc, partial=True) from None
+        values = {
+            k: v
+            for k, v in msgspec.structs.asdict(struct).items()
+            if v is not msgspec.UNSET and k not in self.schema.server_only
+        }
+        if self.schema.options.extra == "allow" and isinstance(data, dict):
+            values.update({k: v for k, v in data.items() if k not in self.schema.fields})
+        return values
+
+    def _stamp(self, values: dict[str, Any], *, created: bool) -> None:
+        now_ms = int(time.time() * 1000)
+        names = (self.has_created if created else []) + self.has_updated
+        for name in names:
+            tp = self.schema.fields[name].type
+            if tp in (int, float) or tp == int | None or tp == float | None:
+                values[name] = now_ms
+            else:
+                values[name] = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
+
+    def _ordered(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The record with its attributes in declaration order (extra ones last)."""
+        ordered = {name: values[name] for name in self.schema.fields if name in values}
+        if len(ordered) != len(values):
+            ordered.update((k, v) for k, v in values.items() if k not in ordered)
+        return ordered
+
+    def _check_key(self, values: dict[str, Any], key: Any) -> None:
+        given = values.get(self.key)
+        if given is not None and given != key:
+            raise ValidationError(
+                "the primary key in the body differs from the one in the URL",
+                details=[
+                    {
+                        "loc": ["body", self.key],
+                        "code": "UNMATCHING_PROPERTIES",
+                        "message": f"expected {key!r}",
+                    }
+                ],
+            )
+        values[self.key] = key
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def create(self, data: Any) -> Any:
+        """Insert a new record; a missing string key is generated. 409 if the key exists."""
+        values = self.validate_full(data)
+        if values.get(self.key) is None:
+            if not self.schema.generates_key:
+                raise ValidationError(
+                    details=[
+                        {"loc": ["body", self.key], "code": "MISSING_PROPERTY",
+                         "message": "property is required"}
+                    ]
+                )  # fmt: skip
+            values[self.key] = self.schema.new_key()
+        for spec in self.server_fields:
+            values.setdefault(spec.name, spec.info.make_default())
+        self._stamp(values, created=True)
+        values = self._ordered(values)
+        key = values[self.key]
+        instance = self.instance(key, None)
+        instance._data = values
+        instance._exists = True
+        await self._hook(instance, "allow_create")
+        raw = _json_encode(values).decode()
+
+        async def write(txn: Transaction) -> None:
+            txn.put(self.name, key, raw, insert=True)
+            self._on_commit(txn, instance, "put", values)
+
+        await self._in_txn(write)
+        return instance
+
+    async def replace(self, instance: Any, data: Any) -> None:
+        """Replace the record with ``data`` (an upsert): what you PUT is what you GET."""
+        values = self.validate_full(data)
+        key = instance._key
+        self._check_key(values, key)
+
+        async def write(txn: Transaction) -> None:
+            existing = instance
+            if self.put_reads or self.has_created:
+                existing = self.instance(key, await txn.read(self.name, key))
+            if existing._exists:
+                await self._hook(existing, "allow_update")
+                old = existing._values()
+                for name in self.schema.server_only:
+                    if name in old and name not in self.has_updated:
+                        values[name] = old[name]
+                self._stamp(values, created=False)
+            else:
+                for spec in self.server_fields:
+                    values.setdefault(spec.name, spec.info.make_default())
+                self._stamp(values, created=True)
+                await self._hook(self._detached(key, values), "allow_create")
+            values = self._ordered(values)
+            txn.put(self.name, key, _json_encode(values).decode())
+            instance._data = values
+            instance._raw = None
+            instance._exists = True
+            self._on_commit(txn, instance, "put", values)
+
+        await self._in_txn(write)
+
+    async def merge(self, instance: Any, data: Any) -> None:
+        """Merge ``data`` into the stored record; 404 when there is none."""
+        changes = self.validate_partial(data)
+        key = instance._key
+        self._check_key(changes, key)
+
+        async def write(txn: Transaction) -> None:
+            current = instance
+            if not instance._exists or txn.seen_version(self.name, key) is None:
+                current = self.instance(key, await txn.read(self.name, key))
+            if not current._exists:
+                raise NotFound(f"{self.name} {key!r} not found")
+            await self._hook(current, "allow_update")
+            values = {**current._values(), **changes}
+            self._stamp(values, created=False)
+            txn.put(self.name, key, _json_encode(values).decode())
+            instance._data = values
+            instance._raw = None
+            instance._exists = True
+            self._on_commit(txn, instance, "patch", changes)
+
+        await self._in_txn(write)
+
+    async def remove(self, instance: Any) -> bool:
+        """Delete the record; False when there was none."""
+        key = instance._key
+
+        async def write(txn: Transaction) -> bool:
+            current = self.instance(key, await txn.read(self.name, key))
+            if not current._exists:
+                return False
+            await self._hook(current, "allow_delete")
+            txn.delete(self.name, key)
+            instance._exists = False
+            self._on_commit(txn, instance, "delete", None)
+            return True
+
+        return bool(await self._in_txn(write))
+
+    async def add_to(self, key: Any, field: str, amount: float) -> None:
+        spec = self.schema.fields.get(field)
+        if spec is None or field == self.key:
+            raise ValidationError(f"{self.name} has no numeric attribute {field!r}")
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
+            raise ValidationError("add_to() takes a number")
+
+        async def write(txn: Transaction) -> None:
+            txn.increment(self.name, key, field, amount)
+            self._on_commit(txn, self.cls._blank(key), "patch", None)
+
+        await self._in_txn(write)
+
+    def publish(self, key: Any, message: Any) -> None:
+        context = current_context()
+        event = {
+            "type": "publish",
+            "id": key,
+            "value": message,
+            "timestamp": int(time.time() * 1000),
+            "user": _user_name(context),
+        }
+        self.app.events.emit(f"{self.name}/{key}", event)
+
+    # -- hooks and events ------------------------------------------------------------------------
+
+    def _detached(self, key: Any, values: dict[str, Any]) -> Any:
+        instance = self.cls._blank(key)
+        instance._data = values
+        return instance
+
+    async def _hook(self, instance: Any, hook: str) -> None:
+        from .errors import Forbidden
+        from .table import maybe_await
+
+        if hook not in self.cls.__charter_overrides__:
+            return
+        context = current_context()
+        user = context.user if context is not None else None
+        try:
+            allowed = await maybe_await(getattr(instance, hook)(user))
+        except Exception:
+            allowed = False
+        if not allowed:
+            raise Forbidden(f"{hook} denied for {self.name} {instance._key!r}")
+
+    def _on_commit(self, txn: Transaction, instance: Any, kind: str, values: Any) -> None:
+        context = current_context()
+        user = _user_name(context)
+        key = instance._key
+
+        def emit(done: Transaction) -> None:
+            version = done.versions.get((self.name, key)) or int(time.time() * 1000)
+            if kind != "delete":
+                instance._version = version
+            value = None
+            if values is not None:
+                value = msgspec.to_builtins(self.public(values))
+            event = {"type": kind, "id": key, "value": value, "timestamp": version, "user": user}
+            self.app.events.emit(f"{self.name}/{key}", event)
+
+        txn.after_commit(emit)
+
+
+def _user_name(context: Any) -> str | None:
+    user = getattr(context, "user", None) if context is not None else None
+    if user is None:
+        return None
+    return str(getattr(user, "username", user))

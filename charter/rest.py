@@ -1,0 +1,425 @@
+"""REST resources: one per table (SPEC section 3).
+
+``GET /T`` describes, ``/T/`` is the collection, ``/T/{id}`` a record, ``/T/{id}.field`` one
+value; a ``.json .msgpack .cbor .csv`` suffix picks the format. Records are stored as JSON, so
+a JSON read of a table with nothing hidden sends the stored bytes as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import msgspec
+
+from .context import current_context
+from .errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
+from .http.codecs import CSV, JSON, SUFFIXES, Codec, for_request, negotiate
+from .http.request import Request
+from .http.response import Response
+from .http.routing import Route, Router
+from .query import parse_query_string
+from .query.model import Query
+from .query.sql import compile_select
+from .storage import Row
+from .table import maybe_await
+from .transaction import current_transaction
+
+if TYPE_CHECKING:
+    from .records import TableRuntime
+
+__all__ = ["add_table_routes", "describe_table"]
+
+_json_decode = msgspec.json.decode
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _etag_matches(header: str, version: int) -> bool:
+    if header.strip() == "*":
+        return True
+    tag = _etag(version)
+    return any(part.strip().removeprefix("W/") == tag for part in header.split(","))
+
+
+def _record_headers(version: int, media_type: str) -> dict[str, str]:
+    return {
+        "content-type": media_type,
+        "etag": _etag(version),
+        "last-modified": formatdate(version / 1000, usegmt=True),
+    }
+
+
+def _split_suffix(segment: str) -> tuple[str, Codec | None]:
+    dot = segment.rfind(".")
+    if dot > 0:
+        codec = SUFFIXES.get(segment[dot:].lower())
+        if codec is not None:
+            return segment[:dot], codec
+    return segment, None
+
+
+def _prefers_representation(request: Request) -> bool:
+    prefer = request.header("prefer")
+    return prefer is not None and "return=representation" in prefer
+
+
+class TableResource:
+    """The HTTP face of one table."""
+
+    def __init__(self, runtime: TableRuntime) -> None:
+        self.runtime = runtime
+        self.schema = runtime.schema
+        self.name = runtime.name
+        self.database = runtime.app.database
+        overrides = runtime.cls.__charter_overrides__
+        self.custom_get = "get" in overrides or "allow_read" in overrides
+        self.checks_read = "allow_read" in overrides
+        self.raw_json = not runtime.hidden and not self.custom_get
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _key(self, raw: str) -> Any:
+        key = self.schema.coerce_key(raw)
+        if key is None:
+            raise NotFound(f"{self.name} {raw!r} not found")
+        return key
+
+    async def _body(self, request: Request) -> Any:
+        codec = for_request(request.header("content-type"))
+        body = await request.body()
+        if not body:
+            raise HttpError(400, "a body is required", code="MALFORMED_INPUT")
+        return codec.decode(body)
+
+    def _encode_value(self, value: Any, codec: Codec) -> Response:
+        if isinstance(value, Response):
+            return value
+        if hasattr(value, "__charter_table__") and hasattr(value, "_values"):
+            value = self.runtime.public(value._values())
+        return Response(200, codec.encode(value), {"content-type": codec.media_type})
+
+    async def _check_read(self, instance: Any) -> None:
+        if self.checks_read:
+            await self.runtime._hook(instance, "allow_read")
+
+    async def _load(self, key: Any) -> Any:
+        txn = current_transaction()
+        assert txn is not None
+        return self.runtime.instance(key, await txn.read(self.name, key), current_context())
+
+    def _check_if_match(self, request: Request, instance: Any) -> None:
+        header = request.header("if-match")
+        if header is None:
+            return
+        if not instance._exists or not _etag_matches(header, instance._version):
+            raise PreconditionFailed("the record's ETag does not match If-Match")
+
+    def _after_commit_etag(self, response: Response, key: Any) -> None:
+        txn = current_transaction()
+        assert txn is not None
+
+        def set_etag(done: Any) -> None:
+            version = done.versions.get((self.name, key))
+            if version:
+                response.headers.update(_record_headers(version, response.headers["content-type"]))
+
+        txn.after_commit(set_etag)
+
+    # -- entry points ------------------------------------------------------------------------------
+
+    async def describe(self, request: Request) -> Response:
+        return Response(
+            200, JSON.encode(describe_table(self.runtime)), {"content-type": "application/json"}
+        )
+
+    async def collection(self, request: Request, rest: str = "") -> Response:
+        if rest and rest[0] == ".":
+            _, codec = _split_suffix("x" + rest)
+            if codec is None:
+                raise NotFound(f"no resource at {request.path}")
+        else:
+            codec = None
+        method = request.method
+        if method in ("GET", "HEAD"):
+            return await self.search(request, codec or negotiate(request.header("accept")))
+        if method == "POST":
+            return await self.create(request, codec or negotiate(request.header("accept")))
+        if method == "DELETE":
+            return await self.delete_matching(request)
+        raise MethodNotAllowed(
+            f"{method} is not allowed on {request.path}",
+            headers={"allow": "GET, HEAD, POST, DELETE"},
+        )
+
+    async def record(self, request: Request, id: str) -> Response:
+        if "/" in id:
+            raise NotFound(f"no resource at {request.path}")
+        if id.lower() in SUFFIXES:  # /Table/.csv: the collection in that format
+            return await self.collection(request, id)
+        segment, codec = _split_suffix(id)
+        prop: str | None = None
+        dot = segment.rfind(".")
+        if dot > 0 and segment[dot + 1 :] in self.schema.fields:
+            segment, prop = segment[:dot], segment[dot + 1 :]
+        key = self._key(segment)
+        method = request.method
+        if method in ("GET", "HEAD"):
+            return await self.read(request, key, prop, codec or negotiate(request.header("accept")))
+        if prop is not None:
+            raise MethodNotAllowed(
+                f"{method} is not allowed on a property", headers={"allow": "GET, HEAD"}
+            )
+        if method == "PUT":
+            return await self.replace(request, key, codec)
+        if method == "PATCH":
+            return await self.merge(request, key, codec)
+        if method == "DELETE":
+            return await self.remove(request, key)
+        raise MethodNotAllowed(
+            f"{method} is not allowed on {request.path}",
+            headers={"allow": "GET, HEAD, PUT, PATCH, DELETE"},
+        )
+
+    # -- records -----------------------------------------------------------------------------------
+
+    async def read(self, request: Request, key: Any, prop: str | None, codec: Codec) -> Response:
+        txn = current_transaction()
+        assert txn is not None
+        row = await txn.read(self.name, key)
+        if row is None and not self.custom_get:
+            raise NotFound(f"{self.name} {key!r} not found")
+        if row is not None:
+            match = request.header("if-none-match")
+            if match is not None and _etag_matches(match, row.version):
+                return Response(304, headers={"etag": _etag(row.version)})
+        if self.raw_json and prop is None and codec is JSON:
+            assert row is not None
+            return Response(200, row.data.encode(), _record_headers(row.version, JSON.media_type))
+        instance = self.runtime.instance(key, row, current_context())
+        await self._check_read(instance)
+        if "get" in self.runtime.cls.__charter_overrides__:
+            value = await maybe_await(instance.get(Query()))
+            if value is None:
+                raise NotFound(f"{self.name} {key!r} not found")
+            if value is instance:
+                value = self.runtime.public(instance._values())
+        else:
+            value = self.runtime.public(instance._values())
+        if prop is not None:
+            if prop in self.runtime.hidden or not isinstance(value, dict) or prop not in value:
+                raise NotFound(f"{self.name} {key!r} has no property {prop!r}")
+            value = value[prop]
+        response = self._encode_value(value, codec)
+        if row is not None:
+            response.headers.update(
+                _record_headers(row.version, response.headers.get("content-type", codec.media_type))
+            )
+        return response
+
+    async def replace(self, request: Request, key: Any, codec: Codec | None) -> Response:
+        data = await self._body(request)
+        instance = self.runtime.instance(key, None, current_context())
+        if request.header("if-match") is not None:
+            instance = await self._load(key)
+            self._check_if_match(request, instance)
+        await maybe_await(instance.put(data))
+        return self._written(request, instance, codec)
+
+    async def merge(self, request: Request, key: Any, codec: Codec | None) -> Response:
+        data = await self._body(request)
+        instance = await self._load(key)
+        if not instance._exists:
+            raise NotFound(f"{self.name} {key!r} not found")
+        self._check_if_match(request, instance)
+        await maybe_await(instance.patch(data))
+        return self._written(request, instance, codec)
+
+    def _written(self, request: Request, instance: Any, codec: Codec | None) -> Response:
+        if not _prefers_representation(request):
+            response = Response(204, headers={"content-type": JSON.media_type})
+            self._after_commit_etag(response, instance._key)
+            del response.headers["content-type"]
+            return response
+        out = codec or negotiate(request.header("accept"))
+        response = Response(
+            200,
+            out.encode(self.runtime.public(instance._values())),
+            {"content-type": out.media_type},
+        )
+        self._after_commit_etag(response, instance._key)
+        return response
+
+    async def remove(self, request: Request, key: Any) -> Response:
+        instance = await self._load(key)
+        if not instance._exists:
+            raise NotFound(f"{self.name} {key!r} not found")
+        self._check_if_match(request, instance)
+        deleted = await maybe_await(instance.delete())
+        if deleted is False:
+            raise NotFound(f"{self.name} {key!r} not found")
+        return Response(204)
+
+    # -- collection --------------------------------------------------------------------------------
+
+    async def create(self, request: Request, codec: Codec) -> Response:
+        data = await self._body(request)
+        collection = self.runtime.cls._blank(None, current_context())
+        created = await maybe_await(collection.post(data))
+        if hasattr(created, "__charter_table__") and hasattr(created, "_values"):
+            key = created._key
+            body = codec.encode(self.runtime.public(created._values()))
+        else:
+            key = created.get(self.schema.primary_key) if isinstance(created, dict) else created
+            body = codec.encode(created)
+        headers = {
+            "content-type": codec.media_type,
+            "location": f"/{quote(self.name)}/{quote(str(key), safe='')}",
+        }
+        response = Response(201, body, headers)
+        self._after_commit_etag(response, key)
+        return response
+
+    def _query(self, request: Request) -> Query:
+        query = parse_query_string(request.query_string)
+        compile_select(self.schema, query)  # reject a bad query before the response starts
+        return query
+
+    async def search(self, request: Request, codec: Codec) -> Response:
+        query = self._query(request)
+        headers = {"content-type": codec.media_type}
+        prefer = request.header("prefer")
+        if prefer is not None and "count=exact" in prefer:
+            total = await self.database.count(self.schema, query)
+            start = query.offset or 0
+            shown = max(0, min(total - start, query.limit if query.limit is not None else total))
+            end = start + shown - 1
+            headers["content-range"] = (
+                f"items {start}-{end}/{total}" if shown else f"items */{total}"
+            )
+        if "search" in self.runtime.cls.__charter_overrides__:
+            collection = self.runtime.cls._blank(None, current_context())
+            results = collection.search(query)
+            return Response(200, stream=self._stream_values(results, codec), headers=headers)
+        rows = self.database.search(self.schema, query)
+        return Response(200, stream=self._stream_rows(rows, codec), headers=headers)
+
+    async def _stream_rows(self, rows: AsyncIterator[Row], codec: Codec) -> AsyncIterator[bytes]:
+        if self.raw_json and codec is JSON and not self.checks_read:
+            first = True
+            batch: list[bytes] = []
+            async for row in rows:
+                batch.append(row.data.encode())
+                if len(batch) >= 200:
+                    yield (b"[" if first else b",") + b",".join(batch)
+                    first = False
+                    batch = []
+            yield (b"[" if first else b",") + b",".join(batch) + b"]"
+            return
+
+        async def values() -> AsyncIterator[Any]:
+            async for row in rows:
+                key = _json_decode(row.data).get(self.schema.primary_key)
+                instance = self.runtime.instance(key, row)
+                if self.checks_read:
+                    try:
+                        await self.runtime._hook(instance, "allow_read")
+                    except HttpError:
+                        continue
+                yield instance
+
+        async for chunk in self._stream_values(values(), codec):
+            yield chunk
+
+    async def _stream_values(self, values: Any, codec: Codec) -> AsyncIterator[bytes]:
+        public = self.runtime.public
+        if codec is CSV:
+            columns = [f for f in self.schema.fields if f not in self.runtime.hidden]
+            yield CSV.header(columns)  # type: ignore[attr-defined]
+            async for value in values:
+                item = public(value._values()) if hasattr(value, "_values") else value
+                yield CSV.row(columns, item)  # type: ignore[attr-defined]
+            return
+        if not codec.streams_arrays:
+            items = [public(v._values()) if hasattr(v, "_values") else v async for v in values]
+            yield codec.encode(items)
+            return
+        first = True
+        async for value in values:
+            item = public(value._values()) if hasattr(value, "_values") else value
+            yield (b"[" if first else b",") + codec.encode(item)
+            first = False
+        yield b"[]" if first else b"]"
+
+    async def delete_matching(self, request: Request) -> Response:
+        query = self._query(request)
+        count = 0
+        async for instance in self.runtime.search(query):
+            if await maybe_await(instance.delete()) is not False:
+                count += 1
+        return Response(200, JSON.encode(count), {"content-type": JSON.media_type})
+
+
+def add_table_routes(router: Router, runtime: TableRuntime) -> None:
+    """Register the resource endpoints of one table."""
+    resource = TableResource(runtime)
+    base = "/" + quote(runtime.name)
+    meta = {"table": runtime.name}
+    router.add(Route("GET", base, resource.describe, f"{runtime.name}.describe", "table", meta))
+    for method in ("GET", "POST", "DELETE", "PUT", "PATCH"):
+        router.add(
+            Route(
+                method, base + "/", resource.collection, f"{runtime.name}.collection", "table", meta
+            )
+        )
+        router.add(
+            Route(
+                method,
+                base + "/{id:path}",
+                resource.record,
+                f"{runtime.name}.record",
+                "table",
+                meta,
+            )
+        )
+
+
+def describe_table(runtime: TableRuntime) -> dict[str, Any]:
+    """The table as JSON Schema, with its key, indexes and relationships."""
+    schema = runtime.schema
+    (record_schema,), components = msgspec.json.schema_components(
+        [schema.record_type], ref_template="#/$defs/{name}"
+    )
+    name = schema.record_type.__name__
+    body: dict[str, Any] = dict(components.pop(name, record_schema))
+    properties = {k: v for k, v in body.get("properties", {}).items() if k not in runtime.hidden}
+    for field_name, prop in properties.items():
+        spec = schema.fields[field_name]
+        if not spec.info.input:
+            prop["readOnly"] = True
+        if spec.info.description:
+            prop["description"] = spec.info.description
+    body["properties"] = properties
+    body["required"] = [r for r in body.get("required", []) if r in properties]
+    body.update(
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"/{schema.name}",
+            "title": schema.name,
+            "x-primaryKey": schema.primary_key,
+            "x-indexes": [schema.primary_key, *schema.indexes],
+            "x-relationships": {
+                rel.name: {"target": rel.target, "many": rel.many, "from": rel.from_, "to": rel.to}
+                for rel in schema.relationships.values()
+            },
+        }
+    )
+    if schema.options.extra == "allow":
+        body["additionalProperties"] = True
+    if components:
+        body["$defs"] = components
+    return body

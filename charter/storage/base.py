@@ -1,0 +1,106 @@
+"""The storage contract every backend implements.
+
+A backend stores each table as documents keyed by primary key, with the version (ms since the
+epoch, strictly increasing per record) of their last write. Requests never talk to a backend
+directly: they read through a ``Transaction`` and hand it a change set to commit at the end.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from ..errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from ..query.model import Query
+    from ..schema import TableSchema
+
+__all__ = ["DELETE", "INCREMENT", "INSERT", "PUT", "Change", "ConflictError", "Row", "Storage"]
+
+PUT, INSERT, DELETE, INCREMENT = 1, 2, 3, 4
+
+
+class Row(NamedTuple):
+    """A stored record: its JSON document and its version."""
+
+    data: str
+    version: int
+
+
+@dataclass(slots=True)
+class Change:
+    """One write of a transaction.
+
+    ``expect`` is the version the transaction saw (0: absent); ``None`` writes blindly.
+    For INCREMENT, ``data`` is the field name and ``amount`` the step.
+    """
+
+    kind: int
+    table: str
+    key: Any
+    data: str | None = None
+    expect: int | None = None
+    amount: float = 0
+
+
+class ConflictError(Conflict):
+    """A record changed after this transaction read it; the transaction may be retried."""
+
+    retryable = True
+
+
+class DuplicateKey(Conflict):
+    """A create named a primary key that already exists."""
+
+    def __init__(self, table: str, key: Any) -> None:
+        super().__init__(f"{table} {key!r} already exists")
+
+
+class MissingRecord(NotFound):
+    """An increment or update named a record that does not exist."""
+
+
+class Storage(ABC):
+    """A storage backend (SQLite embedded, PostgreSQL)."""
+
+    url: str
+
+    @abstractmethod
+    async def open(self, schemas: Sequence[TableSchema]) -> None:
+        """Connect, create tables and indexes, migrate what changed."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish pending commits and release every connection."""
+
+    @abstractmethod
+    async def fetch(self, table: str, key: Any) -> Row | None:
+        """The committed record, or None."""
+
+    @abstractmethod
+    def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        """Committed records matching the query, streamed in batches."""
+
+    @abstractmethod
+    async def count(self, schema: TableSchema, query: Query) -> int:
+        """How many committed records match the query (ignoring limit and offset)."""
+
+    @abstractmethod
+    async def commit(self, changes: Sequence[Change]) -> list[int | None]:
+        """Apply every change atomically; the new version of each (None for deletes).
+
+        Raises ``ConflictError`` when an ``expect`` does not hold, ``DuplicateKey`` when an
+        INSERT names an existing key, ``MissingRecord`` when an INCREMENT finds no record.
+        """
+
+
+def open_storage(url: str) -> Storage:
+    """The backend for a database URL (``sqlite:///path``, ``postgresql://...``)."""
+    if url.startswith("sqlite:"):
+        from .sqlite import SQLiteStorage
+
+        return SQLiteStorage(url)
+    raise ValueError(f"unsupported database URL {url!r} (expected sqlite:///path)")

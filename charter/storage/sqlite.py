@@ -1,0 +1,363 @@
+"""Embedded SQLite storage: WAL, reads on a thread pool, writes group-committed by one thread.
+
+Why this shape: SQLite allows one writer at a time. Requests never hold that lock while they
+await other work; they read committed data (each read its own snapshot), collect writes, and
+hand them to the writer thread, which applies many transactions inside one short
+``BEGIN IMMEDIATE`` (one savepoint each, so a failing one leaves the others) and resolves each
+request's future. A write is acknowledged only after its COMMIT, and WAL with
+``synchronous=NORMAL`` keeps every committed transaction across a crash of the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .base import (
+    DELETE,
+    INCREMENT,
+    INSERT,
+    PUT,
+    Change,
+    ConflictError,
+    DuplicateKey,
+    MissingRecord,
+    Row,
+    Storage,
+)
+from .sqlite_schema import migrate
+
+if TYPE_CHECKING:
+    from ..query.model import Query
+    from ..schema import TableSchema
+
+__all__ = ["SQLiteStorage"]
+
+log = logging.getLogger("charter.storage")
+T = TypeVar("T")
+_BATCH = 256
+_READERS = 4
+
+
+def _path_from_url(url: str) -> str:
+    path = url.removeprefix("sqlite:")
+    if path.startswith("///"):
+        path = path[3:]
+    elif path.startswith("//"):
+        path = path[2:]
+    return path or ":memory:"
+
+
+def _connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=256,
+        timeout=30,
+        uri=path.startswith("file:"),
+    )
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    if readonly:
+        conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _Job:
+    __slots__ = ("changes", "future", "loop")
+
+    def __init__(
+        self, changes: Sequence[Change | _Callable], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.changes = changes
+        self.loop = loop
+        self.future: asyncio.Future[list[int | None]] = loop.create_future()
+
+    def resolve(self, result: list[int | None] | None, error: BaseException | None) -> None:
+        def done() -> None:
+            if self.future.done():
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result or [])
+
+        try:
+            self.loop.call_soon_threadsafe(done)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+
+class SQLiteStorage(Storage):
+    """SQLite in WAL mode; see the module docstring for the concurrency design."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = _path_from_url(url)
+        if self.path == ":memory:":
+            # Every connection must see the same database: use a named shared-cache memory db.
+            self.path = f"file:charter-{id(self)}?mode=memory&cache=shared"
+        self._idle: list[sqlite3.Connection] = []
+        self._all: list[sqlite3.Connection] = []
+        self._executor: ThreadPoolExecutor | None = None
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._write_conn: sqlite3.Connection | None = None
+        self._select: dict[str, str] = {}
+        self._sql: dict[str, dict[int, str]] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self, schemas: Sequence[TableSchema]) -> None:
+        if self._writer is not None:
+            return
+        if not self.path.startswith("file:"):
+            directory = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(directory, exist_ok=True)
+        conn = _connect(self.path)
+        if not self.path.startswith("file:"):
+            conn.execute("PRAGMA journal_mode = WAL")
+        self._write_conn = conn
+        await asyncio.to_thread(migrate, conn, schemas)
+        for schema in schemas:
+            table = _quote(schema.name)
+            self._select[schema.name] = f"SELECT data, version FROM {table} WHERE id = ?"
+            self._sql[schema.name] = {
+                PUT: f"INSERT INTO {table} (id, data, version) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data, "
+                "version = max(excluded.version, version + 1) RETURNING version",
+                INSERT: f"INSERT INTO {table} (id, data, version) VALUES (?, ?, ?) RETURNING version",
+                DELETE: f"DELETE FROM {table} WHERE id = ?",
+            }
+        self._executor = ThreadPoolExecutor(_READERS, thread_name_prefix="charter-sqlite-read")
+        self._writer = threading.Thread(target=self._write_loop, name="charter-sqlite-write")
+        self._writer.daemon = True
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is None:
+            return
+        self._queue.put(None)
+        await asyncio.to_thread(self._writer.join)
+        self._writer = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        for conn in self._all:
+            conn.close()
+        self._all.clear()
+        self._idle.clear()
+        if self._write_conn is not None:
+            self._write_conn.close()
+            self._write_conn = None
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _acquire(self) -> sqlite3.Connection:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            conn = _connect(self.path, readonly=True)
+            self._all.append(conn)
+            return conn
+
+    def _release(self, conn: sqlite3.Connection) -> None:
+        self._idle.append(conn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            conn = self._acquire()
+            try:
+                return fn(conn)
+            finally:
+                self._release(conn)
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run)
+
+    async def fetch(self, table: str, key: Any) -> Row | None:
+        sql = self._select[table]
+
+        def run() -> Row | None:
+            conn = self._acquire()
+            try:
+                row = conn.execute(sql, (key,)).fetchone()
+            finally:
+                self._release(conn)
+            return Row(row[0], row[1]) if row is not None else None
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, run)
+
+    async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        from ..query.sql import compile_select
+
+        compiled = compile_select(schema, query)
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(self._executor, self._acquire)
+        cursor: sqlite3.Cursor | None = None
+        try:
+            cursor = await loop.run_in_executor(
+                self._executor, conn.execute, compiled.sql, compiled.params
+            )
+            while True:
+                rows = await loop.run_in_executor(self._executor, cursor.fetchmany, 500)
+                if not rows:
+                    break
+                for data, version in rows:
+                    yield Row(data, version)
+        finally:
+            if cursor is not None:
+                cursor.close()
+            self._release(conn)
+
+    async def count(self, schema: TableSchema, query: Query) -> int:
+        from ..query.sql import compile_count
+
+        compiled = compile_count(schema, query)
+        return await self._read(
+            lambda c: int(c.execute(compiled.sql, compiled.params).fetchone()[0])
+        )
+
+    async def execute_read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run a read-only statement on a reader connection (used by the storage proxy)."""
+        return await self._read(lambda c: c.execute(sql, params).fetchall())
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def commit(self, changes: Sequence[Change]) -> list[int | None]:
+        if not changes:
+            return []
+        if self._writer is None:
+            raise RuntimeError("storage is not open")
+        job = _Job(changes, asyncio.get_running_loop())
+        self._queue.put(job)
+        return await job.future
+
+    async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` on the writer connection, committed like any transaction (storage proxy)."""
+        if self._writer is None:
+            raise RuntimeError("storage is not open")
+        result: list[T] = []
+        job = _Job([_Callable(lambda conn: result.append(fn(conn)))], asyncio.get_running_loop())
+        self._queue.put(job)
+        await job.future
+        return result[0]
+
+    def _write_loop(self) -> None:
+        conn = self._write_conn
+        assert conn is not None
+        stop = False
+        while not stop:
+            job = self._queue.get()
+            if job is None:
+                break
+            batch = [job]
+            while len(batch) < _BATCH:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._commit_batch(conn, batch)
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, list[int | None] | None, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for job in batch:
+                job.resolve(None, exc)
+            return
+        for job in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                versions = self._apply(conn, job.changes)
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((job, None, exc))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((job, versions, None))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for job, _, _ in outcomes:
+                job.resolve(None, exc)
+            return
+        for job, versions, error in outcomes:
+            job.resolve(versions, error)
+
+    def _apply(
+        self, conn: sqlite3.Connection, changes: Sequence[Change | _Callable]
+    ) -> list[int | None]:
+        now = int(time.time() * 1000)
+        versions: list[int | None] = []
+        for change in changes:
+            if isinstance(change, _Callable):
+                change.fn(conn)
+                versions.append(None)
+                continue
+            assert isinstance(change, Change)
+            sql = self._sql[change.table]
+            if change.expect is not None:
+                row = conn.execute(self._select[change.table], (change.key,)).fetchone()
+                current = row[1] if row is not None else 0
+                if current != change.expect:
+                    raise ConflictError(f"{change.table} {change.key!r} changed concurrently")
+            if change.kind == PUT:
+                versions.append(
+                    conn.execute(sql[PUT], (change.key, change.data, now)).fetchone()[0]
+                )
+            elif change.kind == INSERT:
+                try:
+                    row = conn.execute(sql[INSERT], (change.key, change.data, now)).fetchone()
+                except sqlite3.IntegrityError:
+                    raise DuplicateKey(change.table, change.key) from None
+                versions.append(row[0])
+            elif change.kind == DELETE:
+                conn.execute(sql[DELETE], (change.key,))
+                versions.append(None)
+            elif change.kind == INCREMENT:
+                versions.append(self._increment(conn, change, now))
+        return versions
+
+    def _increment(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
+        path = f"$.{change.data}"
+        row = conn.execute(
+            f"UPDATE {_quote(change.table)} SET "
+            "data = json_set(data, ?, coalesce(json_extract(data, ?), 0) + ?), "
+            "version = max(?, version + 1) WHERE id = ? RETURNING version",
+            (path, path, change.amount, now, change.key),
+        ).fetchone()
+        if row is None:
+            raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+        return int(row[0])
+
+
+class _Callable:
+    """A raw write run by the writer thread (the storage proxy's statements)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn

@@ -1,0 +1,321 @@
+"""``Table``: declare a typed record once; get a REST resource, a Python API and storage.
+
+Resource methods (``get search put patch delete post publish``) live on both levels, as in
+HarperDB: ``await Product.get(id)`` on the class is the static helper, and ``self.get(query)``
+on an instance is the resource method a subclass may override (``super()`` gives the default).
+The static helper goes through the instance method, so an override changes both the endpoint
+and the Python API.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from .errors import CharterError, HttpError, NotFound
+from .fields import FieldInfo, RelationshipInfo
+from .schema import TableOptions
+
+if TYPE_CHECKING:
+    from .context import RequestContext
+    from .query.model import Query
+    from .records import TableRuntime
+
+__all__ = ["Table"]
+
+RESOURCE_METHODS = ("get", "search", "put", "patch", "post", "delete", "publish")
+HOOKS = ("allow_read", "allow_create", "allow_update", "allow_delete")
+
+
+async def maybe_await(value: Any) -> Any:
+    """Await ``value`` when a user method returned an awaitable (sync and async both work)."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class _ResourceMethod:
+    """Class access gives the static helper; instance access gives the resource method."""
+
+    __slots__ = ("instance_fn", "name", "static_fn")
+
+    def __init__(self, name: str, instance_fn: Callable[..., Any], static_fn: Callable[..., Any]):
+        self.name = name
+        self.instance_fn = instance_fn
+        self.static_fn = static_fn
+
+    def __get__(self, obj: Any, cls: type | None = None) -> Any:
+        if obj is None:
+            return types.MethodType(self.static_fn, cls)
+        return types.MethodType(self.instance_fn, obj)
+
+
+class _ClassProperty:
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __get__(self, obj: Any, cls: type) -> Any:
+        return self.fn(cls)
+
+
+def _runtime(cls: type[Table]) -> TableRuntime:
+    runtime = cls.__dict__.get("__charter_runtime__") or getattr(cls, "__charter_runtime__", None)
+    if runtime is None:
+        raise CharterError(
+            f"{cls.__name__} is not part of a built App: list it in App(tables=[...])"
+        )
+    return runtime  # type: ignore[no-any-return]
+
+
+# -- default resource methods (instance level) -------------------------------------------------
+
+
+async def _get(self: Table, query: Query | None = None) -> Any:
+    return self if self._exists else None
+
+
+def _search(self: Table, query: Query | dict[str, Any] | None = None) -> AsyncIterator[Table]:
+    return _runtime(type(self)).search(query)
+
+
+async def _put(self: Table, data: Any) -> None:
+    await _runtime(type(self)).replace(self, data)
+
+
+async def _patch(self: Table, data: Any) -> None:
+    await _runtime(type(self)).merge(self, data)
+
+
+async def _post(self: Table, data: Any) -> Table:
+    return await _runtime(type(self)).create(data)
+
+
+async def _delete(self: Table) -> bool:
+    return await _runtime(type(self)).remove(self)
+
+
+async def _publish(self: Table, message: Any) -> None:
+    _runtime(type(self)).publish(self._key, message)
+
+
+# -- static helpers (class level) ----------------------------------------------------------------
+
+
+async def _static_get(cls: type[Table], id: Any, context: RequestContext | None = None) -> Any:
+    instance = await _runtime(cls).load(id, context)
+    return await maybe_await(instance.get(None))
+
+
+def _static_search(
+    cls: type[Table], query: Query | dict[str, Any] | None = None, context: Any = None
+) -> AsyncIterator[Any]:
+    instance = cls._blank(None, context)
+    return instance.search(query)  # type: ignore[no-any-return]
+
+
+async def _static_put(cls: type[Table], record: Any, context: Any = None) -> None:
+    data = record.to_dict() if isinstance(record, Table) else dict(record)
+    key = data.get(cls.primary_key)
+    if key is None:
+        raise HttpError(422, f"put() needs the primary key {cls.primary_key!r}")
+    await maybe_await(cls._blank(key, context).put(data))
+
+
+async def _static_patch(cls: type[Table], id: Any, changes: Any, context: Any = None) -> None:
+    instance = await _runtime(cls).load(id, context)
+    if not instance._exists:
+        raise NotFound(f"{cls.__charter_name__} {id!r} not found")
+    await maybe_await(instance.patch(changes))
+
+
+async def _static_post(cls: type[Table], data: Any, context: Any = None) -> Any:
+    return await maybe_await(cls._blank(None, context).post(data))
+
+
+async def _static_delete(cls: type[Table], id: Any, context: Any = None) -> bool:
+    instance = await _runtime(cls).load(id, context)
+    return bool(await maybe_await(instance.delete()))
+
+
+async def _static_publish(cls: type[Table], topic: Any, message: Any, context: Any = None) -> None:
+    await maybe_await(cls._blank(topic, context).publish(message))
+
+
+_DEFAULTS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
+    "get": (_get, _static_get),
+    "search": (_search, _static_search),
+    "put": (_put, _static_put),
+    "patch": (_patch, _static_patch),
+    "post": (_post, _static_post),
+    "delete": (_delete, _static_delete),
+    "publish": (_publish, _static_publish),
+}
+
+
+class Table:
+    """Base class of every table. Annotated attributes are its fields (see ``Field``)."""
+
+    __charter_table__: ClassVar[bool] = True
+    __charter_name__: ClassVar[str] = "Table"
+    __charter_options__: ClassVar[TableOptions] = TableOptions()
+    __charter_declared__: ClassVar[dict[str, Any]] = {}
+    __charter_annotations__: ClassVar[set[str]] = set()
+    __charter_overrides__: ClassVar[frozenset[str]] = frozenset()
+
+    get = _ResourceMethod("get", _get, _static_get)
+    search = _ResourceMethod("search", _search, _static_search)
+    put = _ResourceMethod("put", _put, _static_put)
+    patch = _ResourceMethod("patch", _patch, _static_patch)
+    post = _ResourceMethod("post", _post, _static_post)
+    delete = _ResourceMethod("delete", _delete, _static_delete)
+    publish = _ResourceMethod("publish", _publish, _static_publish)
+
+    def __init_subclass__(
+        cls,
+        *,
+        name: str | None = None,
+        source: Any = None,
+        expiration: float | None = None,
+        eviction: float | None = None,
+        scan_interval: float | None = None,
+        source_timeout: float | None = None,
+        audit: bool | None = None,
+        extra: Literal["forbid", "allow"] | None = None,
+        strict_queries: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("__annotations__", {})
+        declared: dict[str, Any] = {}
+        for attr in own:
+            if attr.startswith("_") or attr not in cls.__dict__:
+                continue
+            value = cls.__dict__[attr]
+            if isinstance(value, FieldInfo | RelationshipInfo) or not callable(value):
+                declared[attr] = value
+                delattr(cls, attr)
+        cls.__charter_declared__ = declared
+        cls.__charter_annotations__ = {a for a in own if not a.startswith("_")}
+        parent = cls.__charter_options__
+        given = {
+            "source": source,
+            "expiration": expiration,
+            "eviction": eviction,
+            "scan_interval": scan_interval,
+            "source_timeout": source_timeout,
+            "audit": audit,
+            "extra": extra,
+            "strict_queries": strict_queries,
+        }
+        options = {k: v for k, v in given.items() if v is not None}
+        cls.__charter_options__ = TableOptions(
+            **{**_options_dict(parent), **options, "name": name or cls.__name__}
+        )
+        cls.__charter_name__ = cls.__charter_options__.name or cls.__name__
+        overrides = set(cls.__charter_overrides__)
+        for method in RESOURCE_METHODS:
+            fn = cls.__dict__.get(method)
+            if isinstance(fn, types.FunctionType):
+                setattr(cls, method, _ResourceMethod(method, fn, _DEFAULTS[method][1]))
+                overrides.add(method)
+        overrides.update(h for h in HOOKS if h in cls.__dict__)
+        cls.__charter_overrides__ = frozenset(overrides)
+
+    # -- instances ---------------------------------------------------------------------------
+
+    def __init__(self, **values: Any) -> None:
+        self._key = values.get(type(self).primary_key) if values else None
+        self._data: dict[str, Any] | None = dict(values)
+        self._raw: str | None = None
+        self._version = 0
+        self._exists = False
+        self._context: Any = None
+        self._from_source = False
+
+    @classmethod
+    def _blank(cls, key: Any, context: Any = None) -> Any:
+        """An instance standing for ``key`` (or the collection when None), not loaded."""
+        instance = cls.__new__(cls)
+        instance._key = key
+        instance._data = None
+        instance._raw = None
+        instance._version = 0
+        instance._exists = False
+        instance._context = context
+        instance._from_source = False
+        return instance
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        data = self._values()
+        if name in data:
+            return data[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def _values(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = _runtime(type(self)).decode(self._raw) if self._raw else {}
+        return self._data
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._key!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Table):
+            return NotImplemented
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @_ClassProperty
+    def primary_key(cls) -> str:
+        """Name of the primary key attribute."""
+        return _runtime(cls).schema.primary_key
+
+    def get_id(self) -> Any:
+        return self._key
+
+    def get_updated_time(self) -> int:
+        """When the record was last written, in ms since the epoch (0 when never stored)."""
+        return self._version
+
+    def get_context(self) -> RequestContext | None:
+        from .context import current_context
+
+        return self._context or current_context()
+
+    def was_loaded_from_source(self) -> bool:
+        """True when this record was just fetched from a caching table's source."""
+        return self._from_source
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every stored attribute of the record (hidden ones included: this is server-side)."""
+        return dict(self._values())
+
+    @classmethod
+    async def add_to(cls, id: Any, field: str, amount: float = 1) -> None:
+        """Add ``amount`` to a numeric attribute, atomically and without conflicts."""
+        await _runtime(cls).add_to(id, field, amount)
+
+    # -- per-record access hooks (HarperDB allowRead & co) ------------------------------------
+
+    def allow_read(self, user: Any) -> bool:
+        return True
+
+    def allow_create(self, user: Any) -> bool:
+        return True
+
+    def allow_update(self, user: Any) -> bool:
+        return True
+
+    def allow_delete(self, user: Any) -> bool:
+        return True
+
+
+def _options_dict(options: TableOptions) -> dict[str, Any]:
+    return {name: getattr(options, name) for name in TableOptions.__slots__}

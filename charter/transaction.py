@@ -1,0 +1,126 @@
+"""One transaction per request: read committed data, collect writes, commit them at the end.
+
+A transaction never holds the database's write lock while the handler runs. It remembers the
+version of every record it read; at commit the backend checks those records did not change in
+between (optimistic concurrency) and applies every write atomically. A conflicting transaction
+is retried by ``run_in_transaction`` a bounded number of times, then reported as 409.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from .storage import Change, ConflictError, Row, Storage
+from .storage.base import DELETE, INCREMENT, INSERT, PUT
+
+__all__ = ["Transaction", "current_transaction", "run_in_transaction"]
+
+T = TypeVar("T")
+MAX_ATTEMPTS = 5
+
+_current: ContextVar[Transaction | None] = ContextVar("charter_transaction", default=None)
+
+
+def current_transaction() -> Transaction | None:
+    """The transaction of the running request (or ``app.transaction()`` block), if any."""
+    return _current.get()
+
+
+class Transaction:
+    """Reads through, writes buffered until ``commit``."""
+
+    __slots__ = ("_after", "_changes", "_index", "_seen", "committed", "storage", "versions")
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._changes: list[Change] = []
+        self._index: dict[tuple[str, Any], int] = {}
+        self._seen: dict[tuple[str, Any], int] = {}
+        self._after: list[Callable[[Transaction], None]] = []
+        self.versions: dict[tuple[str, Any], int | None] = {}
+        self.committed = False
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self._changes)
+
+    async def read(self, table: str, key: Any) -> Row | None:
+        """The record as this transaction sees it: its own writes, else committed data."""
+        slot = self._index.get((table, key))
+        if slot is not None:
+            change = self._changes[slot]
+            if change.kind == DELETE:
+                return None
+            if change.kind != INCREMENT and change.data is not None:
+                return Row(change.data, 0)
+        row = await self.storage.fetch(table, key)
+        self._seen.setdefault((table, key), row.version if row is not None else 0)
+        return row
+
+    def seen_version(self, table: str, key: Any) -> int | None:
+        return self._seen.get((table, key))
+
+    def _stage(self, change: Change) -> None:
+        slot = self._index.get((change.table, change.key))
+        if slot is None:
+            self._index[(change.table, change.key)] = len(self._changes)
+            self._changes.append(change)
+            return
+        previous = self._changes[slot]
+        if previous.kind == INSERT and change.kind == PUT:
+            change.kind = INSERT
+        change.expect = previous.expect
+        self._changes[slot] = change
+
+    def put(self, table: str, key: Any, data: str, *, insert: bool = False) -> None:
+        """Stage a write of the whole record (``insert``: it must not exist yet)."""
+        expect = None if insert else self._seen.get((table, key))
+        self._stage(Change(INSERT if insert else PUT, table, key, data, expect))
+
+    def delete(self, table: str, key: Any) -> None:
+        self._stage(Change(DELETE, table, key, None, self._seen.get((table, key))))
+
+    def increment(self, table: str, key: Any, field: str, amount: float) -> None:
+        """Stage a conflict-free increment, applied to whatever value is current at commit."""
+        self._changes.append(Change(INCREMENT, table, key, field, None, amount))
+
+    def after_commit(self, fn: Callable[[Transaction], None]) -> None:
+        self._after.append(fn)
+
+    async def commit(self) -> None:
+        if self.committed:
+            return
+        self.committed = True
+        if self._changes:
+            versions = await self.storage.commit(self._changes)
+            for change, version in zip(self._changes, versions, strict=True):
+                self.versions[(change.table, change.key)] = version
+        for fn in self._after:
+            fn(self)
+
+
+async def run_in_transaction(
+    storage: Storage, fn: Callable[[Transaction], Awaitable[T]], *, attempts: int = MAX_ATTEMPTS
+) -> tuple[T, Transaction]:
+    """Run ``fn`` in a new transaction (or the current one, nested) and commit it.
+
+    A ``ConflictError`` at commit re-runs ``fn`` from the start in a fresh transaction.
+    """
+    outer = _current.get()
+    if outer is not None:
+        return await fn(outer), outer
+    for attempt in range(attempts):
+        txn = Transaction(storage)
+        token = _current.set(txn)
+        try:
+            result = await fn(txn)
+            await txn.commit()
+            return result, txn
+        except ConflictError:
+            if attempt == attempts - 1:
+                raise
+        finally:
+            _current.reset(token)
+    raise AssertionError("unreachable")
