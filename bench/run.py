@@ -40,7 +40,7 @@ APPS_DIR = BENCH_DIR / "apps"
 WORK_DIR = BENCH_DIR / ".work"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 
-SEED_COUNT = 10_000  # the default; --seed-count changes it for one run
+SEED_COUNT = 10_000  # rows seeded per app (--seed-count, for trying the harness out)
 CATEGORIES = 10
 
 
@@ -558,7 +558,7 @@ def bench_app(
         run.problems.append(f"server failed to start ({exc}); see {rel(WORK_DIR)}")
         print(f"   ! server failed to start; its log ends:\n{exc.log_tail}", flush=True)
         return run
-    except (httpx.HTTPError, ValueError) as exc:
+    except Exception as exc:  # a broken app must not stop the others from being measured
         run.problems.append(f"{type(exc).__name__}: {exc}")
         print(f"   ! {run.problems[-1]}", flush=True)
     logged = log_problems(server_log(app))
@@ -636,10 +636,15 @@ def target_rows(runs: list[AppRun]) -> list[list[str]]:
 
 def plain_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(out)
+
+    def fmt(cells: list[str]) -> str:
+        padded = [
+            c.rjust(w) if i >= 2 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(padded).rstrip()
+
+    return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *map(fmt, rows)])
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -698,7 +703,7 @@ def machine_info(opts: argparse.Namespace) -> dict[str, str]:
         "cpu": f"{cpu} x {os.cpu_count()} (nproc {_cmd(['nproc'])})",
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "sqlite": sqlite3.sqlite_version,
-        "wrk": _cmd([opts.wrk, "-v"]),
+        "wrk": _cmd([opts.wrk, "-v"]).split(" Copyright")[0],
         "packages": ", ".join(versions),
         "commit": commit if commit.isalnum() else "(no commit)",
         "tree": "uncommitted changes" if dirty else "clean",

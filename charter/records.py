@@ -88,19 +88,19 @@ class TableRuntime:
 
     async def _in_txn(self, fn: Any) -> Any:
         """Run ``fn(txn)`` in the current transaction, or a new one committed right away."""
-        result, _ = await run_in_transaction(self.app.storage, fn)
+        result, _ = await run_in_transaction(self.app.database, fn)
         return result
 
     # -- reads ---------------------------------------------------------------------------------
 
     async def load(self, key: Any, context: Any = None) -> Any:
         txn = self._txn()
-        row = await (txn.read(self.name, key) if txn else self.app.storage.fetch(self.name, key))
+        row = await (txn.read(self.name, key) if txn else self.app.database.fetch(self.name, key))
         return self.instance(key, row, context)
 
     async def search(self, query: Query | dict[str, Any] | None) -> AsyncIterator[Any]:
         compiled = Query.coerce(query)
-        async for row in self.app.storage.search(self.schema, compiled):
+        async for row in self.app.database.search(self.schema, compiled):
             data = _json_decode(row.data)
             yield self.instance(data.get(self.key), row)
 
@@ -119,17 +119,23 @@ class TableRuntime:
             details = [details_from_message(str(exc), ["body"])]
         return ValidationError(details=details)
 
+    def client_input(self, data: Any) -> Any:
+        """Client input without what clients may not write (``input=False`` is dropped)."""
+        if self.schema.server_only and isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in self.schema.server_only}
+        return data
+
     def validate_full(self, data: Any) -> dict[str, Any]:
-        """A complete record from client input: checked, defaults applied, no coercion."""
+        """A complete record: checked, defaults applied, no coercion.
+
+        Server-only attributes pass when server code gives them; the REST layer has already
+        dropped them from client input (``client_input``).
+        """
         try:
             struct = msgspec.convert(data, self.schema.create_type, strict=True)
         except msgspec.ValidationError as exc:
             raise self._invalid(data, exc, partial=False) from None
-        values = {
-            k: v
-            for k, v in msgspec.structs.asdict(struct).items()
-            if v is not msgspec.UNSET and k not in self.schema.server_only
-        }
+        values = {k: v for k, v in msgspec.structs.asdict(struct).items() if v is not msgspec.UNSET}
         if self.schema.options.extra == "allow" and isinstance(data, dict):
             for k, v in data.items():
                 if k not in self.schema.fields:
@@ -141,11 +147,7 @@ class TableRuntime:
             struct = msgspec.convert(data, self.schema.patch_type, strict=True)
         except msgspec.ValidationError as exc:
             raise self._invalid(data, exc, partial=True) from None
-        values = {
-            k: v
-            for k, v in msgspec.structs.asdict(struct).items()
-            if v is not msgspec.UNSET and k not in self.schema.server_only
-        }
+        values = {k: v for k, v in msgspec.structs.asdict(struct).items() if v is not msgspec.UNSET}
         if self.schema.options.extra == "allow" and isinstance(data, dict):
             values.update({k: v for k, v in data.items() if k not in self.schema.fields})
         return values
@@ -228,7 +230,7 @@ class TableRuntime:
                 await self._hook(existing, "allow_update")
                 old = existing._values()
                 for name in self.schema.server_only:
-                    if name in old and name not in self.has_updated:
+                    if name in old and name not in values:
                         values[name] = old[name]
                 self._stamp(values, created=False)
             else:
@@ -236,12 +238,12 @@ class TableRuntime:
                     values.setdefault(spec.name, spec.info.make_default())
                 self._stamp(values, created=True)
                 await self._hook(self._detached(key, values), "allow_create")
-            values = self._ordered(values)
-            txn.put(self.name, key, _json_encode(values).decode())
-            instance._data = values
+            record = self._ordered(values)
+            txn.put(self.name, key, _json_encode(record).decode())
+            instance._data = record
             instance._raw = None
             instance._exists = True
-            self._on_commit(txn, instance, "put", values)
+            self._on_commit(txn, instance, "put", record)
 
         await self._in_txn(write)
 

@@ -94,7 +94,7 @@ class TableResource:
         body = await request.body()
         if not body:
             raise HttpError(400, "a body is required", code="MALFORMED_INPUT")
-        return codec.decode(body)
+        return self.runtime.client_input(codec.decode(body))
 
     def _encode_value(self, value: Any, codec: Codec) -> Response:
         if isinstance(value, Response):
@@ -126,7 +126,8 @@ class TableResource:
         def set_etag(done: Any) -> None:
             version = done.versions.get((self.name, key))
             if version:
-                response.headers.update(_record_headers(version, response.headers["content-type"]))
+                response.headers["etag"] = _etag(version)
+                response.headers["last-modified"] = formatdate(version / 1000, usegmt=True)
 
         txn.after_commit(set_etag)
 
@@ -241,9 +242,8 @@ class TableResource:
 
     def _written(self, request: Request, instance: Any, codec: Codec | None) -> Response:
         if not _prefers_representation(request):
-            response = Response(204, headers={"content-type": JSON.media_type})
+            response = Response(204)
             self._after_commit_etag(response, instance._key)
-            del response.headers["content-type"]
             return response
         out = codec or negotiate(request.header("accept"))
         response = Response(
@@ -318,7 +318,10 @@ class TableResource:
                     yield (b"[" if first else b",") + b",".join(batch)
                     first = False
                     batch = []
-            yield (b"[" if first else b",") + b",".join(batch) + b"]"
+            if batch:
+                yield (b"[" if first else b",") + b",".join(batch) + b"]"
+            else:
+                yield b"[]" if first else b"]"
             return
 
         async def values() -> AsyncIterator[Any]:

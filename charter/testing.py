@@ -1,10 +1,10 @@
 """``TestClient``: drive an app in-process, sync or async, with its lifespan run.
 
-    with TestClient(app) as client:            # sync: the app runs on a background loop
-        client.post("/Product/", json={...})
+with TestClient(app) as client:            # sync: the app runs on a background loop
+    client.post("/Product/", json={...})
 
-    async with TestClient(app) as client:      # async: an httpx.AsyncClient on this loop
-        await client.get("/Product/1")
+async with TestClient(app) as client:      # async: an httpx.AsyncClient on this loop
+    await client.get("/Product/1")
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ class _SyncTransport(httpx.BaseTransport):
         body = request.read()
 
         async def call() -> httpx.Response:
-            inner = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+            inner = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body
+            )
             response = await self._asgi.handle_async_request(inner)
             content = await response.aread()
             return httpx.Response(response.status_code, headers=response.headers, content=content)

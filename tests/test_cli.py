@@ -1,0 +1,156 @@
+"""The ``charter`` command, run as a real process and spoken to over a socket."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import Server
+
+APP = """
+from charter import App, Field, Table
+
+class Note(Table):
+    id: str = Field(primary_key=True)
+    text: str
+    n: int = Field(default=0, indexed=True)
+
+app = App(tables=[Note])
+"""
+
+
+@pytest.fixture
+def app_file(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.py"
+    path.write_text(APP)
+    return path
+
+
+def test_serve_answers_over_a_socket_and_says_where(app_file: Path, tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path}/served.db"
+    server = Server(f"{app_file}:app", "--database", database).start()
+    try:
+        created = httpx.post(server.url + "/Note/", json={"id": "a", "text": "hello"})
+        assert created.status_code == 201
+        assert created.headers["location"] == "/Note/a"
+        got = httpx.get(server.url + "/Note/a")
+        assert got.json() == {"id": "a", "text": "hello", "n": 0}
+        assert got.headers["etag"]
+    finally:
+        log = server.stop()
+    assert f"http://127.0.0.1:{server.port}" in log
+    assert database in log
+    assert "auth: off" in log
+    assert (tmp_path / "served.db").exists()
+
+
+def test_serve_with_module_attr_and_env_database(app_file: Path, tmp_path: Path) -> None:
+    import os
+
+    env_db = f"sqlite:///{tmp_path}/env.db"
+    os.environ["CHARTER_DATABASE"] = env_db
+    try:
+        server = Server("notes:app", cwd=app_file.parent).start()
+    finally:
+        del os.environ["CHARTER_DATABASE"]
+    try:
+        assert httpx.post(server.url + "/Note/", json={"text": "x"}).status_code == 201
+    finally:
+        log = server.stop()
+    assert env_db in log
+    assert (tmp_path / "env.db").exists()
+
+
+def test_serve_with_several_workers(app_file: Path, tmp_path: Path) -> None:
+    server = Server(
+        f"{app_file}:app", "--workers", "2", "--database", f"sqlite:///{tmp_path}/w.db"
+    ).start()
+    try:
+        with httpx.Client(base_url=server.url) as client:
+            for i in range(40):
+                response = client.post("/Note/", json={"id": f"n{i}", "text": "t"})
+                assert response.status_code == 201, response.text
+            listed = client.get("/Note/?limit(100)").json()
+        assert sorted(n["id"] for n in listed) == sorted(f"n{i}" for i in range(40))
+    finally:
+        server.stop()
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        APP
+        + """
+import asyncio
+from charter import Response
+from charter.http.routing import Route
+
+async def wait(request):
+    await asyncio.sleep(1.0)
+    return Response(200, b"done")
+
+app.add_route(Route("GET", "/slow", wait, "slow"))
+"""
+    )
+    server = Server(f"{slow}:app", "--database", f"sqlite:///{tmp_path}/s.db").start()
+    import threading
+
+    result: dict[str, object] = {}
+
+    def call() -> None:
+        result["response"] = httpx.get(server.url + "/slow", timeout=10)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(0.3)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    thread.join(timeout=10)
+    server.proc.wait(timeout=10)
+    server.stop()
+    response = result["response"]
+    assert isinstance(response, httpx.Response)
+    assert response.status_code == 200
+    assert response.text == "done"
+
+
+def test_routes_lists_every_endpoint(app_file: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "charter.cli", "routes", f"{app_file}:app"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for expected in ("/Note", "/Note/", "/Note/{id:path}", "GET", "POST", "PATCH", "DELETE"):
+        assert expected in out
+
+
+def test_dev_reloads_when_the_app_changes(app_file: Path, tmp_path: Path) -> None:
+    server = Server(
+        f"{app_file}:app", "--database", f"sqlite:///{tmp_path}/dev.db", command="dev"
+    ).start()
+    try:
+        assert httpx.get(server.url + "/Tag").status_code == 404
+        app_file.write_text(
+            APP.replace("app = App(tables=[Note])", "")
+            + "\nclass Tag(Table):\n    name: str\n\napp = App(tables=[Note, Tag])\n"
+        )
+        deadline = time.monotonic() + 20
+        status = 0
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(server.url + "/Tag", timeout=1).status_code
+            except httpx.TransportError:
+                status = 0
+            if status == 200:
+                break
+            time.sleep(0.2)
+        assert status == 200
+    finally:
+        server.stop()
