@@ -8,6 +8,8 @@ is retried by ``run_in_transaction`` a bounded number of times, then reported as
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -18,7 +20,8 @@ from .storage.base import DELETE, INCREMENT, INSERT, PUT
 __all__ = ["Transaction", "current_transaction", "run_in_transaction"]
 
 T = TypeVar("T")
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 10
+MAX_BACKOFF = 0.05  # seconds
 
 _current: ContextVar[Transaction | None] = ContextVar("charter_transaction", default=None)
 
@@ -106,7 +109,9 @@ async def run_in_transaction(
 ) -> tuple[T, Transaction]:
     """Run ``fn`` in a new transaction (or the current one, nested) and commit it.
 
-    A ``ConflictError`` at commit re-runs ``fn`` from the start in a fresh transaction.
+    A ``ConflictError`` at commit re-runs ``fn`` from the start in a fresh transaction, after
+    a random, growing pause: transactions that lost together would otherwise retry together
+    and conflict again, every time.
     """
     outer = _current.get()
     if outer is not None:
@@ -123,4 +128,5 @@ async def run_in_transaction(
                 raise
         finally:
             _current.reset(token)
+        await asyncio.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))
     raise AssertionError("unreachable")
