@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 
 from ..fields import MISSING, FieldInfo, RelationshipInfo
+from .keys import new_uuid
 
 __all__ = ["FieldSpec", "TableOptions", "TableSchema", "build_schema"]
 
@@ -76,6 +77,7 @@ class TableSchema:
     hidden: frozenset[str] = frozenset()
     server_only: frozenset[str] = frozenset()
     record_type: Any = None
+    described_type: Any = None
     create_type: Any = None
     patch_type: Any = None
     input_types: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +89,7 @@ class TableSchema:
         return self.key_type in (str, uuid.UUID)
 
     def new_key(self) -> Any:
-        return str(uuid.uuid4())
+        return new_uuid()
 
     def coerce_key(self, raw: str) -> Any:
         """A key from a URL segment, typed as declared (``None`` when it cannot be)."""
@@ -222,8 +224,13 @@ def build_schema(cls: type, options: TableOptions) -> TableSchema:
 
 
 def _compile_types(schema: TableSchema) -> None:
-    """Build the msgspec Struct types for stored records, creates and patches."""
+    """Build the msgspec Struct types for stored records, creates, patches and the JSON Schema.
+
+    Stored records are decoded without constraints (data written under older constraints must
+    still load); the described type carries them.
+    """
     record_fields: list[tuple[str, Any, Any]] = []
+    described_fields: list[tuple[str, Any, Any]] = []
     create_fields: list[tuple[str, Any, Any]] = []
     patch_fields: list[tuple[str, Any, Any]] = []
     for spec in schema.fields.values():
@@ -232,6 +239,7 @@ def _compile_types(schema: TableSchema) -> None:
         if info.primary_key:
             default = msgspec.NODEFAULT
         record_fields.append((spec.name, spec.type, default))
+        described_fields.append((spec.name, spec.checked_type, default))
         if not info.input:
             create_fields.append((spec.name, Any, msgspec.UNSET))
             patch_fields.append((spec.name, Any, msgspec.UNSET))
@@ -248,6 +256,7 @@ def _compile_types(schema: TableSchema) -> None:
     schema.record_type = msgspec.defstruct(
         f"{schema.name}Record", record_fields, kw_only=True, omit_defaults=False
     )
+    schema.described_type = msgspec.defstruct(schema.name, described_fields, kw_only=True)
     schema.create_type = msgspec.defstruct(
         f"{schema.name}Create", create_fields, kw_only=True, forbid_unknown_fields=forbid
     )

@@ -33,6 +33,7 @@ from .base import (
     Row,
     Storage,
 )
+from .batcher import ReadBatcher
 from .sqlite_schema import migrate
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ class SQLiteStorage(Storage):
         self._idle: list[sqlite3.Connection] = []
         self._all: list[sqlite3.Connection] = []
         self._executor: ThreadPoolExecutor | None = None
+        self._batcher: ReadBatcher | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._write_conn: sqlite3.Connection | None = None
@@ -143,6 +145,7 @@ class SQLiteStorage(Storage):
                 DELETE: f"DELETE FROM {table} WHERE id = ?",
             }
         self._executor = ThreadPoolExecutor(_READERS, thread_name_prefix="charter-sqlite-read")
+        self._batcher = ReadBatcher(lambda: _connect(self.path, readonly=True))
         self._writer = threading.Thread(target=self._write_loop, name="charter-sqlite-write")
         self._writer.daemon = True
         self._writer.start()
@@ -153,6 +156,9 @@ class SQLiteStorage(Storage):
         self._queue.put(None)
         await asyncio.to_thread(self._writer.join)
         self._writer = None
+        if self._batcher is not None:
+            self._batcher.close()
+            self._batcher = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -191,16 +197,12 @@ class SQLiteStorage(Storage):
     async def fetch(self, table: str, key: Any) -> Row | None:
         sql = self._select[table]
 
-        def run() -> Row | None:
-            conn = self._acquire()
-            try:
-                row = conn.execute(sql, (key,)).fetchone()
-            finally:
-                self._release(conn)
+        def run(conn: sqlite3.Connection) -> Row | None:
+            row = conn.execute(sql, (key,)).fetchone()
             return Row(row[0], row[1]) if row is not None else None
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, run)
+        assert self._batcher is not None
+        return await self._batcher.submit(run)  # type: ignore[no-any-return]
 
     async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
         from ..query.sql import compile_select
