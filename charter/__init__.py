@@ -6,6 +6,7 @@ query language, with validation and transactions enforced from the declarations.
 
 from . import perms
 from .app import App
+from .contracts import Contract, endpoint_error_schema, route
 from .context import RequestContext, current_context
 from .errors import (
     CharterError,
@@ -28,26 +29,33 @@ from .fields import Field, relationship
 from .http.cors import CORS
 from .http.request import Request
 from .http.response import Response
+from .methods import Service, delete, get, patch, post, put, rpc
 from .query import Condition, Group, Query, Sort
+from .results import HttpResp, HttpResult
+from .schema.signature import Partial
 from .table import Table
 from .transaction import Transaction
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CORS",
     "App",
+    "CORS",
     "CharterError",
     "Condition",
     "Conflict",
+    "Contract",
     "Field",
     "Forbidden",
     "Group",
     "HttpError",
+    "HttpResp",
+    "HttpResult",
     "InvalidQuery",
     "MalformedInput",
     "MethodNotAllowed",
     "NotFound",
+    "Partial",
     "PayloadTooLarge",
     "PreconditionFailed",
     "Query",
@@ -55,6 +63,7 @@ __all__ = [
     "Request",
     "RequestContext",
     "Response",
+    "Service",
     "Sort",
     "Table",
     "Transaction",
@@ -63,6 +72,14 @@ __all__ = [
     "UnsupportedMediaType",
     "ValidationError",
     "current_context",
+    "delete",
+    "endpoint_error_schema",
+    "get",
+    "patch",
     "perms",
+    "post",
+    "put",
     "relationship",
+    "route",
+    "rpc",
 ]

@@ -12,9 +12,12 @@ from .config import Config
 from .dispatch import Dispatcher
 from .errors import CharterError
 from .events import EventBus
+from .http.codecs import JSON
 from .http.cors import CORS
+from .http.response import Response
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
+from .method_routes import contract_route, service_routes, table_method_routes
 from .records import TableRuntime
 from .rest import add_table_routes, describe_table
 from .schema import TableSchema, build_schema
@@ -81,8 +84,13 @@ class App:
         self.tables: dict[str, TableRuntime] = {}
         self.router = Router()
         self._build_tables(tables)
+        for service in self.services:
+            for rpc_route in service_routes(self, service):
+                self._add_unique(rpc_route)
         for extra in routes:
             self.add_route(extra)
+        self.router.add(Route("GET", "/openapi.json", self._openapi, "openapi", "meta"))
+        self._openapi_doc: bytes | None = None
         self.storage = StorageProxy(self)
         self._dispatcher = Dispatcher(self)
         self._started = False
@@ -109,14 +117,32 @@ class App:
                         f"{schema.name}.{rel.name} relates to {rel.target}, which is not in the app"
                     )
         for runtime in self.tables.values():
+            for method_route in table_method_routes(self, runtime):
+                self.router.add(method_route)
+        for runtime in self.tables.values():
             add_table_routes(self.router, runtime)
 
     def add_route(self, route: Route | Any) -> None:
-        """Register one endpoint (a ``Route``, or a function carrying one)."""
-        found = route if isinstance(route, Route) else getattr(route, "__charter_route__", None)
-        if not isinstance(found, Route):
-            raise CharterError(f"{route!r} is not a route: decorate it with @route")
-        self.router.add(found)
+        """Register one endpoint: a ``Route``, or a function decorated with ``@route``."""
+        self._add_unique(route if isinstance(route, Route) else contract_route(self, route))
+
+    def _add_unique(self, route: Route) -> None:
+        for existing in self.router.routes:
+            if existing.method == route.method and existing.path == route.path:
+                raise CharterError(f"{route.method} {route.path} is declared twice")
+        self.router.add(route)
+        self._openapi_doc = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document describing every endpoint."""
+        from .openapi import build_openapi
+
+        return build_openapi(self)
+
+    async def _openapi(self, request: Any) -> Response:
+        if self._openapi_doc is None:
+            self._openapi_doc = JSON.encode(self.openapi())
+        return Response(200, self._openapi_doc, {"content-type": "application/json"})
 
     def describe(self, table: str) -> dict[str, Any]:
         """The JSON Schema description of a table (as ``GET /Table`` answers)."""

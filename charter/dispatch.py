@@ -67,13 +67,16 @@ class Dispatcher:
         request = Request(scope, receive, self.max_body_size)
         method = request.method
         origin = request.header("origin") if self.cors is not None else None
-        if origin is not None and method == "OPTIONS" and self.cors is not None:
-            if request.header("access-control-request-method") and self.cors.origin_allowed(origin):
-                headers = self.cors.preflight(
-                    origin, request.header("access-control-request-headers")
-                )
-                await Response(204, headers=headers).send(send)
-                return
+        if (
+            origin is not None
+            and method == "OPTIONS"
+            and self.cors is not None
+            and request.header("access-control-request-method")
+            and self.cors.origin_allowed(origin)
+        ):
+            headers = self.cors.preflight(origin, request.header("access-control-request-headers"))
+            await Response(204, headers=headers).send(send)
+            return
         response = await self.handle(request)
         if origin is not None and self.cors is not None and self.cors.origin_allowed(origin):
             response.headers.update(self.cors.headers(origin))
@@ -85,7 +88,7 @@ class Dispatcher:
     async def handle(self, request: Request) -> Response:
         """The response for one request (errors included)."""
         try:
-            route, params = self.router.match(request.method, request.path)
+            route, params = self.router.match(request.method, request.raw_path)
             context = RequestContext(self.app, request)
             context.endpoint = route.name
             with context:
@@ -94,7 +97,9 @@ class Dispatcher:
                     context.transaction = txn
                     return await route.handler(request, **params)
 
-                response, _ = await run_in_transaction(self.database, run)
+                # A request never joins its caller's transaction (an in-process test client
+                # calls the app inside the caller's context).
+                response, _ = await run_in_transaction(self.database, run, join=False)
             if not isinstance(response, Response):
                 raise TypeError(f"handler {route.name} returned {type(response).__name__}")
             if context.response_headers:

@@ -27,6 +27,7 @@ __all__ = [
     "Forbidden",
     "HttpError",
     "InvalidQuery",
+    "InvalidResponse",
     "MalformedInput",
     "MethodNotAllowed",
     "NotFound",
@@ -188,6 +189,14 @@ class ValidationError(_Fixed):
     status_code = 422
     default_code = "INVALID_PROPERTIES"
     default_message = "payload is invalid"
+
+
+class InvalidResponse(_Fixed):
+    """500: a handler's result does not match its declaration (the mismatch is logged)."""
+
+    status_code = 500
+    default_code = "INVALID_RESPONSE"
+    default_message = "the response does not match its declaration"
 
 
 class RateLimited(_Fixed):

@@ -75,6 +75,7 @@ class TableResource:
         self.runtime = runtime
         self.schema = runtime.schema
         self.name = runtime.name
+        self.path = "/" + quote(runtime.name)
         self.database = runtime.app.database
         overrides = runtime.cls.__charter_overrides__
         self.custom_get = "get" in overrides or "allow_read" in overrides
@@ -158,7 +159,8 @@ class TableResource:
         )
 
     async def record(self, request: Request, id: str) -> Response:
-        if "/" in id:
+        # ``id`` is decoded: a ``/`` in it is part of the key only when it was sent as ``%2F``.
+        if "/" in request.raw_path[len(self.path) + 1 :]:
             raise NotFound(f"no resource at {request.path}")
         if id.lower() in SUFFIXES:  # /Table/.csv: the collection in that format
             return await self.collection(request, id)
@@ -395,9 +397,9 @@ def describe_table(runtime: TableRuntime) -> dict[str, Any]:
     """The table as JSON Schema, with its key, indexes and relationships."""
     schema = runtime.schema
     (record_schema,), components = msgspec.json.schema_components(
-        [schema.record_type], ref_template="#/$defs/{name}"
+        [schema.described_type], ref_template="#/$defs/{name}"
     )
-    name = schema.record_type.__name__
+    name = schema.described_type.__name__
     body: dict[str, Any] = dict(components.pop(name, record_schema))
     properties = {k: v for k, v in body.get("properties", {}).items() if k not in runtime.hidden}
     for field_name, prop in properties.items():

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .errors import CharterError, HttpError, NotFound
 from .fields import FieldInfo, RelationshipInfo
+from .methods import MethodSpec, method_spec
 from .schema import TableOptions
 
 if TYPE_CHECKING:
@@ -165,6 +166,7 @@ class Table:
     __charter_declared__: ClassVar[dict[str, Any]] = {}
     __charter_annotations__: ClassVar[set[str]] = set()
     __charter_overrides__: ClassVar[frozenset[str]] = frozenset()
+    __charter_methods__: ClassVar[dict[str, MethodSpec]] = {}
 
     get = _ResourceMethod("get", _get, _static_get)
     search = _ResourceMethod("search", _search, _static_search)
@@ -224,6 +226,16 @@ class Table:
                 overrides.add(method)
         overrides.update(h for h in HOOKS if h in cls.__dict__)
         cls.__charter_overrides__ = frozenset(overrides)
+        methods = dict(cls.__charter_methods__)
+        for value in cls.__dict__.values():
+            spec = method_spec(value)
+            if spec is not None:
+                if spec.name in RESOURCE_METHODS or spec.name in declared:
+                    raise TypeError(
+                        f"{cls.__name__}.{spec.name}: a served method needs its own name"
+                    )
+                methods[spec.name] = spec
+        cls.__charter_methods__ = methods
 
     # -- instances ---------------------------------------------------------------------------
 
@@ -292,6 +304,10 @@ class Table:
     def was_loaded_from_source(self) -> bool:
         """True when this record was just fetched from a caching table's source."""
         return self._from_source
+
+    def __charter_public__(self) -> dict[str, Any]:
+        """What a client may see of this record (used when a method returns it)."""
+        return _runtime(type(self)).public(self._values())
 
     def to_dict(self) -> dict[str, Any]:
         """Every stored attribute of the record (hidden ones included: this is server-side)."""

@@ -87,6 +87,9 @@ class TestClient(httpx.Client):
 
     def __init__(self, app: ASGIApp, base_url: str = BASE_URL, **kwargs: Any) -> None:
         self.app = app
+        config = getattr(app, "config", None)
+        if config is not None and getattr(config, "validate_responses", False) is None:
+            config.validate_responses = True  # responses are checked under test by default
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lifespan = _Lifespan(app)
@@ -120,7 +123,11 @@ class TestClient(httpx.Client):
         self._loop = loop
 
     def __enter__(self) -> TestClient:
-        self._run(self._lifespan.startup())
+        try:
+            self._run(self._lifespan.startup())
+        except BaseException:
+            self._stop_loop()
+            raise
         return self
 
     def __exit__(

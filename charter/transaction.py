@@ -105,16 +105,20 @@ class Transaction:
 
 
 async def run_in_transaction(
-    storage: Storage, fn: Callable[[Transaction], Awaitable[T]], *, attempts: int = MAX_ATTEMPTS
+    storage: Storage,
+    fn: Callable[[Transaction], Awaitable[T]],
+    *,
+    attempts: int = MAX_ATTEMPTS,
+    join: bool = True,
 ) -> tuple[T, Transaction]:
-    """Run ``fn`` in a new transaction (or the current one, nested) and commit it.
+    """Run ``fn`` in a new transaction (or the current one, nested, when ``join``) and commit it.
 
     A ``ConflictError`` at commit re-runs ``fn`` from the start in a fresh transaction, after
     a random, growing pause: transactions that lost together would otherwise retry together
     and conflict again, every time.
     """
     outer = _current.get()
-    if outer is not None:
+    if outer is not None and join:
         return await fn(outer), outer
     for attempt in range(attempts):
         txn = Transaction(storage)

@@ -443,7 +443,9 @@ def test_unindexed_conditions_scan_without_strict_queries(serve):
 def test_relationship_is_accepted_and_described(serve):
     client = serve(Brand, Product)
     client.post("/Brand/", json={"id": "acme", "name": "Acme"})
-    created = client.post("/Product/", json={"id": "p", "name": "A", "price": 1, "brand_id": "acme"})
+    created = client.post(
+        "/Product/", json={"id": "p", "name": "A", "price": 1, "brand_id": "acme"}
+    )
     assert created.status_code == 201
     assert "brand" not in created.json()
     described = client.get("/Product").json()

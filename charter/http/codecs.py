@@ -163,7 +163,11 @@ SUFFIXES: dict[str, Codec] = {".json": JSON, ".msgpack": MSGPACK, ".cbor": CBOR,
 
 def negotiate(accept: str | None) -> Codec:
     """The response codec for an ``Accept`` header (JSON when nothing better matches)."""
-    if not accept or accept.startswith("application/json") or accept == "*/*":
+    if (
+        not accept
+        or accept == "*/*"
+        or (accept.startswith("application/json") and "," not in accept)
+    ):
         return JSON
     best: tuple[float, int, Codec] | None = None
     for index, part in enumerate(accept.split(",")):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from ..errors import HttpError, PayloadTooLarge
 from .types import Receive, Scope
@@ -42,6 +42,13 @@ class Request:
         self._headers: dict[str, str] | None = None
         self._body: bytes | None = None
         self._query: dict[str, list[str]] | None = None
+
+    @property
+    def raw_path(self) -> str:
+        """The path as sent, still percent-encoded: routing splits it before decoding, so a
+        key may hold an encoded ``/``."""
+        raw = self.scope.get("raw_path")
+        return raw.decode("latin-1") if raw else quote(self.path)
 
     @property
     def query_string(self) -> str:
@@ -82,14 +89,21 @@ class Request:
     def client(self) -> Any:
         return self.scope.get("client")
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, enforcing the size limit, without buffering it."""
+    async def stream(self, limit: int | None | bool = True) -> AsyncIterator[bytes]:
+        """The body as it arrives, without buffering it.
+
+        Args:
+            limit: largest accepted size in bytes; True for the app's ``max_body_size``,
+                None for no limit (a streaming upload).
+        """
         if self._body is not None:
             yield self._body
             return
+        maximum = self.max_body_size if limit is True else None if limit is None else int(limit)
         declared = self.header("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
-            raise PayloadTooLarge(f"body is larger than {self.max_body_size} bytes")
+        if maximum is not None and declared is not None and declared.isdigit():
+            if int(declared) > maximum:
+                raise PayloadTooLarge(f"body is larger than {maximum} bytes")
         size = 0
         while True:
             message = await self.receive()
@@ -97,8 +111,8 @@ class Request:
                 raise ClientDisconnected("client disconnected")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_size:
-                raise PayloadTooLarge(f"body is larger than {self.max_body_size} bytes")
+            if maximum is not None and size > maximum:
+                raise PayloadTooLarge(f"body is larger than {maximum} bytes")
             if chunk:
                 yield chunk
             if not message.get("more_body", False):

@@ -1,0 +1,262 @@
+"""Build the routes of model methods, RPC services and contract routes when the app is built."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import msgspec
+
+from .context import RequestContext, current_context
+from .contracts import Contract, RouteSpec, schema_type
+from .endpoints import Endpoint
+from .errors import CharterError, HttpError, NotFound, ValidationError
+from .http.codecs import for_request
+from .http.request import Request
+from .http.response import Response
+from .http.routing import Route
+from .methods import MethodSpec, RpcSpec, Service
+from .schema.signature import compile_signature
+from .schema.validation import details_from_message, validate_object
+from .transaction import current_transaction
+
+if TYPE_CHECKING:
+    from .app import App
+    from .records import TableRuntime
+
+__all__ = ["ContractEndpoint", "contract_route", "service_routes", "table_method_routes"]
+
+INJECT = {RequestContext: "context", Request: "request"}
+
+
+def _tables(app: App) -> Any:
+    def record_type(cls: type) -> Any:
+        runtime = app.tables.get(getattr(cls, "__charter_name__", ""))
+        if runtime is None:
+            raise CharterError(f"{cls.__name__} is used in a signature but is not in the app")
+        return runtime.schema.create_type
+
+    return record_type
+
+
+def table_method_routes(app: App, runtime: TableRuntime) -> list[Route]:
+    """Routes for a table's ``@get/@post/...`` methods: static and per record."""
+    routes = []
+    base = "/" + quote(runtime.name)
+    for spec in runtime.cls.__charter_methods__.values():
+        routes.append(_method_route(app, runtime, spec, base))
+    return routes
+
+
+def _method_route(app: App, runtime: TableRuntime, spec: MethodSpec, base: str) -> Route:
+    fn = spec.fn
+    is_classmethod = isinstance(runtime.cls.__dict__.get(spec.name), classmethod)
+    skip_first = not spec.static or is_classmethod
+    signature = compile_signature(
+        fn,
+        skip_first=skip_first,
+        query_params=spec.verb == "GET",
+        inject=INJECT,
+        tables=_tables(app),
+    )
+    name = f"{runtime.name}.{spec.name}"
+    meta: dict[str, Any] = {"table": runtime.name, "static": spec.static, "signature": signature}
+    if spec.static:
+        bound = (lambda request, path: _const(runtime.cls)) if is_classmethod else None
+        endpoint = Endpoint(fn, signature, name, bound=bound, meta=meta)
+        return Route(spec.verb, f"{base}/{spec.name}", endpoint, name, "method", meta)
+
+    async def load(request: Request, path: dict[str, str]) -> Any:
+        key = runtime.schema.coerce_key(path["id"])
+        txn = current_transaction()
+        row = None
+        if key is not None:
+            row = await (
+                txn.read(runtime.name, key) if txn else app.database.fetch(runtime.name, key)
+            )
+        if row is None:
+            raise NotFound(f"{runtime.name} {path['id']!r} not found")
+        instance = runtime.instance(key, row, current_context())
+        await runtime._hook(instance, "allow_read")
+        return instance
+
+    endpoint = Endpoint(fn, signature, name, bound=load, meta=meta)
+    return Route(spec.verb, f"{base}/{{id}}/{spec.name}", endpoint, name, "method", meta)
+
+
+async def _const(value: Any) -> Any:
+    return value
+
+
+def service_routes(app: App, service: Any) -> list[Route]:
+    """``POST /rpc/{name}`` for every ``@rpc`` method of a service (class or instance)."""
+    instance = service() if isinstance(service, type) else service
+    if not isinstance(instance, Service):
+        raise CharterError(f"App(services=...) takes Service subclasses, not {service!r}")
+    instance.app = app
+    routes = []
+    for spec in type(instance).rpc_methods():
+        routes.append(_rpc_route(app, instance, spec))
+    return routes
+
+
+def _rpc_route(app: App, instance: Service, spec: RpcSpec) -> Route:
+    signature = compile_signature(spec.fn, skip_first=True, inject=INJECT, tables=_tables(app))
+    meta: dict[str, Any] = {"egroup": spec.egroup, "perm": spec.perm, "signature": signature}
+
+    async def bound(request: Request, path: dict[str, str]) -> Any:
+        context = current_context()
+        if context is not None:
+            context.egroup = spec.egroup
+        return instance
+
+    endpoint = Endpoint(spec.fn, signature, spec.name, bound=bound, meta=meta)
+    return Route("POST", f"/rpc/{spec.name}", endpoint, spec.name, "rpc", meta)
+
+
+class ContractEndpoint(Endpoint):
+    """A ``@route`` handler: payload and query checked against its contract."""
+
+    def __init__(self, app: App, spec: RouteSpec, **kwargs: Any) -> None:
+        contract = spec.contract or Contract()
+        names = set(_path_names(spec.path))
+        signature = compile_signature(
+            spec.fn, inject=INJECT, tables=_tables(app), path_params=frozenset(names)
+        )
+        shapes = contract.response_shapes()
+        self.app = app
+        self.contract = contract
+        self.payload_type = (
+            schema_type(contract.payload, f"{spec.name}Payload") if contract.payload else None
+        )
+        self.query_type = (
+            schema_type(contract.query, f"{spec.name}Query") if contract.query else None
+        )
+        self.shapes = [schema_type(s, f"{spec.name}Response{i}") for i, s in enumerate(shapes)]
+        self.takes = {p.name for p in signature.params}
+        super().__init__(
+            spec.fn,
+            signature,
+            spec.name,
+            result_types=self.shapes or None,
+            meta=kwargs.get("meta"),
+        )
+
+    async def arguments(self, request: Request, path: dict[str, str]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if "payload" in self.takes or self.payload_type is not None:
+            body = await request.body()
+            value = for_request(request.header("content-type")).decode(body) if body else None
+            payload = self._payload(value)
+            if "payload" in self.takes:
+                kwargs["payload"] = payload
+        if self.query_type is not None or "query" in self.takes:
+            query = self._query(request.query)
+            if "query" in self.takes:
+                kwargs["query"] = query
+        for param in self.signature.params:
+            if param.name in path:
+                kwargs[param.name] = path[param.name]
+            elif param.name in ("ctx", "context") or param.annotation is RequestContext:
+                kwargs[param.name] = current_context()
+            elif param.name == "request" or param.annotation is Request:
+                kwargs[param.name] = request
+        return kwargs
+
+    def _payload(self, value: Any) -> Any:
+        if self.payload_type is None:
+            return value
+        try:
+            result = msgspec.convert(value, self.payload_type, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(details=_details(value, self.payload_type, exc, "body")) from None
+        return _plain(result, self.contract.payload)
+
+    def _query(self, query: dict[str, list[str]]) -> Any:
+        flat = {
+            k.removesuffix("[]"): v[-1] if len(v) == 1 and not k.endswith("[]") else v
+            for k, v in query.items()
+        }
+        if self.query_type is None:
+            return flat
+        try:
+            result = msgspec.convert(flat, self.query_type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(details=[details_from_message(str(exc), ["query"])]) from None
+        return _plain(result, self.contract.query)
+
+    def respond(self, request: Request, result: Any) -> Response:
+        if isinstance(result, HttpError):
+            from .dispatch import error_response
+
+            envelope = {
+                "error": {
+                    "status": result.status_code,
+                    "code": result.code,
+                    "message": result.message,
+                }
+            }
+            if self.validating() and self.shapes:
+                self._check_any(envelope, self.shapes)
+            return error_response(result)
+        return super().respond(request, result)
+
+    def validating(self) -> bool:
+        """Contract responses are checked when ``validate_responses`` is on."""
+        return self.app.config.validate_responses is True
+
+
+def _details(
+    value: Any, type_: Any, exc: msgspec.ValidationError, loc: str
+) -> list[dict[str, Any]]:
+    try:
+        info = msgspec.inspect.type_info(type_)
+        fields = getattr(info, "fields", None)
+    except (TypeError, ValueError):
+        fields = None
+    if fields is not None and isinstance(value, dict):
+        hints = {f.name: _field_type(type_, f.name) for f in fields}
+        required = {f.name for f in fields if f.required}
+        details = validate_object(value, hints, required, [loc], extra_allowed=not _forbids(type_))
+        if details:
+            return details
+    return [details_from_message(str(exc), [loc])]
+
+
+def _field_type(type_: Any, name: str) -> Any:
+    import typing
+
+    try:
+        return typing.get_type_hints(type_, include_extras=True)[name]
+    except Exception:
+        return Any
+
+
+def _forbids(type_: Any) -> bool:
+    config = getattr(type_, "__struct_config__", None)
+    return bool(getattr(config, "forbid_unknown_fields", False))
+
+
+def _plain(value: Any, declared: Any) -> Any:
+    """Contracts given as JSON Schema hand the handler plain dicts, not generated Structs."""
+    if isinstance(declared, dict):
+        return msgspec.to_builtins(value)
+    return value
+
+
+def _path_names(path: str) -> list[str]:
+    import re
+
+    return re.findall(r"\{([a-zA-Z_][a-zA-Z0-9_]*)", path)
+
+
+def contract_route(app: App, fn: Any) -> Route:
+    """The route of a function decorated with ``@route``."""
+    spec = getattr(fn, "__charter_route_spec__", None)
+    if not isinstance(spec, RouteSpec):
+        raise CharterError(f"{fn!r} is not a route: decorate it with @route")
+    contract = spec.contract
+    meta: dict[str, Any] = {"contract": contract, "roles": contract.roles if contract else None}
+    endpoint = ContractEndpoint(app, spec, meta=meta)
+    meta["signature"] = endpoint.signature
+    return Route(spec.method, spec.path, endpoint, spec.name, "route", meta)

@@ -1,0 +1,383 @@
+"""The OpenAPI 3.1 document of an app: tables, model methods, RPCs and contract routes."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from .contracts import schema_json
+from .schema.signature import BODY, QUERY, Signature
+
+if TYPE_CHECKING:
+    from .app import App
+    from .records import TableRuntime
+
+__all__ = ["build_openapi"]
+
+REF = "#/components/schemas/{name}"
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["status", "code", "message"],
+            "properties": {
+                "status": {"type": "integer"},
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_DEFAULT_ERROR = {
+    "description": "an error, in the envelope every Charter error uses",
+    "content": {"application/json": {"schema": _ERROR_REF}},
+}
+
+
+class _Schemas:
+    """Collects types, then renders them all at once into components."""
+
+    def __init__(self) -> None:
+        self.types: list[Any] = []
+        self.slots: list[tuple[dict[str, Any], str, int]] = []
+
+    def ref(self, target: dict[str, Any], key: str, tp: Any) -> None:
+        """Set ``target[key]`` to the schema of ``tp`` (``key=""``: fill ``target`` itself)."""
+        self.slots.append((target, key, len(self.types)))
+        self.types.append(tp)
+
+    def render(self, components: dict[str, Any]) -> None:
+        if not self.types:
+            return
+        schemas, defs = msgspec.json.schema_components(self.types, ref_template=REF)
+        components.update(defs)
+        for target, key, index in self.slots:
+            if key:
+                target[key] = schemas[index]
+            else:
+                target.update(schemas[index])
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _json_body(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"schema": schema if schema is not None else {}}
+    return {
+        "required": True,
+        "content": {
+            "application/json": content,
+            "application/msgpack": {"schema": {}},
+            "application/cbor": {"schema": {}},
+        },
+    }
+
+
+def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if schema is not None:
+        response["content"] = {"application/json": {"schema": schema}}
+    return response
+
+
+def _public_type(runtime: TableRuntime) -> Any:
+    schema = runtime.schema
+    fields = [(f.name, f.type) for f in schema.fields.values() if f.name not in runtime.hidden]
+    return msgspec.defstruct(f"{schema.name}", fields, kw_only=True)
+
+
+def _input_type(runtime: TableRuntime, *, partial: bool) -> Any:
+    schema = runtime.schema
+    fields = []
+    for spec in schema.fields.values():
+        if not spec.info.input:
+            continue
+        optional = partial or spec.info.primary_key or spec.name not in schema.required_on_create
+        fields.append(
+            (spec.name, spec.checked_type, msgspec.UNSET)
+            if optional
+            else (spec.name, spec.checked_type)
+        )
+    suffix = "Patch" if partial else "Input"
+    forbid = schema.options.extra != "allow"
+    return msgspec.defstruct(
+        f"{schema.name}{suffix}", fields, kw_only=True, forbid_unknown_fields=forbid
+    )
+
+
+def _table_paths(runtime: TableRuntime, schemas: _Schemas) -> dict[str, Any]:
+    name = runtime.name
+    tag = [name]
+    public = _public_type(runtime)
+    record: dict[str, Any] = {}
+    schemas.ref(record, "schema", public)
+    items: dict[str, Any] = {}
+    schemas.ref(items, "", public)
+    create: dict[str, Any] = {}
+    schemas.ref(create, "schema", _input_type(runtime, partial=False))
+    patch: dict[str, Any] = {}
+    schemas.ref(patch, "schema", _input_type(runtime, partial=True))
+    record_ref = record
+    key_param = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer"} if runtime.schema.key_type is int else {"type": "string"},
+    }
+    query_params = [
+        {"name": f, "in": "query", "required": False, "schema": {"type": "string"},
+         "description": f"condition on {f} (value or =op=value)"}
+        for f in runtime.schema.fields if f not in runtime.hidden
+    ]  # fmt: skip
+    record_response = {
+        "description": "the record",
+        "headers": {"ETag": {"schema": {"type": "string"}}},
+        "content": {"application/json": record_ref},
+    }
+    written = {"204": {"description": "written"}, "200": record_response, "default": _DEFAULT_ERROR}
+    return {
+        f"/{name}": {
+            "get": {
+                "tags": tag,
+                "summary": f"Describe {name} (JSON Schema)",
+                "operationId": f"{_safe(name)}_describe",
+                "responses": {
+                    "200": _ok("JSON Schema", {"type": "object"}),
+                    "default": _DEFAULT_ERROR,
+                },
+            }
+        },
+        f"/{name}/": {
+            "get": {
+                "tags": tag,
+                "summary": f"Search {name}",
+                "operationId": f"{_safe(name)}_search",
+                "parameters": query_params,
+                "responses": {
+                    "200": {
+                        "description": "matching records",
+                        "content": {
+                            "application/json": {
+                                "schema": {"type": "array", "items": items}
+                            }
+                        },
+                    },
+                    "default": _DEFAULT_ERROR,
+                },
+            },
+            "post": {
+                "tags": tag,
+                "summary": f"Create a {name}",
+                "operationId": f"{_safe(name)}_create",
+                "requestBody": {"required": True, "content": {"application/json": create}},
+                "responses": {
+                    "201": {
+                        "description": "created",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": {"application/json": record_ref},
+                    },
+                    "default": _DEFAULT_ERROR,
+                },
+            },
+            "delete": {
+                "tags": tag,
+                "summary": f"Delete every {name} matching the query",
+                "operationId": f"{_safe(name)}_delete_matching",
+                "parameters": query_params,
+                "responses": {
+                    "200": _ok("how many were deleted", {"type": "integer"}),
+                    "default": _DEFAULT_ERROR,
+                },
+            },
+        },
+        f"/{name}/{{id}}": {
+            "parameters": [key_param],
+            "get": {
+                "tags": tag,
+                "summary": f"Get a {name}",
+                "operationId": f"{_safe(name)}_get",
+                "responses": {
+                    "200": record_response,
+                    "304": {"description": "not modified"},
+                    "default": _DEFAULT_ERROR,
+                },
+            },
+            "put": {
+                "tags": tag,
+                "summary": f"Replace (or create) a {name}",
+                "operationId": f"{_safe(name)}_put",
+                "requestBody": {"required": True, "content": {"application/json": create}},
+                "responses": written,
+            },
+            "patch": {
+                "tags": tag,
+                "summary": f"Update some properties of a {name}",
+                "operationId": f"{_safe(name)}_patch",
+                "requestBody": {"required": True, "content": {"application/json": patch}},
+                "responses": written,
+            },
+            "delete": {
+                "tags": tag,
+                "summary": f"Delete a {name}",
+                "operationId": f"{_safe(name)}_delete",
+                "responses": {"204": {"description": "deleted"}, "default": _DEFAULT_ERROR},
+            },
+        },
+    }
+
+
+def _signature_operation(
+    operation_id: str, signature: Signature, schemas: _Schemas, *, tag: str, verb: str
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"tags": [tag], "operationId": _safe(operation_id)}
+    params = []
+    for param in signature.params:
+        if param.source == QUERY:
+            entry: dict[str, Any] = {"name": param.name, "in": "query", "required": param.required}
+            schemas.ref(entry, "schema", param.checked)
+            params.append(entry)
+    if params:
+        operation["parameters"] = params
+    body = [p for p in signature.params if p.source == BODY]
+    if body and verb != "get":
+        content: dict[str, Any] = {}
+        schemas.ref(content, "schema", signature.body_struct)
+        operation["requestBody"] = {
+            "required": any(p.required for p in body),
+            "content": {"application/json": content},
+        }
+    elif signature.stream_param is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    responses: dict[str, Any] = {"default": _DEFAULT_ERROR}
+    if signature.return_kind == "stream":
+        responses["200"] = {
+            "description": "a byte stream",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    elif signature.return_kind == "none":
+        responses["204"] = {"description": "done"}
+    else:
+        ok: dict[str, Any] = {}
+        if signature.result_type is not None:
+            schemas.ref(ok, "schema", signature.result_type)
+        responses["200"] = {"description": "the result", "content": {"application/json": ok}}
+        responses["204"] = {"description": "no result"}
+        if signature.return_kind == "result":
+            responses["2XX"] = {"description": "the result, with the status the method chose"}
+    operation["responses"] = responses
+    return operation
+
+
+def build_openapi(app: App) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of ``app``."""
+    schemas = _Schemas()
+    paths: dict[str, Any] = {}
+    for runtime in app.tables.values():
+        paths.update(_table_paths(runtime, schemas))
+    for route in app.router.routes:
+        signature = route.meta.get("signature")
+        if route.kind not in ("method", "rpc", "route") or signature is None:
+            continue
+        verb = route.method.lower()
+        path = re.sub(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::path)?\}", r"{\1}", route.path)
+        tag = route.meta.get("table") or ("rpc" if route.kind == "rpc" else "routes")
+        operation = _signature_operation(route.name, signature, schemas, tag=tag, verb=verb)
+        if route.kind == "rpc":
+            operation["x-egroup"] = route.meta.get("egroup")
+            operation["x-perm"] = route.meta.get("perm")
+            body = operation.get("requestBody")
+            if body is not None:
+                content = body["content"]["application/json"]
+                content["schema"] = {"oneOf": [content.get("schema", {}), {"type": "array"}]}
+        if route.kind == "route":
+            _apply_contract(operation, route.meta.get("contract"), schemas)
+        names = re.findall(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}", path)
+        if names:
+            operation["parameters"] = [
+                *[
+                    {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for n in names
+                ],
+                *[p for p in operation.get("parameters", []) if p["name"] not in names],
+            ]
+        paths.setdefault(path, {})[verb] = operation
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    schemas.render(components)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Charter API", "version": "1.0.0"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def _contract_schema(schema: Any, schemas: _Schemas) -> dict[str, Any]:
+    """A contract schema for OpenAPI: JSON Schema dicts as given, types as components."""
+    if isinstance(schema, dict) or hasattr(schema, "json_schema"):
+        return schema_json(schema)
+    holder: dict[str, Any] = {}
+    schemas.ref(holder, "", schema)
+    return holder
+
+
+def _apply_contract(operation: dict[str, Any], contract: Any, schemas: _Schemas) -> None:
+    if contract is None:
+        return
+    operation.pop("requestBody", None)
+    if contract.payload is not None:
+        body = _contract_schema(contract.payload, schemas)
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    if contract.query is not None:
+        schema = schema_json(contract.query)
+        props = schema.get("properties", {})
+        if "$ref" in schema:
+            name = schema["$ref"].rsplit("/", 1)[-1]
+            props = schema.get("$defs", {}).get(name, {}).get("properties", {})
+        required = set(schema.get("required", ()))
+        operation["parameters"] = [
+            {
+                "name": k,
+                "in": "query",
+                "required": k in required,
+                "schema": {"type": v.get("type", "string")} if isinstance(v, dict) else {},
+            }
+            for k, v in props.items()
+        ]
+    shapes = contract.response_shapes()
+    if shapes:
+        options = []
+        for shape in shapes:
+            rendered = _contract_schema(shape, schemas)
+            options.append(rendered)
+        operation["responses"] = {
+            "200": {
+                "description": "the result",
+                "content": {"application/json": {"schema": {"oneOf": options}}},
+            },
+            "default": _DEFAULT_ERROR,
+        }
+    if contract.roles is not None:
+        operation["x-roles"] = contract.roles
