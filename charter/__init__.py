@@ -6,8 +6,8 @@ query language, with validation and transactions enforced from the declarations.
 
 from . import perms
 from .app import App
-from .contracts import Contract, endpoint_error_schema, route
 from .context import RequestContext, current_context
+from .contracts import Contract, endpoint_error_schema, route
 from .errors import (
     CharterError,
     Conflict,
@@ -39,8 +39,8 @@ from .transaction import Transaction
 __version__ = "0.1.0"
 
 __all__ = [
-    "App",
     "CORS",
+    "App",
     "CharterError",
     "Condition",
     "Conflict",

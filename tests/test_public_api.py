@@ -5,8 +5,8 @@ import types
 import charter
 
 PUBLIC = [
-    "App",
     "CORS",
+    "App",
     "CharterError",
     "Condition",
     "Conflict",
