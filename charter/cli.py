@@ -104,7 +104,8 @@ def _routes(args: argparse.Namespace) -> None:
     for column in ("method", "path", "name", "kind", "details"):
         table.add_column(column)
     for route in app.router.routes:
-        details = ", ".join(f"{k}={v}" for k, v in route.meta.items() if k != "table")
+        shown = ("egroup", "perm", "roles", "static")
+        details = ", ".join(f"{k}={route.meta[k]}" for k in shown if route.meta.get(k) is not None)
         table.add_row(route.method, route.path, route.name, route.kind, details)
     Console(width=160).print(table)
 

@@ -6,12 +6,13 @@ One ``Endpoint`` per model method, RPC and route, built when the app is built.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import datetime as dt
 import decimal
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_origin
 
 import msgspec
 
@@ -21,7 +22,7 @@ from .http.codecs import Codec, for_request, negotiate
 from .http.request import Request
 from .http.response import Response
 from .results import HttpResult
-from .schema.signature import INJECT, PATH, QUERY, Signature
+from .schema.signature import INJECT, PATH, QUERY, Partial, Signature, _strip_optional
 from .schema.validation import InputError, details_from_message
 
 __all__ = ["Endpoint"]
@@ -41,6 +42,23 @@ def _builtins(value: Any) -> Any:
         raise NotImplementedError(f"cannot encode {type(obj).__name__}")
 
     return msgspec.to_builtins(value, builtin_types=_NATIVE, enc_hook=hook)
+
+
+def _converter(annotation: Any) -> Callable[[Any], Any] | None:
+    """How a checked value becomes what the parameter's annotation promises."""
+    base = _strip_optional(annotation)
+    if get_origin(base) is Partial:
+        return lambda value: msgspec.to_builtins(value, builtin_types=_NATIVE)
+    if isinstance(base, type) and hasattr(base, "__charter_table__"):
+
+        def record(value: Any) -> Any:
+            values = {
+                f: v for f, v in msgspec.structs.asdict(value).items() if v is not msgspec.UNSET
+            }
+            return base(**values)
+
+        return record
+    return None
 
 
 class Endpoint:
@@ -76,15 +94,22 @@ class Endpoint:
         self._has_body = bool(signature.body_params)
         self._has_query = any(p.source == QUERY for p in signature.params)
         self._stream = signature.stream_param
+        self._generator = inspect.isasyncgenfunction(fn)
         self._inject = [p for p in signature.params if p.source == INJECT]
         self._path = [p for p in signature.params if p.source == PATH]
+        # Values to hand over as what the signature names, not as the Struct that checked them.
+        self._convert = [
+            (p.name, _converter(p.annotation)) for p in signature.params if _converter(p.annotation)
+        ]
 
     async def __call__(self, request: Request, **path: str) -> Response:
         kwargs = await self.arguments(request, path)
         args: tuple[Any, ...] = ()
         if self.bound is not None:
             args = (await self.bound(request, path),)
-        if self.signature.is_async:
+        if self._generator:
+            result = self.fn(*args, **kwargs)  # an async generator: the response streams it
+        elif self.signature.is_async:
             result = await self.fn(*args, **kwargs)
         else:
             result = await asyncio.to_thread(self.fn, *args, **kwargs)
@@ -112,6 +137,9 @@ class Endpoint:
                     ) from None
         except InputError as exc:
             raise ValidationError(details=exc.details) from None
+        for name, convert in self._convert:
+            if name in kwargs and kwargs[name] is not None:
+                kwargs[name] = convert(kwargs[name])
         if self._stream is not None:
             kwargs[self._stream.name] = request.stream(limit=None)
         for param in self._inject:

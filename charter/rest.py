@@ -375,22 +375,11 @@ def add_table_routes(router: Router, runtime: TableRuntime) -> None:
     base = "/" + quote(runtime.name)
     meta = {"table": runtime.name}
     router.add(Route("GET", base, resource.describe, f"{runtime.name}.describe", "table", meta))
-    for method in ("GET", "POST", "DELETE", "PUT", "PATCH"):
-        router.add(
-            Route(
-                method, base + "/", resource.collection, f"{runtime.name}.collection", "table", meta
-            )
-        )
-        router.add(
-            Route(
-                method,
-                base + "/{id:path}",
-                resource.record,
-                f"{runtime.name}.record",
-                "table",
-                meta,
-            )
-        )
+    collection, record = f"{runtime.name}.collection", f"{runtime.name}.record"
+    for method in ("GET", "POST", "DELETE"):
+        router.add(Route(method, base + "/", resource.collection, collection, "table", meta))
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        router.add(Route(method, base + "/{id:path}", resource.record, record, "table", meta))
 
 
 def describe_table(runtime: TableRuntime) -> dict[str, Any]:

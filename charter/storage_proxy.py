@@ -1,22 +1,86 @@
 """Kontract's JSON document storage: ``app.storage.<collection>``.
 
-Each collection is a key -> JSON document store in its own SQLite table. ``push``, ``pop`` and
-``shift`` treat the document under a key as a list, in insertion order. ``exec`` runs SQL of
-the caller's own, confined to the collection's table by SQLite's authorizer: a statement that
-would read or write any other table, attach a database, or run a pragma is refused before it
-runs. Write in SQL ``{table}`` for the collection's table; documents are in column ``value``.
+A *collection* is a named key -> JSON document store, kept in its own SQLite table
+``storage_<name>`` (created on first use, kept across restarts). ``app.storage.carts`` and
+``app.storage["carts"]`` are the same collection. Names are identifiers (a letter, then letters,
+digits or ``_``; at most 63 characters) and case-insensitive, as SQLite table names are:
+``Carts`` is ``carts``. Anything else, or a name whose table would be one of the app's declared
+tables, raises ``ValidationError``.
+
+Keys are strings; documents are anything msgspec encodes to JSON. Every write is one transaction
+of the SQLite writer thread, so the read-modify-write methods (``update``, ``push``, ``pop``,
+``shift``) are atomic; reads see committed data.
+
+=====================================  =========================================================
+``await get(key, default=None)``       the document, or ``default`` when the key is absent
+``await set(key, value)``              store ``value``, replacing what was there; ``None``
+``await update(key, changes)``         shallow-merge the object ``changes`` into the object
+                                       under ``key`` (``{}`` when absent); the merged object
+``await delete(key)``                  remove the key; ``True`` when it was there
+``await push(key, *values)``           append to the list under ``key`` (``[]`` when absent);
+                                       the list's new length
+``await pop(key)`` / ``shift(key)``    remove and return the last / first item of the list
+                                       (``None`` when empty or absent; nothing is written then)
+``await query(match)``                 every ``{"key": k, "value": doc}`` whose document
+                                       contains ``match`` (JSON containment, as PostgreSQL's
+                                       ``@>``), in the order the keys were first set
+``await exec(sql, params=())``         run one SQL statement confined to the collection's
+                                       table; the rows it returns, as tuples
+=====================================  =========================================================
+
+Order: a key keeps the position it was first stored at (a column ``seq``); ``set``/``update``
+of an existing key do not move it. Lists keep insertion order (``push`` appends, ``shift``
+takes from the front).
+
+Errors: ``ValidationError`` (422) for bad input — a key that is not a string, a value that is
+not JSON, ``update`` of something that is not an object, ``push``/``pop``/``shift`` on something
+that is not a list, SQL that fails (syntax, constraint, parameters, limits). ``Forbidden`` (403)
+for every statement ``exec`` refuses to run (see below). ``HttpError(501)`` on a backend other
+than SQLite.
+
+``exec``: write ``{table}`` for the collection's table (the text is replaced everywhere, string
+literals included). Columns: ``key TEXT PRIMARY KEY``, ``value TEXT`` (the document as JSON
+text; ``CHECK (json_valid(value))``) and ``seq INTEGER NOT NULL`` (an INSERT gives it, e.g.
+``(SELECT coalesce(max(seq), 0) + 1 FROM {table})``). The statement runs on the writer
+connection inside the writer's batch transaction (under its own savepoint, so a failing one
+changes nothing), and is confined in four layers:
+
+1. the text must be exactly one statement (comments and trailing ``;`` aside) that starts with
+   SELECT, VALUES, WITH, INSERT, REPLACE, UPDATE or DELETE, and does not use ``OR ROLLBACK``
+   (which would roll back the writer's whole batch);
+2. SQLite's authorizer allows only: reading, inserting, updating and deleting the collection's
+   own table (in ``main``), reading the ``json_each``/``json_tree`` table-valued functions,
+   SELECT, recursive CTEs in statements that do not write, and functions of an allowlist
+   (the core, date, math, JSON, aggregate and window functions; not ``load_extension``,
+   ``fts3_tokenizer``, ``last_insert_rowid``, ``changes``...). Every other action — another
+   table, view or collection, ``sqlite_master``/``sqlite_schema``, PRAGMA (statement or
+   ``pragma_*`` function), ATTACH/DETACH/VACUUM, CREATE/DROP/ALTER anything, ANALYZE, REINDEX,
+   BEGIN/COMMIT/ROLLBACK/SAVEPOINT/RELEASE, ``dbstat``/``sqlite_stmt`` — is denied while the
+   statement is prepared, so nothing runs;
+3. the compiled program (``EXPLAIN``) may open only the b-trees of the collection's table and
+   its indexes, and no schema or transaction opcode: SQLite does not authorize the columns a
+   ``NATURAL JOIN`` or ``JOIN ... USING`` compares, so the authorizer alone would let
+   ``{table} NATURAL JOIN other`` read ``other``;
+4. limits: a statement that does not write is interrupted after ``time_limit`` seconds (one
+   that writes cannot be: SQLite rolls back the whole transaction when it interrupts a write);
+   a result has at most ``row_limit`` rows; strings and blobs at most ``length_limit`` bytes.
+
+Refused statements raise ``Forbidden`` and change nothing; the writer connection, its
+transaction and its other jobs carry on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .errors import Forbidden, HttpError, ValidationError
+from .errors import CharterError, Forbidden, HttpError, ValidationError
 
 if TYPE_CHECKING:
     from .app import App
@@ -24,21 +88,62 @@ if TYPE_CHECKING:
 __all__ = ["Collection", "StorageProxy"]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_COLUMNS = ["key", "value", "seq"]
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
-# What a confined statement may do (sqlite3 authorizer action codes).
-_TABLE_ACTIONS = {
-    sqlite3.SQLITE_READ,
-    sqlite3.SQLITE_UPDATE,
-    sqlite3.SQLITE_INSERT,
-    sqlite3.SQLITE_DELETE,
+# The kinds of statement exec() runs (the first keyword of the statement).
+_STATEMENTS = frozenset({"select", "values", "with", "insert", "replace", "update", "delete"})
+
+# Table-valued functions a statement may read (eponymous virtual tables of SQLite's core).
+_VTABS = frozenset({"json_each", "json_tree"})
+# Run before the authorizer is installed: an eponymous virtual table's first use on a
+# connection declares it, which the authorizer would see as a write to sqlite_master.
+_WARM_VTABS = "SELECT 1 FROM json_each('[]'), json_tree('[]')"
+
+# Functions a statement may call. An allowlist: anything a build adds (fts3_tokenizer,
+# load_extension, rtree checks, ...) is refused, as is what reveals the writer connection's
+# other work (last_insert_rowid, changes, total_changes).
+_FUNCTION_NAMES = """
+    abs char coalesce concat concat_ws format glob hex if ifnull iif instr length like
+    likelihood likely lower ltrim max min nullif octet_length printf quote random randomblob
+    replace round rtrim sign soundex substr substring trim typeof unhex unicode unistr
+    unistr_quote unlikely upper zeroblob sqlite_version
+    avg count group_concat string_agg sum total median percentile percentile_cont
+    percentile_disc
+    row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value
+    nth_value
+    date time datetime julianday unixepoch strftime timediff current_date current_time
+    current_timestamp
+    acos acosh asin asinh atan atan2 atanh ceil ceiling cos cosh degrees exp floor ln log
+    log10 log2 mod pi pow power radians sin sinh sqrt tan tanh trunc
+    json jsonb json_array jsonb_array json_array_length json_error_position json_extract
+    jsonb_extract json_insert jsonb_insert json_object jsonb_object json_patch jsonb_patch
+    json_pretty json_remove jsonb_remove json_replace jsonb_replace json_set jsonb_set
+    json_type json_valid json_quote json_group_array jsonb_group_array json_group_object
+    jsonb_group_object -> ->>
+"""
+_FUNCTIONS = frozenset(_FUNCTION_NAMES.split())
+
+_WRITES = {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+_SCHEMA = {
+    getattr(sqlite3, name)
+    for name in dir(sqlite3)
+    if name.startswith(("SQLITE_CREATE_", "SQLITE_DROP_")) or name == "SQLITE_ALTER_TABLE"
 }
-_FREE_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
+_WHAT = {
+    sqlite3.SQLITE_PRAGMA: "runs a pragma",
+    sqlite3.SQLITE_ATTACH: "attaches a database (ATTACH or VACUUM)",
+    sqlite3.SQLITE_DETACH: "detaches a database",
+    sqlite3.SQLITE_TRANSACTION: "controls the transaction",
+    sqlite3.SQLITE_SAVEPOINT: "controls the transaction",
+    sqlite3.SQLITE_ANALYZE: "runs ANALYZE",
+    sqlite3.SQLITE_REINDEX: "runs REINDEX",
+}
 
 
 class StorageProxy:
-    """``app.storage.carts`` is the collection ``carts`` (created on first use)."""
+    """``app.storage.carts`` (or ``app.storage["carts"]``) is the collection ``carts``."""
 
     def __init__(self, app: App) -> None:
         self._app = app
@@ -50,23 +155,46 @@ class StorageProxy:
         return self[name]
 
     def __getitem__(self, name: str) -> Collection:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValidationError(
+                f"invalid collection name {name!r}: a letter, then letters, digits or _ "
+                "(at most 63 characters)"
+            )
+        name = name.lower()
         collection = self._collections.get(name)
         if collection is None:
-            if not _NAME.match(name):
-                raise ValueError(f"invalid collection name {name!r}")
+            table = f"storage_{name}"
+            if any(declared.lower() == table for declared in self._app.tables):
+                raise ValidationError(
+                    f"collection {name!r} would use table {table!r}, a table of the app"
+                )
             collection = self._collections[name] = Collection(self._app, name)
         return collection
 
 
 class Collection:
-    """One document collection."""
+    """One document collection; see the module docstring for every method's semantics."""
+
+    #: A statement that does not write is interrupted after this many seconds (a statement
+    #: that writes cannot be: interrupting it would roll back the writer's whole batch).
+    time_limit: float = 2.0
+    #: At most this many rows in the result of one ``exec``.
+    row_limit: int = 100_000
+    #: At most this many bytes in one string or blob while ``exec`` runs.
+    length_limit: int = 64 * 1024 * 1024
 
     def __init__(self, app: App, name: str) -> None:
         self._app = app
         self.name = name
         self.table = f"storage_{name}"
         self._quoted = f'"{self.table}"'
+        self._vtabs = _VTABS
         self._ready = False
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.name!r}>"
+
+    # -- plumbing ------------------------------------------------------------------------------
 
     def _storage(self) -> Any:
         storage = self._app.database
@@ -74,145 +202,497 @@ class Collection:
             raise HttpError(501, "the storage proxy needs the SQLite backend")
         return storage
 
-    async def _write(self, fn: Any) -> Any:
-        await self._ensure()
-        return await self._storage().run_write(fn)
-
-    async def _ensure(self) -> None:
+    async def _ensure(self) -> Any:
+        storage = self._storage()
         if self._ready:
-            return
+            return storage
         if not self._app._started:
             await self._app.startup()
-        sql = (
-            f"CREATE TABLE IF NOT EXISTS {self._quoted} (key TEXT PRIMARY KEY, "
-            "value TEXT NOT NULL, seq INTEGER NOT NULL)"
+            storage = self._storage()
+        create = (
+            f"CREATE TABLE IF NOT EXISTS {self._quoted} (key TEXT PRIMARY KEY NOT NULL, "
+            "value TEXT NOT NULL CHECK (json_valid(value)), seq INTEGER NOT NULL)"
         )
-        await self._storage().run_write(lambda conn: conn.execute(sql))
+        index = f'CREATE INDEX IF NOT EXISTS "{self.table}:seq" ON {self._quoted} (seq)'
+
+        def run(conn: sqlite3.Connection) -> frozenset[str]:
+            conn.execute(create)
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({self._quoted})")]
+            if columns != _COLUMNS:
+                raise CharterError(
+                    f"table {self.table!r} exists and is not a storage collection "
+                    f"(columns {columns})"
+                )
+            conn.execute(index)
+            # A real table named like a table-valued function would shadow it: not readable.
+            shadows = conn.execute(
+                "SELECT lower(name) FROM sqlite_master WHERE lower(name) IN "
+                "('json_each', 'json_tree')"
+            ).fetchall()
+            return _VTABS - {row[0] for row in shadows}
+
+        self._vtabs = await storage.run_write(run)
         self._ready = True
+        return storage
 
-    async def get(self, key: str, default: Any = None) -> Any:
-        """The document under ``key`` (``default`` when absent)."""
-        await self._ensure()
-        rows = await self._storage().execute_read(
-            f"SELECT value FROM {self._quoted} WHERE key = ?", (key,)
-        )
-        return _decode(rows[0][0]) if rows else default
-
-    async def set(self, key: str, value: Any) -> None:
-        """Store ``value`` under ``key``, replacing what was there."""
-        data = _encode(value).decode()
-        sql = (
-            f"INSERT INTO {self._quoted} (key, value, seq) VALUES (?, ?, "
-            f"(SELECT coalesce(max(seq), 0) + 1 FROM {self._quoted})) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-        )
-        await self._write(lambda conn: conn.execute(sql, (key, data)))
-
-    async def update(self, key: str, changes: dict[str, Any]) -> Any:
-        """Merge ``changes`` into the object under ``key``; the merged object."""
-        if not isinstance(changes, dict):
-            raise ValidationError("update() takes an object of changes")
-
-        def run(conn: sqlite3.Connection) -> Any:
-            row = conn.execute(f"SELECT value FROM {self._quoted} WHERE key = ?", (key,)).fetchone()
-            current = _decode(row[0]) if row else {}
-            if not isinstance(current, dict):
-                raise ValidationError(f"the document under {key!r} is not an object")
-            current.update(changes)
-            self._put(conn, key, current)
-            return current
-
-        return await self._write(run)
+    async def _write(self, fn: Any) -> Any:
+        storage = await self._ensure()
+        return await storage.run_write(fn)
 
     def _put(self, conn: sqlite3.Connection, key: str, value: Any) -> None:
         conn.execute(
             f"INSERT INTO {self._quoted} (key, value, seq) VALUES (?, ?, "
             f"(SELECT coalesce(max(seq), 0) + 1 FROM {self._quoted})) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, _encode(value).decode()),
+            (key, value),
         )
+
+    def _load(self, conn: sqlite3.Connection, key: str) -> tuple[bool, Any]:
+        row = conn.execute(f"SELECT value FROM {self._quoted} WHERE key = ?", (key,)).fetchone()
+        return (True, _decode(row[0])) if row is not None else (False, None)
+
+    # -- documents -----------------------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        """The document under ``key`` (``default`` when absent)."""
+        _check_key(key)
+        storage = await self._ensure()
+        rows = await storage.execute_read(f"SELECT value FROM {self._quoted} WHERE key = ?", (key,))
+        return _decode(rows[0][0]) if rows else default
+
+    async def set(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+        _check_key(key)
+        data = _to_json(value)
+        await self._write(lambda conn: self._put(conn, key, data))
+
+    async def update(self, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Shallow-merge ``changes`` into the object under ``key``; the merged object."""
+        _check_key(key)
+        if not isinstance(changes, Mapping):
+            raise ValidationError("update() takes an object of changes")
+        # Validate (and normalize, as storing would) the changes before the writer sees them.
+        patch = _decode(_to_json(dict(changes)))
+
+        def run(conn: sqlite3.Connection) -> dict[str, Any]:
+            _, current = self._load(conn, key)
+            if current is None:
+                current = {}
+            if not isinstance(current, dict):
+                raise ValidationError(
+                    f"update(): the document under {key!r} is a {_kind(current)}, not an object"
+                )
+            current.update(patch)
+            self._put(conn, key, _to_json(current))
+            return current
+
+        result: dict[str, Any] = await self._write(run)
+        return result
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; False when it was absent."""
+        _check_key(key)
         sql = f"DELETE FROM {self._quoted} WHERE key = ?"
         return bool(await self._write(lambda conn: conn.execute(sql, (key,)).rowcount))
 
-    def _list_op(self, key: str, op: Any) -> Any:
-        def run(conn: sqlite3.Connection) -> Any:
-            row = conn.execute(f"SELECT value FROM {self._quoted} WHERE key = ?", (key,)).fetchone()
-            items = _decode(row[0]) if row else []
-            if not isinstance(items, list):
-                raise ValidationError(f"the document under {key!r} is not a list")
-            result = op(items)
-            self._put(conn, key, items)
-            return result
+    # -- lists ---------------------------------------------------------------------------------
 
-        return run
+    def _list(self, conn: sqlite3.Connection, key: str, method: str) -> tuple[bool, list[Any]]:
+        found, items = self._load(conn, key)
+        if not found:
+            return False, []
+        if not isinstance(items, list):
+            raise ValidationError(
+                f"{method}(): the document under {key!r} is a {_kind(items)}, not a list"
+            )
+        return True, items
 
     async def push(self, key: str, *values: Any) -> int:
-        """Append ``values`` to the list under ``key``; its new length."""
-        return int(
-            await self._write(self._list_op(key, lambda items: items.extend(values) or len(items)))
-        )
+        """Append ``values`` to the list under ``key`` (created when absent); its new length."""
+        _check_key(key)
+        encoded = [_decode(_to_json(value)) for value in values]
+
+        def run(conn: sqlite3.Connection) -> int:
+            _, items = self._list(conn, key, "push")
+            items.extend(encoded)
+            self._put(conn, key, _to_json(items))
+            return len(items)
+
+        return int(await self._write(run))
 
     async def pop(self, key: str) -> Any:
         """Remove and return the last item of the list under ``key`` (None when empty)."""
-        return await self._write(self._list_op(key, lambda items: items.pop() if items else None))
+        _check_key(key)
+        return await self._write(self._take(key, "pop", -1))
 
     async def shift(self, key: str) -> Any:
         """Remove and return the first item of the list under ``key`` (None when empty)."""
-        return await self._write(self._list_op(key, lambda items: items.pop(0) if items else None))
+        _check_key(key)
+        return await self._write(self._take(key, "shift", 0))
 
-    async def query(self, match: dict[str, Any]) -> list[dict[str, Any]]:
-        """Every ``{"key", "value"}`` whose document contains ``match`` (JSON containment)."""
-        await self._ensure()
-        rows = await self._storage().execute_read(
-            f"SELECT key, value FROM {self._quoted} ORDER BY seq", ()
-        )
+    def _take(self, key: str, method: str, index: int) -> Any:
+        def run(conn: sqlite3.Connection) -> Any:
+            _, items = self._list(conn, key, method)
+            if not items:
+                return None
+            item = items.pop(index)
+            self._put(conn, key, _to_json(items))
+            return item
+
+        return run
+
+    # -- queries -------------------------------------------------------------------------------
+
+    async def query(self, match: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every ``{"key", "value"}`` whose document contains ``match``, in key order."""
+        if not isinstance(match, Mapping):
+            raise ValidationError("query() takes an object to match")
+        pattern = _decode(_to_json(dict(match)))
+        storage = await self._ensure()
+        rows = await storage.execute_read(f"SELECT key, value FROM {self._quoted} ORDER BY seq", ())
         out = []
         for key, raw in rows:
             value = _decode(raw)
-            if _contains(value, match):
+            if _contains(value, pattern):
                 out.append({"key": key, "value": value})
         return out
 
-    async def exec(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def exec(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[tuple[Any, ...]]:
         """Run one SQL statement confined to this collection's table; the rows it returns."""
-        statement = sql.replace("{table}", self._quoted)
-        if not sqlite3.complete_statement(statement.rstrip().rstrip(";") + ";"):
-            raise ValidationError("exec() takes one complete SQL statement")
+        if not isinstance(sql, str):
+            raise ValidationError("exec() takes the SQL as a string")
+        if isinstance(params, str | bytes) or not isinstance(params, Sequence | Mapping):
+            raise ValidationError("exec() takes parameters as a list or an object")
+        bound: Any = dict(params) if isinstance(params, Mapping) else tuple(params)
+        statement = self._confine_text(sql.replace("{table}", self._quoted))
+        table, vtabs = self.table, self._vtabs
+        time_limit, row_limit = self.time_limit, self.row_limit
+        length_limit = self.length_limit
 
-        def authorizer(
-            action: int, arg1: str | None, arg2: str | None, db: str | None, _: Any
-        ) -> int:
-            if action in _FREE_ACTIONS:
+        state = _ExecState()
+
+        def authorize(action: int, arg1: str | None, arg2: str | None, db: Any, _: Any) -> int:
+            if state.denied:
+                return sqlite3.SQLITE_DENY
+            name = (arg1 or "").lower()
+            own = name == table and db in ("main", None)
+            if action == sqlite3.SQLITE_SELECT:
                 return sqlite3.SQLITE_OK
-            if action in _TABLE_ACTIONS and arg1 == self.table and db == "main":
+            if action == sqlite3.SQLITE_READ:
+                if own or (name in vtabs and db in ("main", None)):
+                    return sqlite3.SQLITE_OK
+                # SQLite authorizes a FROM item none of whose columns is used (count(*)) by
+                # the name written there with column "": a CTE's name is not a real object.
+                if arg2 == "" and db is None and not _is_object(name, state.known):
+                    return sqlite3.SQLITE_OK
+            if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _FUNCTIONS:
                 return sqlite3.SQLITE_OK
+            if action in _WRITES and own and not state.recursive:
+                state.writes = True
+                return sqlite3.SQLITE_OK
+            if action == sqlite3.SQLITE_RECURSIVE and not state.writes:
+                state.recursive = True
+                return sqlite3.SQLITE_OK
+            state.denied = _describe(action, arg1, arg2, table)
             return sqlite3.SQLITE_DENY
 
+        def progress() -> int:
+            if not state.writes and time.monotonic() > state.deadline:
+                state.timed_out = True
+                return 1
+            return 0
+
         def run(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            conn.set_authorizer(authorizer)
+            conn.execute(_WARM_VTABS).fetchall()
+            state.known, roots, own_roots = _schema(conn, table)
+            length = conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(length, length_limit))
+            cursor: sqlite3.Cursor | None = None
+            # Installing an authorizer expires every prepared statement of the connection, so
+            # a cached statement of the same text is prepared (and authorized) again.
+            conn.set_authorizer(authorize)
+            conn.set_progress_handler(progress, 1000)
+            state.deadline = time.monotonic() + time_limit
             try:
-                return conn.execute(statement, tuple(params)).fetchall()
-            except sqlite3.ProgrammingError as exc:
-                raise ValidationError(f"exec() refused: {exc}") from None
-            except sqlite3.DatabaseError as exc:
-                if "not authorized" in str(exc) or "prohibited" in str(exc):
-                    raise Forbidden(f"exec() may only use {self.table}: {exc}") from None
+                # The authorizer does not see every table a statement uses (the columns of a
+                # NATURAL JOIN or USING are not authorized): check the compiled program too.
+                state.denied = _check_program(conn, statement, bound, roots, own_roots)
+                if state.denied:
+                    raise sqlite3.DatabaseError(state.denied)
+                cursor = conn.execute(statement, bound)
+                rows = cursor.fetchmany(row_limit + 1)
+                if len(rows) > row_limit:
+                    raise ValidationError(f"exec() returns more than {row_limit} rows")
+                return rows
+            except (sqlite3.Error, sqlite3.Warning) as exc:
+                if state.denied:
+                    raise Forbidden(
+                        f"exec() on collection {self.name!r} refused: the statement "
+                        f"{state.denied}; it may only use its own table {{table}}"
+                    ) from None
+                if state.timed_out:
+                    raise ValidationError(
+                        f"exec() interrupted: the statement ran over {time_limit} s"
+                    ) from None
+                raise ValidationError(f"exec() failed: {exc}") from None
+            except (OverflowError, TypeError, ValueError) as exc:
                 raise ValidationError(f"exec() failed: {exc}") from None
             finally:
+                if cursor is not None:
+                    cursor.close()
+                conn.set_progress_handler(None, 0)
                 conn.set_authorizer(None)
+                conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length)
 
         return list(await self._write(run))
 
+    def _confine_text(self, sql: str) -> str:
+        """The one statement of ``sql``; Forbidden for anything but one allowed statement."""
+        if "\x00" in sql:
+            raise Forbidden("exec() refused: the SQL contains a NUL character")
+        statements = [s for s in _split(sql) if s.words or s.other]
+        if not statements:
+            raise ValidationError("exec() takes one SQL statement; the SQL is empty")
+        if len(statements) > 1:
+            raise Forbidden("exec() refused: it runs exactly one SQL statement, not several")
+        found = statements[0]
+        first = found.words[0] if found.words and found.first_is_word else None
+        if first not in _STATEMENTS:
+            raise Forbidden(
+                "exec() refused: it runs only SELECT, VALUES, WITH, INSERT, REPLACE, UPDATE "
+                "or DELETE statements"
+            )
+        if "rollback" in found.words:
+            raise Forbidden("exec() refused: OR ROLLBACK would roll back more than the statement")
+        return sql[found.start : found.end]
+
+
+class _ExecState:
+    __slots__ = ("deadline", "denied", "known", "recursive", "timed_out", "writes")
+
+    def __init__(self) -> None:
+        self.known: frozenset[str] = frozenset()
+        self.denied: str | None = None
+        self.writes = False
+        self.recursive = False
+        self.timed_out = False
+        self.deadline = 0.0
+
+
+_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_temp_master", "sqlite_schema"})
+# Virtual table modules of common builds, for when PRAGMA module_list is not compiled in.
+_MODULES = frozenset(
+    {"dbstat", "sqlite_dbpage", "sqlite_stmt", "fts3", "fts4", "fts4aux", "fts3tokenize", "fts5"}
+    | {"fts5vocab", "rtree", "rtree_i32", "geopoly", "json_each", "json_tree", "carray"}
+    | {"generate_series", "completion", "zipfile", "fsdir", "csv", "series", "swarmvtab"}
+)
+# Opcodes that change the schema, the transaction or the database file.
+_FORBIDDEN_OPS = frozenset(
+    {"AutoCommit", "Savepoint", "CreateBtree", "Destroy", "ParseSchema", "DropTable"}
+    | {"DropIndex", "DropTrigger", "Vacuum", "IncrVacuum", "SqlExec", "JournalMode"}
+    | {"Checkpoint", "SetCookie", "LoadAnalysis", "VCreate", "VDestroy", "VUpdate", "Expire"}
+)
+_P2ISREG = 0x10  # OPFLAG_P2ISREG: OpenRead/OpenWrite take the root page from a register
+
+
+def _is_object(name: str, known: frozenset[str]) -> bool:
+    """Whether ``name`` is a table, view, index or virtual table module of the connection."""
+    return name in known or name.startswith(("sqlite_", "pragma_"))
+
+
+def _schema(
+    conn: sqlite3.Connection, table: str
+) -> tuple[frozenset[str], dict[int, str], frozenset[int]]:
+    """Known object names, root page -> name, and the root pages of ``table`` and its indexes."""
+    rows = conn.execute("SELECT lower(name), lower(tbl_name), rootpage FROM sqlite_master")
+    known = set(_MODULES)
+    roots: dict[int, str] = {1: "sqlite_master"}
+    own: set[int] = set()
+    for name, tbl_name, root in rows.fetchall():
+        known.add(name)
+        if root:
+            roots[root] = name
+            if tbl_name == table:
+                own.add(root)
+    known.update(row[0] for row in conn.execute("SELECT lower(name) FROM sqlite_temp_master"))
+    with contextlib.suppress(sqlite3.Error):  # builds without the introspection pragmas
+        known.update(row[0] for row in conn.execute("SELECT lower(name) FROM pragma_module_list"))
+    return frozenset(known), roots, frozenset(own)
+
+
+def _check_program(
+    conn: sqlite3.Connection,
+    statement: str,
+    bound: Any,
+    roots: dict[int, str],
+    own_roots: frozenset[int],
+) -> str | None:
+    """What the compiled statement does beyond its table (None when nothing)."""
+    for row in conn.execute("EXPLAIN " + statement, bound).fetchall():
+        op, p1, p2, p3, p5 = row[1], row[2], row[3], row[4], row[6]
+        if op in ("OpenRead", "OpenWrite", "ReopenIdx"):
+            if p5 & _P2ISREG:
+                return "opens a table chosen at run time"
+            root, db = p2, p3
+        elif op == "Clear":
+            root, db = p1, p2
+        elif op == "TableLock":
+            root, db = p2, p1
+        elif op == "Transaction":
+            if p1 != 0:
+                return "uses a database other than main"
+            continue
+        elif op in _FORBIDDEN_OPS:
+            return f"changes the schema or the transaction ({op})"
+        else:
+            continue
+        if db != 0 or root not in own_roots:
+            return f"uses table {roots.get(root, f'at page {root}')!r}"
+    return None
+
+
+def _describe(action: int, arg1: str | None, arg2: str | None, table: str) -> str:
+    """What a denied authorizer action does, for the error message."""
+    if (arg1 or "").lower() in _SCHEMA_TABLES:
+        if action == sqlite3.SQLITE_READ:
+            return f"reads the schema table {arg1!r}"
+        return "changes the schema (or uses a virtual table other than json_each/json_tree)"
+    if action == sqlite3.SQLITE_READ:
+        return f"reads table {arg1!r}"
+    if action in _WRITES:
+        if (arg1 or "").lower() == table:
+            return "writes its table in a statement with a recursive CTE"
+        return f"writes table {arg1!r}"
+    if action == sqlite3.SQLITE_RECURSIVE:
+        return "uses a recursive CTE in a statement that writes"
+    if action == sqlite3.SQLITE_FUNCTION:
+        return f"calls function {arg2}()"
+    if action in _SCHEMA:
+        return "changes the schema"
+    return _WHAT.get(action, f"does what it may not (authorizer action {action})")
+
+
+class _Statement:
+    __slots__ = ("end", "first_is_word", "other", "start", "words")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.end = start
+        self.words: list[str] = []
+        self.other = False  # a token that is not a bare word (literal, operator, ...)
+        self.first_is_word = False
+
+
+def _is_id(char: str) -> bool:
+    return char.isalnum() or char in "_$" or ord(char) > 127
+
+
+def _split(sql: str) -> list[_Statement]:
+    """The statements of ``sql`` as SQLite's tokenizer separates them (comments skipped)."""
+    statements = [_Statement(0)]
+    n = len(sql)
+    i = 0
+    while i < n:
+        current = statements[-1]
+        c = sql[i]
+        start = i
+        if c in " \t\n\f\r":
+            i += 1
+            continue
+        if c == ";":
+            i += 1
+            statements.append(_Statement(i))
+            continue
+        if sql.startswith("--", i):
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+            continue
+        if sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            continue
+        if c in "'\"`":
+            i += 1
+            while i < n:
+                if sql[i] == c:
+                    if sql.startswith(c, i + 1):
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                i += 1
+            else:
+                i = n
+            current.other = True
+        elif c == "[":
+            j = sql.find("]", i)
+            i = n if j < 0 else j + 1
+            current.other = True
+        elif c in "$@:#":
+            # A parameter: $name, :name, @name, with "::" and a trailing "(...)" as SQLite reads.
+            i += 1
+            length = 0
+            while i < n:
+                if _is_id(sql[i]):
+                    i += 1
+                    length += 1
+                elif sql[i] == "(" and length:
+                    while i < n and sql[i] not in " \t\n\f\r)":
+                        i += 1
+                    i = min(i + 1, n)
+                    break
+                elif sql.startswith("::", i):
+                    i += 2
+                else:
+                    break
+            current.other = True
+        elif c.isalpha() or c == "_" or ord(c) > 127:
+            while i < n and _is_id(sql[i]):
+                i += 1
+            if not current.words and not current.other:
+                current.first_is_word = True
+            current.words.append(sql[start:i].lower())
+        else:
+            i += 1
+            current.other = True
+        current.end = i
+    return statements
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, str):
+        raise ValidationError(f"a storage key is a string, not {type(key).__name__}")
+
+
+def _to_json(value: Any) -> str:
+    try:
+        return _encode(value).decode()
+    except (TypeError, ValueError, msgspec.EncodeError) as exc:
+        raise ValidationError(f"the value is not JSON: {exc}") from None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "list"
+    if value is None:
+        return "null"
+    return type(value).__name__
+
 
 def _contains(value: Any, match: Any) -> bool:
-    """JSON containment, as PostgreSQL's ``@>``."""
+    """JSON containment, as PostgreSQL's ``@>``: objects by subset, arrays by any element."""
     if isinstance(match, dict):
         return isinstance(value, dict) and all(
             k in value and _contains(value[k], v) for k, v in match.items()
         )
     if isinstance(match, list):
         return isinstance(value, list) and all(any(_contains(v, m) for v in value) for m in match)
-    return bool(value == match)
+    if isinstance(match, bool) or isinstance(value, bool):  # true is not 1 in JSON
+        return value is match
+    if isinstance(match, int | float) and isinstance(value, int | float):
+        return bool(value == match)
+    return type(value) is type(match) and bool(value == match)

@@ -137,6 +137,7 @@ def test_dev_reloads_when_the_app_changes(app_file: Path, tmp_path: Path) -> Non
     ).start()
     try:
         assert httpx.get(server.url + "/Tag").status_code == 404
+        time.sleep(1.0)  # let the file watcher take its first snapshot
         app_file.write_text(
             APP.replace("app = App(tables=[Note])", "")
             + "\nclass Tag(Table):\n    name: str\n\napp = App(tables=[Note, Tag])\n"

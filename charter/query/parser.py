@@ -78,6 +78,8 @@ def parse_query_string(qs: str) -> Query:
         position += len(term) + 1
         if not term:
             continue
+        if term[0] in "([" or "|" in term:
+            raise InvalidQuery(f"'|' and groups are not supported yet, at position {start}")
         call = _CALL.match(term)
         if call:
             _call(call.group(1), call.group(2), query, start)

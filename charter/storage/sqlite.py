@@ -254,7 +254,11 @@ class SQLiteStorage(Storage):
         if self._writer is None:
             raise RuntimeError("storage is not open")
         result: list[T] = []
-        job = _Job([_Callable(lambda conn: result.append(fn(conn)))], asyncio.get_running_loop())
+
+        def call(conn: sqlite3.Connection) -> None:
+            result[:] = [fn(conn)]  # a job may run again (see _commit_batch): keep the last
+
+        job = _Job([_Callable(call)], asyncio.get_running_loop())
         self._queue.put(job)
         await job.future
         return result[0]
@@ -287,11 +291,20 @@ class SQLiteStorage(Storage):
             for job in batch:
                 job.resolve(None, exc)
             return
-        for job in batch:
+        for index, job in enumerate(batch):
             conn.execute("SAVEPOINT job")
             try:
                 versions = self._apply(conn, job.changes)
-            except BaseException as exc:
+            except BaseException as exc:  # reported to the waiting request
+                if not conn.in_transaction:
+                    # The error ended the whole transaction (SQLITE_INTERRUPT, FULL, IOERR or
+                    # NOMEM in a write): the jobs before this one are undone too. Fail this
+                    # job; run the others again in a new transaction.
+                    job.resolve(None, exc)
+                    rest = [done for done, _, _ in outcomes] + batch[index + 1 :]
+                    if rest:
+                        self._commit_batch(conn, rest)
+                    return
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 outcomes.append((job, None, exc))

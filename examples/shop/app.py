@@ -11,7 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from charter import App, Field, NotFound, Table, relationship
+from charter import (
+    App,
+    Conflict,
+    Field,
+    NotFound,
+    Service,
+    Table,
+    get,
+    perms,
+    post,
+    relationship,
+    rpc,
+)
 
 
 class Brand(Table):
@@ -29,9 +41,27 @@ class Product(Table):
     brand: Brand | None = relationship(from_="brand_id")
     cost: float = Field(default=0, returned=False)
 
+    @get  # GET /Product/{id}/label
     def label(self) -> str:
-        """A display label (served as a model method once methods land)."""
+        """A display label."""
         return f"{self.name} ({self.price})"
+
+    @post  # POST /Product/discount {"percent": 10, "brand_id": "acme"}
+    @staticmethod
+    async def discount(percent: float, brand_id: str | None = None) -> int:
+        """Lower prices by ``percent``; how many products changed."""
+        if not 0 < percent < 100:
+            from charter import ValidationError
+
+            raise ValidationError("percent must be between 0 and 100")
+        query = {"conditions": [{"attribute": "brand_id", "value": brand_id}]} if brand_id else None
+        changed = 0
+        async for product in Product.search(query):
+            await Product.patch(
+                product.get_id(), {"price": round(product.price * (1 - percent / 100), 2)}
+            )
+            changed += 1
+        return changed
 
 
 class Order(Table):
@@ -48,12 +78,18 @@ class Order(Table):
             raise NotFound(f"product {data.get('product_id')!r} does not exist")
         qty = data.get("qty")
         if isinstance(qty, int) and qty > product.stock:
-            from charter import Conflict
-
             raise Conflict(f"only {product.stock} of {product.name} left")
         order: Order = await super().post({**data, "total": product.price * (qty or 0)})
         await Product.patch(product.get_id(), {"stock": product.stock - (qty or 0)})
         return order
 
 
-app = App(tables=[Brand, Product, Order])
+class Orders(Service):
+    @rpc(egroup="api-v1", perm=perms.RWX)  # POST /rpc/place_order ["p1", 2] or {"product_id": ...}
+    async def place_order(self, product_id: str, qty: int) -> dict:
+        """Place an order through the Order table's own rules; the order placed."""
+        order = await Order.post({"product_id": product_id, "qty": qty})
+        return order.to_dict()
+
+
+app = App(tables=[Brand, Product, Order], services=[Orders])
