@@ -129,7 +129,9 @@ def _table_paths(runtime: TableRuntime, schemas: _Schemas) -> dict[str, Any]:
         "name": "id",
         "in": "path",
         "required": True,
-        "schema": {"type": "integer"} if runtime.schema.key_type is int else {"type": "string"},
+        "schema": {"type": "integer"}
+        if runtime.schema.key_type is int
+        else {"type": "string", "minLength": 1},
     }
     query_params = [
         {"name": f, "in": "query", "required": False, "schema": {"type": "string"},
@@ -164,9 +166,7 @@ def _table_paths(runtime: TableRuntime, schemas: _Schemas) -> dict[str, Any]:
                     "200": {
                         "description": "matching records",
                         "content": {
-                            "application/json": {
-                                "schema": {"type": "array", "items": items}
-                            }
+                            "application/json": {"schema": {"type": "array", "items": items}}
                         },
                     },
                     "default": _DEFAULT_ERROR,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +94,16 @@ class TableRuntime:
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def check_key(self, key: Any) -> Any:
+        """``key`` if it can name a record of this table; ``ValidationError`` otherwise."""
+        if isinstance(key, str | int) and not isinstance(key, bool):
+            return key
+        if isinstance(key, uuid.UUID):
+            return str(key)
+        raise ValidationError(f"{key!r} is not a valid {self.name} key")
+
     async def load(self, key: Any, context: Any = None) -> Any:
+        key = self.check_key(key)
         txn = self._txn()
         row = await (txn.read(self.name, key) if txn else self.app.database.fetch(self.name, key))
         return self.instance(key, row, context)

@@ -207,6 +207,10 @@ def build_schema(cls: type, options: TableOptions) -> TableSchema:
     key_type, _ = _strip_optional(fields[key].type)
     if key_type not in (str, int, uuid.UUID):
         raise TypeError(f"primary key {name}.{key} must be str, int or UUID, not {key_type!r}")
+    if key_type is str and fields[key].info.min_length is None:
+        # An empty key cannot be addressed: /Table/ is the collection.
+        fields[key].info.min_length = 1
+        fields[key].checked_type = _checked_type(fields[key].type, fields[key].info)
     schema = TableSchema(
         name=name,
         fields=fields,

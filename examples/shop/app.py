@@ -72,16 +72,17 @@ class Order(Table):
     created: dt.datetime | None = Field(default=None, created_time=True)
 
     async def post(self, data: dict) -> Order:  # type: ignore[override]
-        """Placing an order checks and decrements stock in the same transaction."""
-        product = await Product.get(data.get("product_id"))
+        """Placing an order checks and decrements stock in the same transaction: if anything
+        below raises, neither the order nor the stock change is kept."""
+        order: Order = await super().post(data)  # validates the order
+        product = await Product.get(order.product_id)
         if product is None:
-            raise NotFound(f"product {data.get('product_id')!r} does not exist")
-        qty = data.get("qty")
-        if isinstance(qty, int) and qty > product.stock:
+            raise NotFound(f"product {order.product_id!r} does not exist")
+        if order.qty > product.stock:
             raise Conflict(f"only {product.stock} of {product.name} left")
-        order: Order = await super().post({**data, "total": product.price * (qty or 0)})
-        await Product.patch(product.get_id(), {"stock": product.stock - (qty or 0)})
-        return order
+        await Product.patch(product.get_id(), {"stock": product.stock - order.qty})
+        await Order.patch(order.get_id(), {"total": product.price * order.qty})
+        return await Order.get(order.get_id())  # type: ignore[no-any-return]
 
 
 class Orders(Service):
