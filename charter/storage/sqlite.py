@@ -45,6 +45,9 @@ __all__ = ["SQLiteStorage"]
 log = logging.getLogger("charter.storage")
 T = TypeVar("T")
 _BATCH = 256
+_SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
+_FIRST_BATCH = 256
+_BATCH_ROWS = 1000
 _READERS = 4
 
 
@@ -205,26 +208,43 @@ class SQLiteStorage(Storage):
         return await self._batcher.submit(run)  # type: ignore[no-any-return]
 
     async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        """Rows as they are read: a small result in one hop, a large one in batches."""
         from ..query.sql import compile_select
 
         compiled = compile_select(schema, query)
+        sql, params = compiled.sql, compiled.params
+        if query.limit is not None and query.limit <= _SMALL_RESULT:
+            assert self._batcher is not None
+            rows = await self._batcher.submit(lambda conn: conn.execute(sql, params).fetchall())
+            for data, version in rows:
+                yield Row(data, version)
+            return
+
+        def first() -> tuple[sqlite3.Connection | None, sqlite3.Cursor | None, list[Any]]:
+            conn = self._acquire()
+            cursor = conn.execute(sql, params)
+            rows = cursor.fetchmany(_FIRST_BATCH)
+            if len(rows) < _FIRST_BATCH:
+                cursor.close()
+                self._release(conn)
+                return None, None, rows
+            return conn, cursor, rows
+
         loop = asyncio.get_running_loop()
-        conn = await loop.run_in_executor(self._executor, self._acquire)
-        cursor: sqlite3.Cursor | None = None
+        conn, cursor, rows = await loop.run_in_executor(self._executor, first)
         try:
-            cursor = await loop.run_in_executor(
-                self._executor, conn.execute, compiled.sql, compiled.params
-            )
             while True:
-                rows = await loop.run_in_executor(self._executor, cursor.fetchmany, 500)
-                if not rows:
-                    break
                 for data, version in rows:
                     yield Row(data, version)
+                if cursor is None:
+                    return
+                rows = await loop.run_in_executor(self._executor, cursor.fetchmany, _BATCH_ROWS)
+                if not rows:
+                    return
         finally:
-            if cursor is not None:
+            if cursor is not None and conn is not None:
                 cursor.close()
-            self._release(conn)
+                self._release(conn)
 
     async def count(self, schema: TableSchema, query: Query) -> int:
         from ..query.sql import compile_count
