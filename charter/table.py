@@ -91,7 +91,7 @@ async def _patch(self: Table, data: Any) -> None:
     await _runtime(type(self)).merge(self, data)
 
 
-async def _post(self: Table, data: Any) -> Table:
+async def _post(self: Table, data: Any) -> Any:
     return await _runtime(type(self)).create(data)
 
 
@@ -285,7 +285,7 @@ class Table:
     __hash__ = None  # type: ignore[assignment]
 
     @_ClassProperty
-    def primary_key(cls) -> str:
+    def primary_key(cls: type[Table]) -> str:  # noqa: N805
         """Name of the primary key attribute."""
         return _runtime(cls).schema.primary_key
 

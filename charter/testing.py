@@ -45,7 +45,10 @@ class _Lifespan:
         async def send(message: Message) -> None:
             await from_app.put(message)
 
-        self._task = asyncio.create_task(self.app({"type": "lifespan"}, receive, send))
+        async def run() -> None:
+            await self.app({"type": "lifespan"}, receive, send)
+
+        self._task = asyncio.create_task(run())
         await to_app.put({"type": "lifespan.startup"})
         message = await from_app.get()
         if message["type"] != "lifespan.startup.complete":
@@ -155,7 +158,7 @@ class TestClient(httpx.Client):
 
     # -- async -------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> httpx.AsyncClient:  # type: ignore[override]
+    async def __aenter__(self) -> httpx.AsyncClient:
         self._async_lifespan = _Lifespan(self.app)
         await self._async_lifespan.startup()
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)

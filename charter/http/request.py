@@ -52,7 +52,8 @@ class Request:
 
     @property
     def query_string(self) -> str:
-        return self.scope.get("query_string", b"").decode("latin-1")
+        raw: bytes = self.scope.get("query_string", b"")
+        return raw.decode("latin-1")
 
     @property
     def headers(self) -> dict[str, str]:
@@ -108,7 +109,7 @@ class Request:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnected("client disconnected")
+                raise ClientDisconnected(499, "client disconnected")
             chunk = message.get("body", b"")
             size += len(chunk)
             if maximum is not None and size > maximum:

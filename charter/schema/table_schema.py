@@ -6,6 +6,7 @@ Built once when the app is built; every request then uses the compiled types.
 from __future__ import annotations
 
 import copy
+import functools
 import types
 import typing
 import uuid
@@ -117,7 +118,7 @@ def _unwrap_annotated(tp: Any) -> tuple[Any, FieldInfo | None]:
         infos = [m for m in meta if isinstance(m, FieldInfo)]
         rest = [m for m in meta if not isinstance(m, FieldInfo)]
         if rest:
-            base = Annotated[(base, *rest)]  # type: ignore[valid-type]
+            base = Annotated[(base, *rest)]
         return base, infos[0] if infos else None
     return tp, None
 
@@ -131,7 +132,7 @@ def _checked_type(tp: Any, info: FieldInfo) -> Any:
     if not meta_kwargs:
         return tp
     inner, optional = _strip_optional(tp)
-    checked = Annotated[inner, msgspec.Meta(**meta_kwargs)]
+    checked: Any = Annotated.__class_getitem__((inner, msgspec.Meta(**meta_kwargs)))  # type: ignore[attr-defined]
     return (checked | None) if optional else checked
 
 
@@ -155,7 +156,7 @@ def _struct_default(info: FieldInfo) -> Any:
         return default
     if not default:
         return msgspec.field(default_factory=type(default))
-    return msgspec.field(default_factory=lambda d=default: copy.deepcopy(d))
+    return msgspec.field(default_factory=functools.partial(copy.deepcopy, default))
 
 
 def build_schema(cls: type, options: TableOptions) -> TableSchema:

@@ -85,6 +85,7 @@ class ReadBatcher:
     def _answer(conn: Any, batch: list[Job]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for fn, loop, future in batch:
+            outcome: tuple[asyncio.Future[Any], Any, BaseException | None]
             try:
                 outcome = (future, fn(conn), None)
             except Exception as exc:  # reported to the waiting request

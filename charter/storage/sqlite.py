@@ -339,8 +339,8 @@ class SQLiteStorage(Storage):
             for job, _, _ in outcomes:
                 job.resolve(None, exc)
             return
-        for job, versions, error in outcomes:
-            job.resolve(versions, error)
+        for job, result, error in outcomes:
+            job.resolve(result, error)
 
     def _apply(
         self, conn: sqlite3.Connection, changes: Sequence[Change | _Callable]
