@@ -191,7 +191,7 @@ class Table:
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("__annotations__", {})
+        own = inspect.get_annotations(cls)
         declared: dict[str, Any] = {}
         for attr in own:
             if attr.startswith("_") or attr not in cls.__dict__:
@@ -285,7 +285,7 @@ class Table:
     __hash__ = None  # type: ignore[assignment]
 
     @_ClassProperty
-    def primary_key(cls: type[Table]) -> str:  # noqa: N805
+    def primary_key(cls: type[Table]) -> str:
         """Name of the primary key attribute."""
         return _runtime(cls).schema.primary_key
 

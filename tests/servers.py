@@ -35,7 +35,7 @@ class Server:
 
     def start(self, timeout: float = 20, probe: str = "/openapi-probe") -> Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self._logfile = tempfile.TemporaryFile()
+        self._logfile = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             self.argv, cwd=self.cwd, env=env, stdout=self._logfile, stderr=subprocess.STDOUT
         )

@@ -90,7 +90,7 @@ class Request:
     def client(self) -> Any:
         return self.scope.get("client")
 
-    async def stream(self, limit: int | None | bool = True) -> AsyncIterator[bytes]:
+    async def stream(self, limit: int | bool | None = True) -> AsyncIterator[bytes]:
         """The body as it arrives, without buffering it.
 
         Args:
@@ -102,9 +102,13 @@ class Request:
             return
         maximum = self.max_body_size if limit is True else None if limit is None else int(limit)
         declared = self.header("content-length")
-        if maximum is not None and declared is not None and declared.isdigit():
-            if int(declared) > maximum:
-                raise PayloadTooLarge(f"body is larger than {maximum} bytes")
+        if (
+            maximum is not None
+            and declared is not None
+            and declared.isdigit()
+            and int(declared) > maximum
+        ):
+            raise PayloadTooLarge(f"body is larger than {maximum} bytes")
         size = 0
         while True:
             message = await self.receive()

@@ -9,6 +9,7 @@ each waiting event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -92,7 +93,5 @@ class ReadBatcher:
                 outcome = (future, None, exc)
             by_loop.setdefault(loop, []).append(outcome)
         for loop, results in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 loop.call_soon_threadsafe(_resolve, results)
-            except RuntimeError:  # that loop is closed: nobody waits any more
-                pass

@@ -11,6 +11,7 @@ request's future. A write is acknowledged only after its COMMIT, and WAL with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -99,10 +100,8 @@ class _Job:
             else:
                 self.future.set_result(result or [])
 
-        try:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
             self.loop.call_soon_threadsafe(done)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
 
 
 class SQLiteStorage(Storage):
@@ -144,7 +143,8 @@ class SQLiteStorage(Storage):
                 PUT: f"INSERT INTO {table} (id, data, version) VALUES (?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET data = excluded.data, "
                 "version = max(excluded.version, version + 1) RETURNING version",
-                INSERT: f"INSERT INTO {table} (id, data, version) VALUES (?, ?, ?) RETURNING version",
+                INSERT: f"INSERT INTO {table} (id, data, version) VALUES (?, ?, ?) "
+                "RETURNING version",
                 DELETE: f"DELETE FROM {table} WHERE id = ?",
             }
         self._executor = ThreadPoolExecutor(_READERS, thread_name_prefix="charter-sqlite-read")

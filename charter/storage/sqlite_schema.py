@@ -117,7 +117,8 @@ def _archive_field(conn: sqlite3.Connection, schema: TableSchema, name: str) -> 
     path = f"$.{name}"
     conn.execute(
         "INSERT INTO _charter_archive (tbl, id, field, value, archived) "
-        f"SELECT ?, id, ?, json_extract(data, ?), CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
+        "SELECT ?, id, ?, json_extract(data, ?), "
+        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
         f"FROM {table} WHERE json_type(data, ?) IS NOT NULL",
         (schema.name, name, path, path),
     )
