@@ -6,13 +6,13 @@ One ``Endpoint`` per model method, RPC and route, built when the app is built.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import datetime as dt
 import decimal
+import inspect
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any, get_origin
+from typing import Any, get_args, get_origin
 
 import msgspec
 
@@ -45,9 +45,10 @@ def _builtins(value: Any) -> Any:
 
 
 def _converter(annotation: Any) -> Callable[[Any], Any] | None:
-    """How a checked value becomes what the parameter's annotation promises."""
+    """How a checked value becomes what the parameter's annotation promises (None: as is)."""
     base = _strip_optional(annotation)
-    if get_origin(base) is Partial:
+    origin = get_origin(base)
+    if origin is Partial:
         return lambda value: msgspec.to_builtins(value, builtin_types=_NATIVE)
     if isinstance(base, type) and hasattr(base, "__charter_table__"):
 
@@ -58,6 +59,18 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None:
             return base(**values)
 
         return record
+    args = get_args(base)
+    # Containers of tables or partials: convert their items (list[Brand], dict[str, Brand]).
+    if origin in (list, set, frozenset) and len(args) == 1:
+        item = _converter(args[0])
+        if item is not None:
+            each = item
+            return lambda value: origin(None if v is None else each(v) for v in value)
+    if origin is dict and len(args) == 2:
+        item = _converter(args[1])
+        if item is not None:
+            each = item
+            return lambda value: {k: None if v is None else each(v) for k, v in value.items()}
     return None
 
 
@@ -91,15 +104,17 @@ class Endpoint:
         self.result_types = result_types
         self.bound = bound
         self.meta = meta or {}
-        self._has_body = bool(signature.body_params)
+        self._has_body = signature.takes_body
         self._has_query = any(p.source == QUERY for p in signature.params)
         self._stream = signature.stream_param
         self._generator = inspect.isasyncgenfunction(fn)
         self._inject = [p for p in signature.params if p.source == INJECT]
         self._path = [p for p in signature.params if p.source == PATH]
         # Values to hand over as what the signature names, not as the Struct that checked them.
-        self._convert = [
-            (p.name, _converter(p.annotation)) for p in signature.params if _converter(p.annotation)
+        self._convert: list[tuple[str, Callable[[Any], Any]]] = [
+            (p.name, convert)
+            for p in signature.params
+            if (convert := _converter(p.annotation)) is not None
         ]
 
     async def __call__(self, request: Request, **path: str) -> Response:
@@ -174,6 +189,8 @@ class Endpoint:
                 self._check_any(value, self.result_types)
             elif expected is not None and kind in ("value", "result"):
                 self._check(value, expected)
+            elif kind == "none":  # declared to return nothing, yet returned something
+                self._check(value, None)
         return self._encode(status, headers, value, codec)
 
     def validating(self) -> bool:

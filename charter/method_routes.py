@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -16,7 +17,8 @@ from .http.request import Request
 from .http.response import Response
 from .http.routing import Route
 from .methods import MethodSpec, RpcSpec, Service
-from .schema.signature import compile_signature
+from .schema.signature import INJECT as INJECTED
+from .schema.signature import Param, compile_signature
 from .schema.validation import details_from_message, validate_object
 from .transaction import current_transaction
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["ContractEndpoint", "contract_route", "service_routes", "table_method_routes"]
 
 INJECT = {RequestContext: "context", Request: "request"}
+_INJECTED_NAMES = ("ctx", "context", "request")
 
 
 def _tables(app: App) -> Any:
@@ -50,7 +53,8 @@ def table_method_routes(app: App, runtime: TableRuntime) -> list[Route]:
 
 def _method_route(app: App, runtime: TableRuntime, spec: MethodSpec, base: str) -> Route:
     fn = spec.fn
-    is_classmethod = isinstance(runtime.cls.__dict__.get(spec.name), classmethod)
+    # Looked up through the MRO: a classmethod inherited from a parent table is one too.
+    is_classmethod = isinstance(inspect.getattr_static(runtime.cls, spec.name, None), classmethod)
     skip_first = not spec.static or is_classmethod
     signature = compile_signature(
         fn,
@@ -94,9 +98,17 @@ def service_routes(app: App, service: Any) -> list[Route]:
     if not isinstance(instance, Service):
         raise CharterError(f"App(services=...) takes Service subclasses, not {service!r}")
     instance.app = app
+    service_name = type(instance).__name__
+    declared = {r.name: r.meta.get("service") for r in app.router.routes if r.kind == "rpc"}
     routes = []
     for spec in type(instance).rpc_methods():
-        routes.append(_rpc_route(app, instance, spec))
+        if spec.name in declared:
+            raise CharterError(
+                f"rpc {spec.name!r} is declared by both {declared[spec.name]} and {service_name}"
+            )
+        route = _rpc_route(app, instance, spec)
+        route.meta["service"] = service_name
+        routes.append(route)
     return routes
 
 
@@ -134,6 +146,14 @@ class ContractEndpoint(Endpoint):
         )
         self.shapes = [schema_type(s, f"{spec.name}Response{i}") for i, s in enumerate(shapes)]
         self.takes = {p.name for p in signature.params}
+        self.query_lists = _list_fields(self.query_type)
+        given = names | {"payload", "query", *_INJECTED_NAMES}
+        for param in signature.params:
+            if param.name not in given and param.source != INJECTED and param.required:
+                raise CharterError(
+                    f"route {spec.name}: parameter {param.name!r} is not payload, query, a path "
+                    "parameter, a RequestContext or a Request"
+                )
         super().__init__(
             spec.fn,
             signature,
@@ -156,12 +176,21 @@ class ContractEndpoint(Endpoint):
                 kwargs["query"] = query
         for param in self.signature.params:
             if param.name in path:
-                kwargs[param.name] = path[param.name]
+                kwargs[param.name] = self._path_value(param, path[param.name])
             elif param.name in ("ctx", "context") or param.annotation is RequestContext:
                 kwargs[param.name] = current_context()
             elif param.name == "request" or param.annotation is Request:
                 kwargs[param.name] = request
         return kwargs
+
+    @staticmethod
+    def _path_value(param: Param, text: str) -> Any:
+        """A path parameter, coerced to its annotation (a 422 when it does not fit)."""
+        try:
+            return msgspec.convert(text, param.checked, strict=False)
+        except msgspec.ValidationError as exc:
+            details = [details_from_message(str(exc), ["path", param.name])]
+            raise ValidationError(details=details) from None
 
     def _payload(self, value: Any) -> Any:
         if self.payload_type is None:
@@ -174,7 +203,9 @@ class ContractEndpoint(Endpoint):
 
     def _query(self, query: dict[str, list[str]]) -> Any:
         flat = {
-            k.removesuffix("[]"): v[-1] if len(v) == 1 and not k.endswith("[]") else v
+            k.removesuffix("[]"): v
+            if k.endswith("[]") or len(v) > 1 or k in self.query_lists
+            else v[-1]
             for k, v in query.items()
         }
         if self.query_type is None:
@@ -199,6 +230,8 @@ class ContractEndpoint(Endpoint):
             if self.validating() and self.shapes:
                 self._check_any(envelope, self.shapes)
             return error_response(result)
+        if result is None and self.validating() and self.shapes:
+            self._check_any(None, self.shapes)  # no body: only if the contract allows null
         return super().respond(request, result)
 
     def validating(self) -> bool:
@@ -215,12 +248,37 @@ def _details(
     except (TypeError, ValueError):
         fields = None
     if fields is not None and isinstance(value, dict):
-        hints = {f.name: _field_type(type_, f.name) for f in fields}
-        required = {f.name for f in fields if f.required}
+        hints = {f.encode_name: _field_type(type_, f.name) for f in fields}
+        required = {f.encode_name for f in fields if f.required}
         details = validate_object(value, hints, required, [loc], extra_allowed=not _forbids(type_))
         if details:
             return details
     return [details_from_message(str(exc), [loc])]
+
+
+def _list_fields(type_: Any) -> frozenset[str]:
+    """Fields of a query schema that hold arrays (one ``?k=v`` is then a list of one)."""
+    try:
+        fields = getattr(msgspec.inspect.type_info(type_), "fields", None) or ()
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(f.name for f in fields if _is_array(f.type))
+
+
+def _is_array(info: Any) -> bool:
+    if isinstance(info, msgspec.inspect.Metadata):
+        return _is_array(info.type)
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_is_array(t) for t in info.types)
+    return isinstance(info, _ARRAYS)
+
+
+_ARRAYS = (
+    msgspec.inspect.ListType,
+    msgspec.inspect.SetType,
+    msgspec.inspect.FrozenSetType,
+    msgspec.inspect.VarTupleType,
+)
 
 
 def _field_type(type_: Any, name: str) -> Any:

@@ -52,25 +52,37 @@ class Router:
         by_method[route.method] = route
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        """The route for a request; ``NotFound`` or ``MethodNotAllowed`` when none fits."""
-        by_method = self._exact.get(path)
-        params: dict[str, str] = {}
-        if by_method is None:
-            for pattern, routes in self._templates:
-                found = pattern.match(path)
-                if found is not None:
-                    by_method = routes
-                    params = {k: unquote(v) for k, v in found.groupdict().items()}
-                    break
-        if by_method is None:
+        """The route for a request; ``NotFound`` or ``MethodNotAllowed`` when none fits.
+
+        An exact path that does not answer the verb falls through to the templates, so
+        ``POST /Product/discount`` (a method) and ``PUT /Product/discount`` (a record) coexist.
+        """
+        seen: list[dict[str, Route]] = []
+        exact = self._exact.get(path)
+        if exact is not None:
+            route = _pick(exact, method)
+            if route is not None:
+                return route, {}
+            seen.append(exact)
+        for pattern, routes in self._templates:
+            found = pattern.match(path)
+            if found is None:
+                continue
+            route = _pick(routes, method)
+            if route is not None:
+                return route, {k: unquote(v) for k, v in found.groupdict().items()}
+            seen.append(routes)
+        if not seen:
             raise NotFound(f"no resource at {path}")
-        route = by_method.get(method) or by_method.get("*")
-        if route is None and method == "HEAD":
-            route = by_method.get("GET")
-        if route is None:
-            allowed = ", ".join(sorted(m for m in by_method if m != "*"))
-            raise MethodNotAllowed(f"{method} is not allowed on {path}", headers={"allow": allowed})
-        return route, params
+        allowed = ", ".join(sorted({m for routes in seen for m in routes} - {"*"}))
+        raise MethodNotAllowed(f"{method} is not allowed on {path}", headers={"allow": allowed})
+
+
+def _pick(by_method: dict[str, Route], method: str) -> Route | None:
+    route = by_method.get(method) or by_method.get("*")
+    if route is None and method == "HEAD":
+        route = by_method.get("GET")
+    return route
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -78,6 +90,6 @@ def _compile(template: str) -> re.Pattern[str]:
     last = 0
     for match in _PARAM.finditer(template):
         out += re.escape(template[last : match.start()])
-        out += f"(?P<{match.group(1)}>.*)" if match.group(2) else f"(?P<{match.group(1)}>[^/]+)"
+        out += f"(?P<{match.group(1)}>.+)" if match.group(2) else f"(?P<{match.group(1)}>[^/]+)"
         last = match.end()
     return re.compile(out + re.escape(template[last:]) + "$")

@@ -65,6 +65,7 @@ class Signature:
     body_struct: Any = None
     body_types: dict[str, Any] = field(default_factory=dict)
     inject: dict[str, Any] = field(default_factory=dict)
+    takes_body: bool = False  # arguments come in the body (even none: extra ones are a 422)
 
     @property
     def body_params(self) -> list[Param]:
@@ -78,15 +79,16 @@ class Signature:
         """Keyword arguments from a body: an object by name, or an array of positionals."""
         params = self.body_params
         if isinstance(value, list):
-            if len(value) > len(params):
+            positional = [p for p in params if p.positional]  # keyword-only ones go by name
+            if len(value) > len(positional):
                 raise InputError(
                     [
                         {"loc": [loc, i], "code": "EXTRANEOUS_PROPERTY",
                          "message": "too many positional arguments"}
-                        for i in range(len(params), len(value))
+                        for i in range(len(positional), len(value))
                     ]
                 )  # fmt: skip
-            value = {p.name: item for p, item in zip(params, value, strict=False)}
+            value = {p.name: item for p, item in zip(positional, value, strict=False)}
         if value is None and not any(p.required for p in params):
             value = {}
         try:
@@ -176,7 +178,7 @@ def resolve_type(tp: Any, tables: Callable[[type], Any] | None = None) -> Any:
         return tables(tp)
     if origin is typing.Annotated:
         base, *meta = get_args(tp)
-        return typing.Annotated[(resolve_type(base, tables), *meta)]  # type: ignore[valid-type]
+        return typing.Annotated[(resolve_type(base, tables), *meta)]
     args = get_args(tp)
     if origin is not None and args and origin not in (typing.Literal,):
         resolved = tuple(resolve_type(a, tables) for a in args)
@@ -292,6 +294,7 @@ def compile_signature(
         is_async=inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn),
         body_struct=struct,
         body_types={p.name: p.checked for p in body},
+        takes_body=not query_params and not any(p.source == STREAM for p in params),
     )
 
 
