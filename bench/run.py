@@ -19,6 +19,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ APPS_DIR = BENCH_DIR / "apps"
 WORK_DIR = BENCH_DIR / ".work"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 SEED_COUNT = 10_000  # rows seeded per app (--seed-count, for trying the harness out)
 CATEGORIES = 10
 
@@ -65,6 +67,9 @@ APPS: list[AppDef] = [
     AppDef("bare", "bare_app:app", "raw ASGI + msgspec, sqlite in run_in_executor"),
 ]
 REFERENCE = "charter"  # ratios are REFERENCE req/s divided by each peer's
+# A measured run during which other processes (not the server, wrk or this harness) used more
+# than this many cores' worth of CPU is marked noisy: the machine was not quiet.
+NOISY_CORES = 0.15
 
 
 @dataclass(frozen=True)
@@ -219,11 +224,16 @@ class RunResult:
     non2xx: int = 0
     socket_errors: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    others: float = 0.0  # cores' worth of CPU other processes used during the measured run
     problem: str | None = None  # set when the figures must not be trusted
 
     @property
     def ok(self) -> bool:
         return self.problem is None
+
+    @property
+    def noisy(self) -> bool:
+        return self.others > NOISY_CORES
 
 
 def ensure_wrk() -> str:
@@ -280,18 +290,57 @@ def run_wrk(
     raise RuntimeError(f"wrk printed no result (exit {proc.returncode}): {proc.stderr.strip()}")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time spent running processes on the whole machine (user + nice + system), or 0
+    where /proc/stat cannot be read."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields) / CLK_TCK
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (all its threads)."""
+    try:
+        rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+
+
+def own_cpu_seconds() -> float:
+    """This harness and its reaped children (every wrk run)."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def measure(
-    opts: argparse.Namespace, app: AppDef, scenario: Scenario, port: int, script: Path
+    opts: argparse.Namespace,
+    app: AppDef,
+    scenario: Scenario,
+    port: int,
+    server_pid: int,
+    script: Path,
 ) -> RunResult:
     result = RunResult(app.name, scenario.name)
     try:
         if opts.warmup > 0:
             run_wrk(opts, port, script, opts.warmup, None)
         log = WORK_DIR / f"{app.name}-{scenario.name}.wrk.txt"
+        before = machine_cpu_seconds(), process_cpu_seconds(server_pid), own_cpu_seconds()
+        t0 = time.monotonic()
         raw = run_wrk(opts, port, script, opts.duration, log)
+        elapsed = time.monotonic() - t0
+        after = machine_cpu_seconds(), process_cpu_seconds(server_pid), own_cpu_seconds()
     except (RuntimeError, ValueError) as exc:
         result.problem = str(exc)
         return result
+    machine, ours = after[0] - before[0], sum(after[1:]) - sum(before[1:])
+    result.others = max(0.0, machine - ours) / elapsed if elapsed > 0 else 0.0
     seconds = raw["duration_us"] / 1e6
     result.requests = raw["requests"]
     result.rps = raw["requests"] / seconds if seconds > 0 else 0.0
@@ -334,8 +383,8 @@ class ServerFailed(Exception):
 
 
 @contextlib.contextmanager
-def server(opts: argparse.Namespace, app: AppDef, db_url: str, port: int) -> Iterator[None]:
-    """Run ``app`` under uvicorn until the block ends."""
+def server(opts: argparse.Namespace, app: AppDef, db_url: str, port: int) -> Iterator[int]:
+    """Run ``app`` under uvicorn until the block ends; yields the server's pid."""
     log_path = server_log(app)
     argv = pinned(
         opts.server_cpu,
@@ -362,7 +411,7 @@ def server(opts: argparse.Namespace, app: AppDef, db_url: str, port: int) -> Ite
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_ready(proc, port, log_path)
-        yield
+        yield proc.pid  # taskset execs the server, so this is the python process
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -531,7 +580,7 @@ def bench_app(
     port = free_port()
     print(f"\n== {app.name}: {app.description} (port {port}, {db_url})", flush=True)
     try:
-        with server(opts, app, db_url, port):
+        with server(opts, app, db_url, port) as pid:
             t0 = time.monotonic()
             failures = seed(port, opts.seed_count)
             run.seed_seconds = time.monotonic() - t0
@@ -546,9 +595,12 @@ def bench_app(
             for scenario in scenarios:
                 if scenario.apps is not None and app.name not in scenario.apps:
                     continue
-                result = measure(opts, app, scenario, port, write_lua(scenario, opts.seed_count))
+                script = write_lua(scenario, opts.seed_count)
+                result = measure(opts, app, scenario, port, pid, script)
                 run.results.append(result)
                 note = f"  ! {result.problem}" if result.problem else ""
+                if result.noisy:
+                    note += f"  ~ noisy: others used {result.others:.2f} cores"
                 print(
                     f"   {scenario.name:<6} {result.rps:>9.0f} req/s  p50 {result.p50_ms:6.2f} ms"
                     f"  p99 {result.p99_ms:7.2f} ms{note}",
@@ -597,11 +649,11 @@ def table_rows(runs: list[AppRun], scenarios: list[Scenario]) -> list[list[str]]
             if result is None:
                 served = scenario.apps is None or run.app.name in scenario.apps
                 why = "not served" if not served else "failed" if run.problems else "not run"
-                rows.append([scenario.name, run.app.name, why, "", "", "", ""])
+                rows.append([scenario.name, run.app.name, why, "", "", "", "", ""])
                 continue
             r = ratio(runs, scenario.name, run.app.name)
             shown = "-" if run.app.name == REFERENCE else (f"{r:.2f}x" if r is not None else "n/a")
-            flag = "" if result.ok else " (!)"
+            flag = ("" if result.ok else " (!)") + (" (~)" if result.noisy else "")
             rows.append(
                 [
                     scenario.name,
@@ -610,13 +662,23 @@ def table_rows(runs: list[AppRun], scenarios: list[Scenario]) -> list[list[str]]
                     f"{result.p50_ms:.2f}",
                     f"{result.p99_ms:.2f}",
                     str(result.non2xx + result.socket_errors),
+                    f"{result.others:.2f}",
                     shown,
                 ]
             )
     return rows
 
 
-HEADERS = ["scenario", "framework", "req/s", "p50 ms", "p99 ms", "errors", f"{REFERENCE}/this"]
+HEADERS = [
+    "scenario",
+    "framework",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "others",
+    f"{REFERENCE}/this",
+]
 
 
 def target_rows(runs: list[AppRun]) -> list[list[str]]:
@@ -630,12 +692,15 @@ def target_rows(runs: list[AppRun]) -> list[list[str]]:
         elif not (ours.ok and theirs.ok):
             rows.append([label, f"{r:.2f}x", "not met (run had errors)"])
         else:
-            rows.append([label, f"{r:.2f}x", "met" if r >= t.min_ratio else "not met"])
+            status = "met" if r >= t.min_ratio else "not met"
+            if ours.noisy or theirs.noisy:
+                status += " (noisy)"
+            rows.append([label, f"{r:.2f}x", status])
     return rows
 
 
 def plain_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
     def fmt(cells: list[str]) -> str:
         padded = [
@@ -665,7 +730,10 @@ def print_tables(title: str, headers: list[str], rows: list[list[str]]) -> None:
         table.add_column(h, justify="right" if i >= 2 else "left")
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped to a file: don't squeeze the table into 80 columns
+        console = Console(width=120)
+    console.print(table)
 
 
 def _cmd(argv: list[str]) -> str:
@@ -733,6 +801,7 @@ def write_results(
         f"- load: wrk -t{opts.threads} -c{opts.connections} -d{opts.duration:g}s "
         f"(after a {opts.warmup:g} s warm-up), {pinning}; {opts.seed_count:,} seeded rows; "
         f"backend {opts.backend}",
+        *(f"- `{sc.name}`: {sc.title}" for sc in scenarios),
         "",
         markdown_table(HEADERS, table_rows(runs, scenarios)),
         "",
@@ -747,6 +816,13 @@ def write_results(
     ]
     if problems:
         lines += ["Problems (figures marked (!) are not to be trusted):", "", *problems, ""]
+    noisy = [f"{r.app} {r.scenario}" for run in runs for r in run.results if r.noisy]
+    if noisy:
+        lines += [
+            f"**Noisy** (other processes used more than {NOISY_CORES} of a core during the run,"
+            f" column `others`; figures marked (~)): {', '.join(noisy)}.",
+            "",
+        ]
     header = (
         "# Benchmark results\n\n"
         "Appended by `bench/run.py` (`make bench`), newest last. See bench/README.md for what\n"
