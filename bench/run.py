@@ -117,6 +117,21 @@ end
 """,
     ),
     Scenario(
+        name="rpc",
+        title="POST /rpc/quote: an RPC with a validated nested object argument (no database)",
+        lua="""
+local req
+function request()
+  if req == nil then
+    req = wrk.format("POST", "/rpc/quote", {["Content-Type"] = "application/json"},
+      '{"order":{"product_id":"p1","qty":3,"address":{"city":"Oslo","zip":"0150"},'
+      .. '"tags":["gift","fragile"],"express":true}}')
+  end
+  return req
+end
+""",
+    ),
+    Scenario(
         name="list",
         title="GET /Item/?category=c3&limit(10)",
         lua="""
@@ -142,6 +157,8 @@ TARGETS: list[Target] = [
     Target("get", "litestar", 1.5),
     Target("get", "bare", 0.7),
     Target("post", "fastapi", 1.5),
+    Target("rpc", "fastapi", 2.0),
+    Target("rpc", "litestar", 1.3),
 ]
 
 
@@ -556,6 +573,13 @@ def conformance(port: int) -> list[str]:
             issues.append(f"POST /Item/ -> {r.status_code} {r.text[:200]}")
         elif not r.headers.get("location", "").endswith(f"/Item/{new_id}"):
             issues.append(f"POST /Item/ Location header is {r.headers.get('location')!r}")
+        order = {"product_id": "p1", "qty": 3, "address": {"city": "Oslo", "zip": "0150"}}
+        r = client.post("/rpc/quote", json={"order": order})
+        if r.status_code != 200 or r.json() != {"product_id": "p1", "qty": 3, "total": 28.5}:
+            issues.append(f"POST /rpc/quote -> {r.status_code} {r.text[:200]}")
+        r = client.post("/rpc/quote", json={"order": {**order, "qty": 0}})
+        if r.status_code not in (400, 422):
+            issues.append(f"POST /rpc/quote with qty 0 -> {r.status_code}, expected 400/422")
     return issues
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import benchdb
 import msgspec
+import quote
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -37,6 +38,24 @@ class Item(msgspec.Struct):
     stock: int
 
 
+class Address(msgspec.Struct, forbid_unknown_fields=True):
+    city: str
+    zip: Annotated[str, msgspec.Meta(min_length=4, max_length=10)]
+
+
+class Order(msgspec.Struct, forbid_unknown_fields=True):
+    product_id: str
+    qty: Annotated[int, msgspec.Meta(ge=1)]
+    address: Address
+    tags: list[str] = []
+    express: bool = False
+
+
+class QuoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    order: Order
+
+
+_decode_quote_in = msgspec.json.Decoder(QuoteIn).decode
 _encode = msgspec.json.Encoder().encode
 _decode_item_in = msgspec.json.Decoder(ItemIn).decode
 _JSON = (b"content-type", b"application/json")
@@ -151,4 +170,12 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 return
             await _respond(send, 405, _error(405, "METHOD_NOT_ALLOWED", "method not allowed"))
             return
+    if path == "/rpc/quote" and method == "POST":
+        try:
+            order = _decode_quote_in(await _read_body(receive)).order
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            await _respond(send, 422, _error(422, "INVALID_PROPERTIES", str(exc)))
+            return
+        await _respond(send, 200, _encode(quote.price(order.product_id, order.qty, order.express)))
+        return
     await _respond(send, 404, _error(404, "NOT_FOUND", "no such route"))

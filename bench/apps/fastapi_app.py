@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import benchdb
+import quote
 from fastapi import FastAPI, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,35 @@ class Item(BaseModel):
     category: str
     price: float
     stock: int
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    city: str
+    zip: str = Field(min_length=4, max_length=10)
+
+
+class Order(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    product_id: str
+    qty: int = Field(ge=1)
+    address: Address
+    tags: list[str] = []
+    express: bool = False
+
+
+class QuoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    order: Order
+
+
+class Quote(BaseModel):
+    product_id: str
+    qty: int
+    total: float
 
 
 def _item(row: tuple[object, ...]) -> Item:
@@ -74,3 +104,9 @@ def create_item(body: ItemIn, response: Response) -> Item:
 def list_items(category: str, request: Request) -> list[Item]:
     limit = benchdb.parse_limit(request.url.query)
     return [_item(row) for row in benchdb.fetch_by_category(category, limit)]
+
+
+@app.post("/rpc/quote", response_model=Quote)
+async def rpc_quote(body: QuoteIn) -> Quote:
+    order = body.order
+    return Quote(**quote.price(order.product_id, order.qty, order.express))

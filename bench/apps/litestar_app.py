@@ -9,6 +9,7 @@ from typing import Annotated
 
 import benchdb
 import msgspec
+import quote
 from litestar import Controller, Litestar, Request, Response, get, post
 from litestar.exceptions import HTTPException, NotFoundException
 
@@ -27,6 +28,35 @@ class Item(msgspec.Struct):
     category: str
     price: float
     stock: int
+
+
+class Address(msgspec.Struct, forbid_unknown_fields=True):
+    city: str
+    zip: Annotated[str, msgspec.Meta(min_length=4, max_length=10)]
+
+
+class Order(msgspec.Struct, forbid_unknown_fields=True):
+    product_id: str
+    qty: Annotated[int, msgspec.Meta(ge=1)]
+    address: Address
+    tags: list[str] = []
+    express: bool = False
+
+
+class QuoteIn(msgspec.Struct, forbid_unknown_fields=True):
+    order: Order
+
+
+class Quote(msgspec.Struct):
+    product_id: str
+    qty: int
+    total: float
+
+
+@post("/rpc/quote", status_code=200)
+async def rpc_quote(data: QuoteIn) -> Quote:
+    order = data.order
+    return Quote(**quote.price(order.product_id, order.qty, order.express))
 
 
 class ItemController(Controller):
@@ -67,4 +97,4 @@ async def create_schema() -> None:
     benchdb.create_schema()
 
 
-app = Litestar(route_handlers=[ItemController], on_startup=[create_schema])
+app = Litestar(route_handlers=[ItemController, rpc_quote], on_startup=[create_schema])

@@ -25,6 +25,7 @@ class Request:
     __slots__ = (
         "_body",
         "_headers",
+        "_pending",
         "_query",
         "max_body_size",
         "method",
@@ -41,6 +42,7 @@ class Request:
         self.max_body_size = max_body_size
         self._headers: dict[str, str] | None = None
         self._body: bytes | None = None
+        self._pending: bytes | None = None
         self._query: dict[str, list[str]] | None = None
 
     @property
@@ -110,22 +112,41 @@ class Request:
         ):
             raise PayloadTooLarge(f"body is larger than {maximum} bytes")
         size = 0
-        while True:
+        more = True
+        if self._pending is not None:  # a first message body() already received
+            chunk, self._pending = self._pending, None
+            size = len(chunk)
+            yield chunk
+        while more:
             message = await self.receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnected(499, "client disconnected")
             chunk = message.get("body", b"")
+            more = message.get("more_body", False)
             size += len(chunk)
             if maximum is not None and size > maximum:
                 raise PayloadTooLarge(f"body is larger than {maximum} bytes")
             if chunk:
                 yield chunk
-            if not message.get("more_body", False):
-                break
 
     async def body(self) -> bytes:
         """The whole body (read once, then kept)."""
-        if self._body is None:
-            chunks = [chunk async for chunk in self.stream()]
-            self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._body is not None:
+            return self._body
+        declared = self.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_size:
+            raise PayloadTooLarge(f"body is larger than {self.max_body_size} bytes")
+        # The common case, a body in one message, without the stream's machinery.
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected(499, "client disconnected")
+        first: bytes = message.get("body", b"")
+        if len(first) > self.max_body_size:
+            raise PayloadTooLarge(f"body is larger than {self.max_body_size} bytes")
+        if not message.get("more_body", False):
+            self._body = first
+            return first
+        self._pending = first
+        chunks = [chunk async for chunk in self.stream()]
+        self._body = b"".join(chunks)
         return self._body
