@@ -97,9 +97,9 @@ def _where(
     operator = OPERATORS.get(node.comparator)
     if operator is None:
         raise InvalidQuery(f"unknown comparator {node.comparator!r}")
-    if schema.options.strict_queries and attribute not in schema.indexes:
-        if attribute != schema.primary_key:
-            raise InvalidQuery(f"{attribute} is not indexed and {schema.name} has strict_queries")
+    unindexed = attribute not in schema.indexes and attribute != schema.primary_key
+    if schema.options.strict_queries and unindexed:
+        raise InvalidQuery(f"{attribute} is not indexed and {schema.name} has strict_queries")
     is_list = _list_item_type(schema.fields[attribute].type) is not None
     if node.comparator == "between":
         if not isinstance(node.value, list | tuple) or len(node.value) != 2:
