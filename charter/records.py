@@ -7,6 +7,7 @@ once, whichever way a write arrives (REST, a Python static helper, a method or a
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from .context import current_context
-from .errors import NotFound, ValidationError
+from .errors import HttpError, NotFound, ValidationError
 from .query.model import Query
+from .query.select import Projector
 from .schema import TableSchema
 from .schema.validation import details_from_message, validate_object
 from .storage import Row
@@ -108,11 +110,48 @@ class TableRuntime:
         row = await (txn.read(self.name, key) if txn else self.app.database.fetch(self.name, key))
         return self.instance(key, row, context)
 
-    async def search(self, query: Query | dict[str, Any] | None) -> AsyncIterator[Any]:
+    async def search(
+        self, query: Query | dict[str, Any] | None, *, check_read: bool = False
+    ) -> AsyncIterator[Any]:
+        """Records matching ``query``: instances, or what its ``select`` shapes (related records
+        included, in the same SQL statement), or its plan when ``explain``.
+
+        Args:
+            check_read: apply the ``allow_read`` hooks to every record, related ones included
+                (what a request does); a denied record is left out.
+        """
         compiled = Query.coerce(query)
+        if compiled.explain:
+            yield await self.app.database.explain(self.schema, compiled)
+            return
+        selection = compiled.selection
+        projector = None
+        if selection is not None:
+            catalog = {name: rt.schema for name, rt in self.app.tables.items()}
+            allow = self._allows if check_read else None
+            projector = Projector(catalog, self.schema, selection, allow)
+        hooked = check_read and "allow_read" in self.cls.__charter_overrides__
         async for row in self.app.database.search(self.schema, compiled):
             data = _json_decode(row.data)
-            yield self.instance(data.get(self.key), row)
+            instance = self.instance(data.get(self.key), row)
+            if hooked:
+                try:
+                    await self._hook(instance, "allow_read")
+                except HttpError:
+                    continue
+            yield instance if projector is None else await projector(data, row.version, row.related)
+
+    async def _allows(self, table: str, doc: dict[str, Any], version: int) -> bool:
+        """Whether ``table``'s ``allow_read`` lets the current user read a related record."""
+        runtime = self.app.tables[table]
+        if "allow_read" not in runtime.cls.__charter_overrides__:
+            return True
+        instance = runtime.instance(doc.get(runtime.key), Row(_json_encode(doc).decode(), version))
+        try:
+            await runtime._hook(instance, "allow_read")
+        except HttpError:
+            return False
+        return True
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -172,6 +211,18 @@ class TableRuntime:
             else:
                 values[name] = dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC)
 
+    def _encode(self, values: dict[str, Any]) -> str:
+        """The stored JSON document; a number JSON cannot hold (inf, nan) is refused."""
+        for name, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValidationError(
+                    details=[
+                        {"loc": ["body", name], "code": "NUMERIC_CONSTRAINT",
+                         "message": f"{value} cannot be stored: numbers must be finite"}
+                    ]
+                )  # fmt: skip
+        return _json_encode(values).decode()
+
     def _ordered(self, values: dict[str, Any]) -> dict[str, Any]:
         """The record with its attributes in declaration order (extra ones last)."""
         ordered = {name: values[name] for name in self.schema.fields if name in values}
@@ -217,7 +268,7 @@ class TableRuntime:
         instance._data = values
         instance._exists = True
         await self._hook(instance, "allow_create")
-        raw = _json_encode(values).decode()
+        raw = self._encode(values)
 
         async def write(txn: Transaction) -> None:
             txn.put(self.name, key, raw, insert=True)
@@ -249,7 +300,7 @@ class TableRuntime:
                 self._stamp(values, created=True)
                 await self._hook(self._detached(key, values), "allow_create")
             record = self._ordered(values)
-            txn.put(self.name, key, _json_encode(record).decode())
+            txn.put(self.name, key, self._encode(record))
             instance._data = record
             instance._raw = None
             instance._exists = True
@@ -272,7 +323,7 @@ class TableRuntime:
             await self._hook(current, "allow_update")
             values = {**current._values(), **changes}
             self._stamp(values, created=False)
-            txn.put(self.name, key, _json_encode(values).decode())
+            txn.put(self.name, key, self._encode(values))
             instance._data = values
             instance._raw = None
             instance._exists = True

@@ -7,6 +7,8 @@ a JSON read of a table with nothing hidden sends the stored bytes as they are.
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ import msgspec
 
 from .context import current_context
 from .errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
-from .http.codecs import CSV, JSON, SUFFIXES, Codec, for_request, negotiate
+from .http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, for_request, negotiate
 from .http.request import Request
 from .http.response import Response
 from .http.routing import Route, Router
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["add_table_routes", "describe_table"]
 
 _json_decode = msgspec.json.decode
+_SPOOL_IN_MEMORY = 8 << 20  # a MessagePack result that cannot be counted first spills to disk
 
 
 def _etag(version: int) -> str:
@@ -288,29 +291,57 @@ class TableResource:
 
     def _query(self, request: Request) -> Query:
         query = parse_query_string(request.query_string)
-        compile_select(self.schema, query)  # reject a bad query before the response starts
+        # Reject a bad query before the response starts; returned=False attributes do not exist.
+        compile_select(self.schema, query, catalog=self.catalog, public=True)
         return query
+
+    @property
+    def catalog(self) -> dict[str, Any]:
+        return {name: runtime.schema for name, runtime in self.runtime.app.tables.items()}
 
     async def search(self, request: Request, codec: Codec) -> Response:
         query = self._query(request)
+        if query.explain:
+            plan = await self.database.explain(self.schema, query)
+            out = JSON if codec is CSV else codec
+            return Response(200, out.encode(plan), {"content-type": out.media_type})
+        await request.body()  # what follows the body is the disconnect we watch for
         headers = {"content-type": codec.media_type}
-        prefer = request.header("prefer")
-        if prefer is not None and "count=exact" in prefer:
-            total = await self.database.count(self.schema, query)
-            start = query.offset or 0
-            shown = max(0, min(total - start, query.limit if query.limit is not None else total))
-            end = start + shown - 1
-            headers["content-range"] = (
-                f"items {start}-{end}/{total}" if shown else f"items */{total}"
-            )
-        if "search" in self.runtime.cls.__charter_overrides__:
+        overridden = "search" in self.runtime.cls.__charter_overrides__
+        filtered = overridden or self.checks_read  # the count cannot be known in advance
+        counted = "count=exact" in (request.header("prefer") or "")
+        total: int | None = None
+        rows: AsyncIterator[Row] | None = None
+        if request.method == "HEAD":
+            if counted:
+                total = await self.database.count(self.schema, query)
+        elif counted or (codec is MSGPACK and not filtered and query.select is None):
+            total, rows = await self.database.search_counted(self.schema, query)
+        if counted and total is not None:
+            headers["content-range"] = _content_range(query, total)
+        if request.method == "HEAD":
+            return Response(200, headers=headers)
+        known = None if filtered else _shown(query, total) if total is not None else None
+        if overridden:
+            if rows is not None:
+                await rows.aclose()  # type: ignore[attr-defined]
             collection = self.runtime.cls._blank(None, current_context())
-            results = collection.search(query)
-            return Response(200, stream=self._stream_values(results, codec), headers=headers)
-        rows = self.database.search(self.schema, query)
-        return Response(200, stream=self._stream_rows(rows, codec), headers=headers)
+            values = collection.search(query)
+            stream = self._stream_values(values, codec, known)
+        elif query.select is not None:
+            if rows is not None:
+                await rows.aclose()  # type: ignore[attr-defined]
+            values = self.runtime.search(query, check_read=True)
+            stream = self._stream_values(values, codec)
+        else:
+            if rows is None:
+                rows = self.database.search(self.schema, query)
+            stream = self._stream_rows(rows, codec, known)
+        return Response(200, stream=_until_disconnect(request, stream), headers=headers)
 
-    async def _stream_rows(self, rows: AsyncIterator[Row], codec: Codec) -> AsyncIterator[bytes]:
+    async def _stream_rows(
+        self, rows: AsyncIterator[Row], codec: Codec, count: int | None
+    ) -> AsyncIterator[bytes]:
         if self.raw_json and codec is JSON and not self.checks_read:
             first = True
             batch: list[bytes] = []
@@ -337,36 +368,121 @@ class TableResource:
                         continue
                 yield instance
 
-        async for chunk in self._stream_values(values(), codec):
+        async for chunk in self._stream_values(values(), codec, count):
             yield chunk
 
-    async def _stream_values(self, values: Any, codec: Codec) -> AsyncIterator[bytes]:
+    async def _stream_values(
+        self, values: Any, codec: Codec, count: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """The values as one array in ``codec``, written as they come.
+
+        JSON and CBOR (an indefinite-length array) need nothing in advance; a MessagePack array
+        starts with its length: ``count`` when the caller knows it (the rows were counted in
+        their snapshot), else the items are spooled to a temporary file (bounded memory) first.
+        """
         public = self.runtime.public
+
+        def item(value: Any) -> Any:
+            return public(value._values()) if hasattr(value, "_values") else value
+
         if codec is CSV:
             columns = [f for f in self.schema.fields if f not in self.runtime.hidden]
             yield CSV.header(columns)  # type: ignore[attr-defined]
             async for value in values:
-                item = public(value._values()) if hasattr(value, "_values") else value
-                yield CSV.row(columns, item)  # type: ignore[attr-defined]
+                yield CSV.row(columns, item(value))  # type: ignore[attr-defined]
+            return
+        if codec is MSGPACK:
+            async for chunk in _msgpack_array(values, item, count):
+                yield chunk
+            return
+        if codec is CBOR:
+            yield b"\x9f"  # indefinite-length array, closed by a break
+            async for value in values:
+                yield codec.encode(item(value))
+            yield b"\xff"
             return
         if not codec.streams_arrays:
-            items = [public(v._values()) if hasattr(v, "_values") else v async for v in values]
-            yield codec.encode(items)
+            yield codec.encode([item(v) async for v in values])
             return
         first = True
         async for value in values:
-            item = public(value._values()) if hasattr(value, "_values") else value
-            yield (b"[" if first else b",") + codec.encode(item)
+            yield (b"[" if first else b",") + codec.encode(item(value))
             first = False
         yield b"[]" if first else b"]"
 
     async def delete_matching(self, request: Request) -> Response:
         query = self._query(request)
+        if query.explain:
+            plan = await self.database.explain(self.schema, query)
+            return Response(200, JSON.encode(plan), {"content-type": JSON.media_type})
+        query.select = None
         count = 0
         async for instance in self.runtime.search(query):
             if await maybe_await(instance.delete()) is not False:
                 count += 1
         return Response(200, JSON.encode(count), {"content-type": JSON.media_type})
+
+
+def _shown(query: Query, total: int) -> int:
+    start = query.offset or 0
+    return max(0, min(total - start, query.limit if query.limit is not None else total))
+
+
+def _content_range(query: Query, total: int) -> str:
+    shown = _shown(query, total)
+    start = query.offset or 0
+    return f"items {start}-{start + shown - 1}/{total}" if shown else f"items */{total}"
+
+
+def _msgpack_header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+async def _msgpack_array(values: Any, item: Any, count: int | None) -> AsyncIterator[bytes]:
+    encode = MSGPACK.encode
+    if count is not None:
+        yield _msgpack_header(count)
+        sent = 0
+        async for value in values:
+            if sent == count:  # cannot happen: the count and the rows share one snapshot
+                break
+            sent += 1
+            yield encode(item(value))
+        while sent < count:  # nor this; keep the document well formed regardless
+            sent += 1
+            yield b"\xc0"
+        return
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+        count = 0
+        async for value in values:
+            spool.write(encode(item(value)))
+            count += 1
+        yield _msgpack_header(count)
+        spool.seek(0)
+        while chunk := spool.read(1 << 16):
+            yield chunk
+
+
+async def _until_disconnect(request: Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` until the client goes away; then the source is closed, so reading stops."""
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        async for chunk in chunks:
+            if watcher.done():
+                break
+            yield chunk
+    finally:
+        watcher.cancel()
+        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 def add_table_routes(router: Router, runtime: TableRuntime) -> None:

@@ -1,6 +1,6 @@
 """Query language: object model, URL parser, operator registry and SQL compiler (sans-I/O)."""
 
-from .model import Condition, Group, Query, Sort
+from .model import Condition, Group, Query, Select, SelectItem, Sort
 from .parser import parse_query_string
 
-__all__ = ["Condition", "Group", "Query", "Sort", "parse_query_string"]
+__all__ = ["Condition", "Group", "Query", "Select", "SelectItem", "Sort", "parse_query_string"]

@@ -1,146 +1,343 @@
-"""Compile a ``Query`` against a table schema into parameterised SQL.
+"""Compile a ``Query`` into parameterised SQL, with a planner.
 
-The dialect is the seam between backends: it names how a document attribute is read and how
-parameters are written. Conditions on declared indexes use the index's exact expression.
+The planner orders AND-ed conditions by estimated selectivity (equality on an indexed attribute,
+then a range on one, then everything else), unless ``enforce_execution_order``; the first
+condition that an index serves drives the search, and the others are kept off their indexes
+(``Dialect.no_index``) so the database follows the plan that ``explain`` reports. Dotted
+attributes follow relationships as ``IN``/``EXISTS`` subqueries; nested selects become JSON
+subqueries (``select.py``): one statement per request, whatever the size of the result.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import enum
-import uuid
-from dataclasses import dataclass
-from typing import Any, get_args, get_origin
-
-import msgspec
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import InvalidQuery
 from ..schema import TableSchema
-from ..schema.table_schema import _strip_optional
+from .dialect import SQLITE, Dialect
 from .model import Condition, Group, Query
-from .operators import OPERATORS
+from .operators import Operator, operator
+from .resolve import Catalog, Hop, Target, resolve, typed_value
 
-__all__ = ["SQLITE", "CompiledQuery", "Dialect", "compile_count", "compile_select", "typed_value"]
+__all__ = ["SQLITE", "CompiledQuery", "Dialect", "compile_count", "compile_select"]
 
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """How one backend spells document access."""
-
-    name: str
-
-    def column(self, schema: TableSchema, attribute: str) -> str:
-        if attribute == schema.primary_key:
-            return "id"
-        return f"json_extract(data, '$.{attribute}')"
-
-    def table(self, schema: TableSchema) -> str:
-        return '"' + schema.name.replace('"', '""') + '"'
-
-
-SQLITE = Dialect("sqlite")
+EQUALITY, RANGE, OR_INDEXED, SCAN = 0, 1, 2, 3
+_ACCESS = {EQUALITY: "index", RANGE: "index", OR_INDEXED: "index", SCAN: "scan"}
 
 
 @dataclass(slots=True)
 class CompiledQuery:
+    """SQL text, its bound parameters, and the plan ``explain(true)`` reports."""
+
     sql: str
     params: list[Any]
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    related: bool = False  # a third column holds the nested selects' related records
 
 
-def _list_item_type(tp: Any) -> Any | None:
-    inner, _ = _strip_optional(tp)
-    if get_origin(inner) in (list, set, frozenset, tuple):
-        args = get_args(inner)
-        return args[0] if args else Any
-    return None
+@dataclass(slots=True)
+class _Step:
+    node: Condition | Group
+    rank: int
+    index: str | None
 
 
-def typed_value(schema: TableSchema, attribute: str, value: Any, *, element: bool = False) -> Any:
-    """A condition value typed by the attribute's declared type, then made storable."""
-    spec = schema.fields[attribute]
-    tp = spec.type
-    if element:
-        tp = _list_item_type(tp) or tp
-    if value is None or (isinstance(value, str) and value == "null" and spec.optional):
-        return None
-    if isinstance(value, str) and type(value) is not str:  # a raw URL value: coerce it
-        inner, _ = _strip_optional(tp)
-        try:
-            value = msgspec.convert(str(value), inner, strict=False)
-        except (msgspec.ValidationError, TypeError):
-            raise InvalidQuery(f"{value!r} is not a valid value for {attribute}") from None
-    return _storable(value)
+class Compiler:
+    """Compiles one query against one table; aliases are numbered ``t0`` (the table), ``t1``..."""
 
+    def __init__(
+        self, schema: TableSchema, catalog: Catalog | None, dialect: Dialect, public: bool
+    ) -> None:
+        self.schema = schema
+        self.catalog: Catalog = catalog if catalog is not None else {schema.name: schema}
+        self.d = dialect
+        self.public = public
+        self.params: list[Any] = []
+        self._aliases = 0
 
-def _storable(value: Any) -> Any:
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if isinstance(value, dt.datetime | dt.date | dt.time | uuid.UUID | decimal.Decimal):
-        return msgspec.to_builtins(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    return msgspec.json.encode(value).decode()
+    def alias(self) -> str:
+        self._aliases += 1
+        return f"t{self._aliases}"
 
+    def resolve(self, schema: TableSchema, path: list[str], what: str) -> Target:
+        return resolve(self.catalog, schema, path, public=self.public, what=what)
 
-def _where(
-    schema: TableSchema, dialect: Dialect, node: Condition | Group, params: list[Any]
-) -> str:
-    if isinstance(node, Group):
+    # -- columns ---------------------------------------------------------------------------------
+
+    def column(self, target: Target, alias: str) -> str:
+        if target.is_key:
+            return self.d.key(alias)
+        if target.is_version:
+            return f"{alias}.version"
+        return self.d.attribute(alias, list(target.path))
+
+    def follow(
+        self, hops: tuple[Hop, ...], alias: str, leaf: Callable[[str], str], bare: bool
+    ) -> str:
+        """``leaf`` (a condition on the last table) reached from ``alias`` through ``hops``."""
+        if not hops:
+            return leaf(alias)
+        hop, inner = hops[0], self.alias()
+        rel = hop.relationship
+        table = f"{self.d.table(hop.target.name)} AS {inner}"
+        where = self.follow(hops[1:], inner, leaf, False)
+        if rel.to is not None:
+            outer = self.d.key(alias)
+            outer = self.d.no_index(outer) if bare else outer
+            column = self.d.attribute(inner, [rel.to])
+            return f"{outer} IN (SELECT {column} FROM {table} WHERE {where})"
+        assert rel.from_ is not None
+        fk = self.d.attribute(alias, [rel.from_])
+        if not rel.many:
+            outer = self.d.no_index(fk) if bare else fk
+            # The selected key must carry no column affinity, or the index on ``fk`` is unusable.
+            key = self.d.no_index(self.d.key(inner))
+            return f"{outer} IN (SELECT {key} FROM {table} WHERE {where})"
+        k = self.alias()
+        return (
+            f"EXISTS (SELECT 1 FROM {self.d.elements(fk, k)} JOIN {table} "
+            f"ON {self.d.key(inner)} = {k}.value WHERE {where})"
+        )
+
+    # -- conditions ------------------------------------------------------------------------------
+
+    def _operator(self, node: Condition) -> Operator:
+        op = operator(node.comparator) if isinstance(node.comparator, str) else None
+        if op is None:
+            raise InvalidQuery(f"unknown comparator {node.comparator!r}")
+        return op
+
+    def _target(self, node: Condition) -> Target:
+        target = self.resolve(self.schema, node.path, "condition")
+        final = target.schema
+        if final.options.strict_queries and not target.indexed:
+            raise InvalidQuery(
+                f"{target.name} is not indexed and {final.name} is declared strict_queries"
+            )
+        return target
+
+    def condition(self, node: Condition, alias: str, no_index: bool) -> str:
+        target = self._target(node)
+        op = self._operator(node)
+        if op.name == "between" and (
+            not isinstance(node.value, list | tuple) or len(node.value) != 2
+        ):
+            raise InvalidQuery(f"between on {target.name} takes two values")
+        is_list = target.is_list
+
+        def leaf(inner: str) -> str:
+            col = self.column(target, inner)
+            if no_index and not target.hops:
+                col = self.d.no_index(col)
+            if is_list and node.value is not None:
+                e = self.alias()
+                value = self._value(target, op, node.value, element=True)
+                render = operator("equals").render if op.name == "contains" else op.render  # type: ignore[union-attr]
+                sql, params = render(self.d, f"{e}.value", value)
+                self.params.extend(params)
+                return f"EXISTS (SELECT 1 FROM {self.d.elements(col, e)} WHERE {sql})"
+            if op.text and target.is_number:
+                col = self.d.as_text(col)
+            sql, params = op.render(self.d, col, self._value(target, op, node.value))
+            self.params.extend(params)
+            return sql
+
+        return self.follow(target.hops, alias, leaf, no_index)
+
+    def _value(self, target: Target, op: Operator, value: Any, element: bool = False) -> Any:
+        text = op.text and not element
+        if op.name == "between":
+            return [typed_value(target, v, element=element) for v in value]
+        return typed_value(target, value, element=element, text=text)
+
+    def node(self, node: Condition | Group, alias: str, no_index: bool) -> str:
+        if isinstance(node, Condition):
+            return self.condition(node, alias, no_index)
+        if not isinstance(node, Group) or node.operator not in ("and", "or"):
+            raise InvalidQuery(f"not a condition: {node!r}")
+        if not node.conditions:
+            return "1" if node.operator == "and" else "0"
         joiner = " AND " if node.operator == "and" else " OR "
-        parts = [_where(schema, dialect, child, params) for child in node.conditions]
-        return "(" + joiner.join(parts) + ")" if parts else "1"
-    path = node.path
-    if len(path) != 1 or path[0] not in schema.fields:
-        raise InvalidQuery(f"{'.'.join(path)} is not an attribute of {schema.name}")
-    attribute = path[0]
-    operator = OPERATORS.get(node.comparator)
-    if operator is None:
-        raise InvalidQuery(f"unknown comparator {node.comparator!r}")
-    unindexed = attribute not in schema.indexes and attribute != schema.primary_key
-    if schema.options.strict_queries and unindexed:
-        raise InvalidQuery(f"{attribute} is not indexed and {schema.name} has strict_queries")
-    is_list = _list_item_type(schema.fields[attribute].type) is not None
-    if node.comparator == "between":
-        if not isinstance(node.value, list | tuple) or len(node.value) != 2:
-            raise InvalidQuery("between takes two values")
-        value: Any = [typed_value(schema, attribute, v) for v in node.value]
-    else:
-        value = typed_value(schema, attribute, node.value, element=is_list)
-    sql, values = operator.render(dialect.column(schema, attribute), value, is_list)
-    params.extend(values)
-    return sql
+        return "(" + joiner.join(self.node(c, alias, no_index) for c in node.conditions) + ")"
 
+    # -- planning --------------------------------------------------------------------------------
 
-def _conditions(schema: TableSchema, dialect: Dialect, query: Query, params: list[Any]) -> str:
-    if not query.conditions:
-        return ""
-    return " WHERE " + _where(schema, dialect, Group(query.operator, query.conditions), params)
+    def rank(self, node: Condition | Group) -> tuple[int, str | None]:
+        """Estimated selectivity class of a condition, and the index that serves it."""
+        if isinstance(node, Group):
+            ranks = [self.rank(c) for c in node.conditions] or [(SCAN, None)]
+            if node.operator == "and":
+                return min(ranks)
+            return (OR_INDEXED, None) if all(r <= RANGE for r, _ in ranks) else (SCAN, None)
+        target = self._target(node)
+        op = self._operator(node)
+        if target.hops:
+            hop = target.hops[0]
+            rel = hop.relationship
+            if rel.to is not None:
+                return RANGE, self.schema.primary_key
+            if not rel.many and rel.from_ in self.schema.indexes:
+                return RANGE, rel.from_
+            return SCAN, None
+        if not target.indexed or target.is_list or op.index is None:
+            return SCAN, None
+        if op.text and target.is_number:  # compared as text: the index does not apply
+            return SCAN, None
+        index = target.path[0]
+        if op.index == "equality":
+            return (EQUALITY, index) if node.value is not None else (RANGE, index)
+        values = node.value if op.name == "between" else [node.value]
+        if not isinstance(values, list | tuple) or any(v is None for v in values):
+            return SCAN, None  # a range against null matches nothing: nothing to search
+        return RANGE, index
 
+    def where(self, query: Query, alias: str) -> tuple[str, list[dict[str, Any]], str]:
+        """The WHERE clause, the plan, and what follows ``FROM`` to use the driving index."""
+        conditions = list(query.conditions)
+        if not conditions:
+            return "", [], ""
+        if query.operator == "or":
+            sql = self.node(Group("or", conditions), alias, False)
+            plan = [self._describe(c, "scan", None) for c in conditions]
+            return " WHERE " + sql, plan, ""
+        flat: list[Condition | Group] = []
+        for c in conditions:  # chained ranges and nested AND groups join the top level
+            flat.extend(c.conditions if isinstance(c, Group) and c.operator == "and" else [c])
+        steps = [_Step(c, *self.rank(c)) for c in flat]
+        if not query.enforce_execution_order:
+            steps.sort(key=lambda s: s.rank)
+        parts, plan = [], []
+        lead = steps[0] if steps[0].rank < OR_INDEXED else None
+        for step in steps:
+            # The driving index serves every condition on its attribute (both ends of a range).
+            driver = lead is not None and step.rank < OR_INDEXED and step.index == lead.index
+            driver = driver or (step is steps[0] and step.rank == OR_INDEXED)
+            parts.append(self.node(step.node, alias, no_index=not driver))
+            access = _ACCESS[step.rank] if driver else ("filter" if plan else "scan")
+            plan.append(self._describe(step.node, access, step.index if driver else None))
+        hint = ""
+        if lead is not None and lead.index is not None and lead.index != self.schema.primary_key:
+            hint = self.d.use_index(self.schema.name, lead.index)
+        return " WHERE " + " AND ".join(parts), plan, hint
 
-def compile_select(schema: TableSchema, query: Query, dialect: Dialect = SQLITE) -> CompiledQuery:
-    """``SELECT data, version`` for the records matching ``query``."""
-    params: list[Any] = []
-    sql = f"SELECT data, version FROM {dialect.table(schema)}"
-    sql += _conditions(schema, dialect, query, params)
-    order: list[str] = []
-    if query.sort is not None:
+    def _describe(self, node: Condition | Group, access: str, index: str | None) -> dict[str, Any]:
+        if isinstance(node, Group):
+            return {
+                "operator": node.operator,
+                "conditions": [
+                    self._describe(c, access, self.rank(c)[1] if access == "index" else None)
+                    for c in node.conditions
+                ],
+                "access": access,
+            }
+        attribute = ".".join(node.path)
+        out: dict[str, Any] = {
+            "attribute": attribute,
+            "comparator": self._operator(node).name,
+            "value": self._plain_value(node),
+            "access": access,
+            "index": None,
+        }
+        if index is not None:
+            key = index == self.schema.primary_key
+            out["index"] = "primary key" if key else self.d.index_expression(index)
+        return out
+
+    def _plain_value(self, node: Condition) -> Any:
+        """The value as the query binds it (typed by the attribute), for ``explain``."""
+        op = self._operator(node)
+        target = self._target(node)
+        try:
+            return _plain(self._value(target, op, node.value, element=target.is_list))
+        except (InvalidQuery, TypeError, ValueError):
+            return _plain(node.value)
+
+    # -- order -----------------------------------------------------------------------------------
+
+    def sort_value(self, schema: TableSchema, alias: str, path: list[str]) -> str:
+        target = self.resolve(schema, path, "sort()")
+        if not target.hops:
+            return self.column(target, alias)
+        hop = target.hops[0]
+        rel = hop.relationship
+        if rel.many or rel.from_ is None:
+            raise InvalidQuery(f"sort(): {'.'.join(path)} follows a to-many relationship")
+        inner = self.alias()
+        value = self.sort_value(hop.target, inner, path[1:])
+        fk = self.d.attribute(alias, [rel.from_])
+        table = self.d.table(hop.target.name)
+        return f"(SELECT {value} FROM {table} AS {inner} WHERE {self.d.key(inner)} = {fk})"
+
+    def order(self, query: Query, alias: str) -> str:
+        if query.sort is None:
+            return ""
+        terms = []
         for sort in query.sort.chain():
-            attr = sort.attribute if isinstance(sort.attribute, str) else ".".join(sort.attribute)
-            if attr not in schema.fields:
-                raise InvalidQuery(f"cannot sort by {attr}: not an attribute of {schema.name}")
-            order.append(dialect.column(schema, attr) + (" DESC" if sort.descending else ""))
-    if order:
-        sql += " ORDER BY " + ", ".join(order)
-    if query.limit is not None or query.offset:
-        sql += " LIMIT ? OFFSET ?"
-        params.extend([query.limit if query.limit is not None else -1, query.offset or 0])
-    return CompiledQuery(sql, params)
+            value = self.sort_value(self.schema, alias, sort.path)
+            terms.append(value + (" DESC" if sort.descending else ""))
+        terms.append(self.d.key(alias))  # a total order: pages never overlap
+        return " ORDER BY " + ", ".join(terms)
+
+    def page(self, query: Query) -> str:
+        if query.limit is None and not query.offset:
+            return ""
+        for name, value in (("limit", query.limit), ("offset", query.offset)):
+            if value is not None and (not isinstance(value, int) or value < 0 or value > 2**62):
+                raise InvalidQuery(f"{name} must be a non-negative integer")
+        self.params.extend(
+            [query.limit if query.limit is not None else self.d.no_limit(), query.offset or 0]
+        )
+        return self.d.limit()
 
 
-def compile_count(schema: TableSchema, query: Query, dialect: Dialect = SQLITE) -> CompiledQuery:
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def compile_select(
+    schema: TableSchema,
+    query: Query,
+    dialect: Dialect = SQLITE,
+    catalog: Catalog | None = None,
+    *,
+    public: bool = False,
+) -> CompiledQuery:
+    """``SELECT data, version [, related]`` for the records matching ``query``.
+
+    Args:
+        public: the query comes from a client: attributes declared ``returned=False`` do not
+            exist for it.
+    """
+    from .select import related_column
+
+    c = Compiler(schema, catalog, dialect, public)
+    alias = "t0"
+    selection = query.selection
+    related = related_column(c, schema, alias, selection) if selection is not None else None
+    columns = f"{alias}.data, {alias}.version" + (f", {related}" if related else "")
+    where, plan, hint = c.where(query, alias)
+    order = c.order(query, alias)
+    sql = f"SELECT {columns} FROM {dialect.table(schema.name)} AS {alias}{hint}{where}{order}"
+    sql += c.page(query)
+    return CompiledQuery(sql, c.params, plan, related is not None)
+
+
+def compile_count(
+    schema: TableSchema,
+    query: Query,
+    dialect: Dialect = SQLITE,
+    catalog: Catalog | None = None,
+    *,
+    public: bool = False,
+) -> CompiledQuery:
     """``SELECT count(*)`` of the records matching ``query``'s conditions."""
-    params: list[Any] = []
-    sql = f"SELECT count(*) FROM {dialect.table(schema)}"
-    sql += _conditions(schema, dialect, query, params)
-    return CompiledQuery(sql, params)
+    c = Compiler(schema, catalog, dialect, public)
+    where, plan, hint = c.where(query, "t0")
+    sql = f"SELECT count(*) FROM {dialect.table(schema.name)} AS t0{hint}{where}"
+    return CompiledQuery(sql, c.params, plan)

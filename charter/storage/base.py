@@ -24,10 +24,12 @@ PUT, INSERT, DELETE, INCREMENT = 1, 2, 3, 4
 
 
 class Row(NamedTuple):
-    """A stored record: its JSON document and its version."""
+    """A stored record: its JSON document and its version (and, for a query that selects
+    relationships, the JSON of the related records: see ``charter.query.select``)."""
 
     data: str
     version: int
+    related: str | None = None
 
 
 @dataclass(slots=True)
@@ -87,6 +89,22 @@ class Storage(ABC):
     @abstractmethod
     async def count(self, schema: TableSchema, query: Query) -> int:
         """How many committed records match the query (ignoring limit and offset)."""
+
+    async def search_counted(
+        self, schema: TableSchema, query: Query
+    ) -> tuple[int, AsyncIterator[Row]]:
+        """How many records match (ignoring limit and offset) and the matching records.
+
+        A backend that can should read both from one snapshot, so the count describes the rows.
+        """
+        return await self.count(schema, query), self.search(schema, query)
+
+    async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
+        """The plan of ``query``: its conditions in execution order and how each is served."""
+        from ..query.sql import compile_select
+
+        compiled = compile_select(schema, query, catalog=getattr(self, "catalog", None))
+        return {"table": schema.name, "conditions": compiled.plan, "sql": compiled.sql}
 
     @abstractmethod
     async def commit(self, changes: Sequence[Change]) -> list[int | None]:

@@ -122,6 +122,7 @@ class SQLiteStorage(Storage):
         self._write_conn: sqlite3.Connection | None = None
         self._select: dict[str, str] = {}
         self._sql: dict[str, dict[int, str]] = {}
+        self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class SQLiteStorage(Storage):
             conn.execute("PRAGMA journal_mode = WAL")
         self._write_conn = conn
         await asyncio.to_thread(migrate, conn, schemas)
+        self.catalog = {schema.name: schema for schema in schemas}
         for schema in schemas:
             table = _quote(schema.name)
             self._select[schema.name] = f"SELECT data, version FROM {table} WHERE id = ?"
@@ -211,48 +213,98 @@ class SQLiteStorage(Storage):
         """Rows as they are read: a small result in one hop, a large one in batches."""
         from ..query.sql import compile_select
 
-        compiled = compile_select(schema, query)
+        compiled = compile_select(schema, query, catalog=self.catalog)
         sql, params = compiled.sql, compiled.params
         if query.limit is not None and query.limit <= _SMALL_RESULT:
             assert self._batcher is not None
             rows = await self._batcher.submit(lambda conn: conn.execute(sql, params).fetchall())
-            for data, version in rows:
-                yield Row(data, version)
+            for row in rows:
+                yield Row(*row)
             return
+        async for row in self._stream(sql, params):
+            yield row
 
-        def first() -> tuple[sqlite3.Connection | None, sqlite3.Cursor | None, list[Any]]:
-            conn = self._acquire()
-            cursor = conn.execute(sql, params)
-            rows = cursor.fetchmany(_FIRST_BATCH)
-            if len(rows) < _FIRST_BATCH:
+    async def _stream(
+        self, sql: str, params: Sequence[Any], count: tuple[str, Sequence[Any]] | None = None
+    ) -> AsyncIterator[Any]:
+        """Rows read in batches on one connection (first the count, when ``count`` is given,
+        from the same snapshot). Closing the iterator closes the cursor: reading stops."""
+
+        def finish(conn: sqlite3.Connection, cursor: sqlite3.Cursor | None) -> None:
+            if cursor is not None:
                 cursor.close()
-                self._release(conn)
-                return None, None, rows
-            return conn, cursor, rows
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+            self._release(conn)
+
+        def first() -> tuple[sqlite3.Connection | None, sqlite3.Cursor | None, int, list[Any]]:
+            conn = self._acquire()
+            cursor = None
+            try:
+                total = 0
+                if count is not None:
+                    conn.execute("BEGIN")  # one snapshot for the count and the rows
+                    total = int(conn.execute(count[0], count[1]).fetchone()[0])
+                cursor = conn.execute(sql, params)
+                rows = cursor.fetchmany(_FIRST_BATCH)
+            except BaseException:
+                finish(conn, cursor)
+                raise
+            if len(rows) < _FIRST_BATCH:
+                finish(conn, cursor)
+                return None, None, total, rows
+            return conn, cursor, total, rows
 
         loop = asyncio.get_running_loop()
-        conn, cursor, rows = await loop.run_in_executor(self._executor, first)
+        conn, cursor, total, rows = await loop.run_in_executor(self._executor, first)
         try:
+            if count is not None:
+                yield total
             while True:
-                for data, version in rows:
-                    yield Row(data, version)
+                for row in rows:
+                    yield Row(*row)
                 if cursor is None:
                     return
                 rows = await loop.run_in_executor(self._executor, cursor.fetchmany, _BATCH_ROWS)
                 if not rows:
                     return
         finally:
-            if cursor is not None and conn is not None:
-                cursor.close()
-                self._release(conn)
+            if conn is not None:
+                finish(conn, cursor)
+
+    async def search_counted(
+        self, schema: TableSchema, query: Query
+    ) -> tuple[int, AsyncIterator[Row]]:
+        from ..query.sql import compile_count, compile_select
+
+        compiled = compile_select(schema, query, catalog=self.catalog)
+        counting = compile_count(schema, query, catalog=self.catalog)
+        rows = self._stream(compiled.sql, compiled.params, (counting.sql, counting.params))
+        total = await rows.__anext__()
+        return int(total), rows
 
     async def count(self, schema: TableSchema, query: Query) -> int:
         from ..query.sql import compile_count
 
-        compiled = compile_count(schema, query)
+        compiled = compile_count(schema, query, catalog=self.catalog)
         return await self._read(
             lambda c: int(c.execute(compiled.sql, compiled.params).fetchone()[0])
         )
+
+    async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
+        """The compiler's plan, the SQL and SQLite's own ``EXPLAIN QUERY PLAN``."""
+        from ..query.sql import SQLITE, compile_select
+
+        compiled = compile_select(schema, query, catalog=self.catalog)
+        text = SQLITE.explain(compiled.sql)
+        lines = await self._read(lambda c: [r[3] for r in c.execute(text, compiled.params)])
+        return {
+            "table": schema.name,
+            "conditions": compiled.plan,
+            "sql": compiled.sql,
+            "params": compiled.params,
+            "sqlite": lines,
+        }
 
     async def execute_read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run a read-only statement on a reader connection (used by the storage proxy)."""

@@ -1,0 +1,138 @@
+"""SQL dialects: every piece of backend-specific SQL text the query compiler emits.
+
+The compiler and the operators build queries only through these methods, so a PostgreSQL
+dialect (``data->>'field'``, ``jsonb_array_elements``, ``jsonb_agg``) is one more subclass.
+Attribute names spliced into SQL text are identifiers checked against the schema; every value
+is a bound parameter.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SQLITE", "Dialect", "SQLiteDialect"]
+
+
+class Dialect:
+    """How one backend spells document access, JSON building and plan inspection."""
+
+    name = "abstract"
+    placeholder = "?"
+
+    def table(self, name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def key(self, alias: str) -> str:
+        """The primary key column of a table alias."""
+        return f"{alias}.id"
+
+    def document(self, alias: str) -> str:
+        raise NotImplementedError
+
+    def attribute(self, alias: str, path: list[str]) -> str:
+        """A document attribute (``path`` are identifiers), as the declared index spells it."""
+        raise NotImplementedError
+
+    def index_expression(self, field: str) -> str:
+        """The expression a declared index is built on (see ``storage.sqlite_schema``)."""
+        raise NotImplementedError
+
+    def no_index(self, expression: str) -> str:
+        """The same value, but not usable as an index key (to force the planned index)."""
+        raise NotImplementedError
+
+    def use_index(self, table: str, field: str) -> str:
+        """Text after ``FROM table AS alias`` that makes the search use ``field``'s index."""
+        return ""
+
+    def elements(self, expression: str, alias: str) -> str:
+        """A FROM item listing a JSON array's elements as ``{alias}.value`` (``.key`` = index)."""
+        raise NotImplementedError
+
+    def is_array(self, expression: str) -> str:
+        raise NotImplementedError
+
+    def contains_text(self, expression: str) -> str:
+        """SQL true when the bound text parameter occurs in ``expression``."""
+        raise NotImplementedError
+
+    def ends_with(self, expression: str) -> tuple[str, int]:
+        """SQL comparing the end of ``expression``; the int is how many parameters it binds
+        (the suffix length then the suffix, or just the suffix)."""
+        raise NotImplementedError
+
+    def as_text(self, expression: str) -> str:
+        return f"CAST({expression} AS TEXT)"
+
+    def json_array(self, items: list[str]) -> str:
+        raise NotImplementedError
+
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        raise NotImplementedError
+
+    def json_value(self, expression: str) -> str:
+        """Mark JSON text as JSON when nesting it in a built document."""
+        raise NotImplementedError
+
+    def json_aggregate(self, expression: str) -> str:
+        raise NotImplementedError
+
+    def limit(self) -> str:
+        return " LIMIT ? OFFSET ?"
+
+    def no_limit(self) -> int:
+        return -1
+
+    def explain(self, sql: str) -> str:
+        raise NotImplementedError
+
+
+class SQLiteDialect(Dialect):
+    """SQLite's JSON1: ``json_extract``, ``json_each``, ``json_group_array``."""
+
+    name = "sqlite"
+
+    def document(self, alias: str) -> str:
+        return f"{alias}.data"
+
+    def attribute(self, alias: str, path: list[str]) -> str:
+        return f"json_extract({alias}.data, '$.{'.'.join(path)}')"
+
+    def index_expression(self, field: str) -> str:
+        return f"json_extract(data, '$.{field}')"
+
+    def no_index(self, expression: str) -> str:
+        return f"+{expression}"
+
+    def use_index(self, table: str, field: str) -> str:
+        # The name storage.sqlite_schema.index_name gives a declared index.
+        return " INDEXED BY " + self.table(f"{table}__{field}")
+
+    def elements(self, expression: str, alias: str) -> str:
+        return f"json_each({expression}) AS {alias}"
+
+    def is_array(self, expression: str) -> str:
+        return f"json_type({expression}) = 'array'"
+
+    def contains_text(self, expression: str) -> str:
+        return f"instr({expression}, ?) > 0"
+
+    def ends_with(self, expression: str) -> tuple[str, int]:
+        return f"substr({expression}, -?) = ?", 2
+
+    def json_array(self, items: list[str]) -> str:
+        return f"json_array({', '.join(items)})"
+
+    def json_object(self, pairs: list[tuple[str, str]]) -> str:
+        # Keys are identifiers from the schema (checked by the compiler), never user values.
+        return "json_object(" + ", ".join(f"'{k}', {v}" for k, v in pairs) + ")"
+
+    def json_value(self, expression: str) -> str:
+        return f"json({expression})"
+
+    def json_aggregate(self, expression: str) -> str:
+        return f"json_group_array(json({expression}))"
+
+    def explain(self, sql: str) -> str:
+        return f"EXPLAIN QUERY PLAN {sql}"
+
+
+SQLITE = SQLiteDialect()
