@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from charter import App, Field, Table
+from charter import App, Field, Table, storage_proxy
 from charter.errors import CharterError, Forbidden, HttpError, ValidationError
 from charter.storage_proxy import Collection
 
@@ -702,7 +702,7 @@ async def test_exec_authorizer_alone_refuses(
 ) -> None:
     """Defense in depth: with the text check off, SQLite's authorizer and the program check
     still refuse every attack (several statements are refused by sqlite3 itself)."""
-    monkeypatch.setattr(Collection, "_confine_text", lambda self, text: text)
+    monkeypatch.setattr(storage_proxy, "confine_text", lambda text: text)
     sql = sql.replace("{tmp}", str(tmp_path))
     before = snapshot(tmp_path / "t.db")
     with pytest.raises(HttpError) as caught:
