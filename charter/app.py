@@ -46,6 +46,7 @@ class App:
         validate_responses: check responses against their declared contracts.
         cors: a ``CORS`` policy, True for any origin, or None (off).
         max_body_size: largest accepted request body, in bytes (413 above).
+        pool_size: database connections per worker process (PostgreSQL; default 10).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class App:
         cors: CORS | bool | None = None,
         max_body_size: int | None = None,
         debug: bool | None = None,
+        pool_size: int | None = None,
     ) -> None:
         self.config = Config.build(
             database=database,
@@ -71,6 +73,7 @@ class App:
             validate_responses=validate_responses,
             max_body_size=max_body_size,
             debug=debug,
+            pool_size=pool_size,
         )
         if cors is True:
             cors = CORS()
@@ -80,7 +83,7 @@ class App:
         self.services = list(services)
         self.middleware = list(middleware)
         self.events = EventBus()
-        self.database: Storage = open_storage(self.config.database)
+        self.database: Storage = open_storage(self.config.database, pool_size=self.config.pool_size)
         self.tables: dict[str, TableRuntime] = {}
         self.router = Router()
         self._build_tables(tables)

@@ -19,6 +19,7 @@ class Config:
     """Every setting of an app; each one can be set by ``CHARTER_<NAME>`` (upper case)."""
 
     database: str = DEFAULT_DATABASE
+    pool_size: int | None = None
     auth: bool = False
     validate_responses: bool | None = None
     max_body_size: int = 10 * 1024 * 1024
@@ -47,7 +48,7 @@ def _parse(name: str, raw: str) -> Any:
         if value in _FALSE:
             return False
         raise ValueError(f"CHARTER_{name.upper()}={raw!r} is not a boolean")
-    if name == "max_body_size":
+    if name in ("max_body_size", "pool_size"):
         return int(raw)
     if name == "cors_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())

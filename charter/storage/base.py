@@ -115,10 +115,24 @@ class Storage(ABC):
         """
 
 
-def open_storage(url: str) -> Storage:
-    """The backend for a database URL (``sqlite:///path``, ``postgresql://...``)."""
+def open_storage(url: str, *, pool_size: int | None = None) -> Storage:
+    """The backend for a database URL (``sqlite:///path``, ``postgresql://...``).
+
+    Args:
+        pool_size: connections per process, for a backend that pools them (PostgreSQL).
+    """
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteStorage
 
         return SQLiteStorage(url)
-    raise ValueError(f"unsupported database URL {url!r} (expected sqlite:///path)")
+    if url.startswith(("postgresql:", "postgres:")):
+        try:
+            from .postgres import PostgresStorage
+        except ImportError as exc:  # asyncpg is the optional ``postgres`` extra
+            raise ImportError(
+                f"{url.split(':', 1)[0]}:// needs asyncpg: pip install 'charter[postgres]'"
+            ) from exc
+        return PostgresStorage(url, pool_size=pool_size)
+    raise ValueError(
+        f"unsupported database URL {url!r} (expected sqlite:///path or postgresql://...)"
+    )

@@ -1,0 +1,452 @@
+"""PostgreSQL storage on asyncpg: the same semantics as SQLite, for several workers and machines.
+
+Why this shape: PostgreSQL has row locks, so transactions need no single writer. A request's
+change set is applied on one pooled connection: a lone change as one statement (atomic by
+itself: one round trip), several inside ``BEGIN``/``COMMIT``, ordered by key so two change sets
+lock rows in the same order. The optimistic checks are conditional statements
+(``UPDATE ... WHERE version = $expected``): under READ COMMITTED PostgreSQL re-checks the
+condition against the newest committed row, so a concurrent write makes the statement match
+nothing, which is a ``ConflictError``. Increments are one ``UPDATE`` each and need no check.
+Versions are ``GREATEST(now_ms, version + 1)``: strictly increasing per record whatever the
+clocks of the machines. Every statement's text is fixed per table, so asyncpg prepares it once
+per connection. Driver errors are translated by SQLSTATE through ``postgres_errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import decimal
+import functools
+import logging
+import random
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import asyncpg
+import msgspec
+
+from .base import (
+    DELETE,
+    INCREMENT,
+    INSERT,
+    PUT,
+    Change,
+    ConflictError,
+    DuplicateKey,
+    MissingRecord,
+    Row,
+    Storage,
+)
+from .postgres_dialect import POSTGRES, adapt
+from .postgres_errors import Outcome, outcome, translate
+from .postgres_schema import Connection, migrate, quote
+
+if TYPE_CHECKING:
+    from ..query.model import Query
+    from ..query.sql import CompiledQuery
+    from ..schema import TableSchema
+
+__all__ = ["PostgresStorage"]
+
+log = logging.getLogger("charter.storage")
+T = TypeVar("T")
+
+DEFAULT_POOL_SIZE = 10
+_RETRIES = 4  # a change set failing with a serialization failure or deadlock is re-run
+_SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
+_PREFETCH = 1000
+_ACQUIRE_TIMEOUT = 30.0
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+_encode = msgspec.json.Encoder().encode
+
+
+def _jsonb(value: Any) -> str:
+    return _encode(value).decode()
+
+
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else value.decode()
+
+
+async def _init_connection(conn: Connection) -> None:
+    # Values bound to a jsonb parameter (keys, query values) are encoded as JSON; documents are
+    # bound as text and cast (``$2::text::jsonb``), and read back as their JSON text.
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb, decoder=_text, schema="pg_catalog", format="text"
+    )
+
+
+class _Table:
+    """The fixed SQL of one table (so each statement is prepared once per connection)."""
+
+    __slots__ = (
+        "delete",
+        "delete_if",
+        "exists",
+        "increment",
+        "insert",
+        "key_type",
+        "select",
+        "update_if",
+        "upsert",
+        "version",
+    )
+
+    def __init__(self, schema: TableSchema) -> None:
+        t = quote(schema.name)
+        self.key_type = schema.key_type
+        self.select = f"SELECT data, version FROM {t} WHERE id = $1"
+        self.version = f"SELECT version FROM {t} WHERE id = $1"
+        self.exists = f"SELECT 1 FROM {t} WHERE id = $1"
+        values = f"INSERT INTO {t} (id, data, version) VALUES ($1, $2::text::jsonb, $3)"
+        self.upsert = (
+            f"{values} ON CONFLICT (id) DO UPDATE SET data = excluded.data, "
+            f"version = GREATEST(excluded.version, {t}.version + 1) RETURNING version"
+        )
+        self.insert = f"{values} ON CONFLICT (id) DO NOTHING RETURNING version"
+        self.update_if = (
+            f"UPDATE {t} SET data = $2::text::jsonb, version = GREATEST($3, version + 1) "
+            "WHERE id = $1 AND version = $4 RETURNING version"
+        )
+        self.delete = f"DELETE FROM {t} WHERE id = $1"
+        self.delete_if = f"DELETE FROM {t} WHERE id = $1 AND version = $2 RETURNING version"
+        self.increment = (
+            f"UPDATE {t} SET data = jsonb_set(data, ARRAY[$2::text], "
+            "to_jsonb(COALESCE((data->>$2::text)::numeric, 0) + $3::numeric)), "
+            "version = GREATEST($4, version + 1) WHERE id = $1 RETURNING version"
+        )
+
+    def key(self, key: Any) -> Any:
+        """``key`` as stored: SQLite's column affinity, made explicit."""
+        if self.key_type is int and isinstance(key, str):
+            with contextlib.suppress(ValueError):
+                return int(key)
+        elif self.key_type is not int and isinstance(key, int) and not isinstance(key, bool):
+            return str(key)
+        return key
+
+
+def _pool_options(url: str, pool_size: int | None) -> tuple[str, int]:
+    """The DSN for asyncpg and the pool size (``?pool_size=N`` in the URL wins)."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    size = pool_size or DEFAULT_POOL_SIZE
+    kept = []
+    for name, value in query:
+        if name == "pool_size":
+            size = int(value)
+        else:
+            kept.append((name, value))
+    scheme = "postgresql" if parts.scheme.startswith("postgres") else parts.scheme
+    dsn = urllib.parse.urlunsplit(
+        (scheme, parts.netloc, parts.path, urllib.parse.urlencode(kept), parts.fragment)
+    )
+    return dsn, max(1, size)
+
+
+def _raise(exc: BaseException) -> NoReturn:
+    mapped = translate(exc)
+    if mapped is None:
+        raise exc
+    if mapped.status_code == 503:
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    raise mapped from exc
+
+
+class PostgresStorage(Storage):
+    """PostgreSQL through an asyncpg pool; see the module docstring for the design.
+
+    Args:
+        url: ``postgresql://user:password@host:port/database`` (asyncpg's DSN; extra query
+            parameters such as ``search_path`` become server settings).
+        pool_size: connections per process (``CHARTER_POOL_SIZE``; default 10).
+    """
+
+    def __init__(self, url: str, pool_size: int | None = None) -> None:
+        self.url = url
+        self._dsn, self.pool_size = _pool_options(url, pool_size)
+        self._pool: asyncpg.Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tables: dict[str, _Table] = {}
+        self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
+        self.dialect = POSTGRES
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self, schemas: Sequence[TableSchema]) -> None:
+        if self._pool is not None:
+            return
+        try:
+            pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=min(2, self.pool_size),
+                max_size=self.pool_size,
+                init=_init_connection,
+                max_inactive_connection_lifetime=300,
+            )
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn, schemas)
+                collation = await conn.fetchval(
+                    "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+                )
+        except BaseException:
+            await pool.close()
+            raise
+        if collation not in ("C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"):
+            log.warning(
+                "database collation is %s: strings sort and compare by it, not by code point "
+                "as on SQLite (create the database with LC_COLLATE 'C.UTF-8' for the same order)",
+                collation,
+            )
+        self.catalog = {schema.name: schema for schema in schemas}
+        self._tables = {schema.name: _Table(schema) for schema in schemas}
+        self._pool = pool
+        self._loop = asyncio.get_running_loop()
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        self._loop = None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except (TimeoutError, *_DRIVER_ERRORS):
+                pool.terminate()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _require(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("storage is not open")
+        return self._pool
+
+    def _foreign(self) -> bool:
+        """Whether the caller runs on another event loop than the pool's (a pool is bound to
+        the loop that opened it; e.g. a test calling ``Table.search`` beside a TestClient)."""
+        return self._loop is not None and asyncio.get_running_loop() is not self._loop
+
+    async def _hop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the pool's loop and wait for it from this one."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return await asyncio.wrap_future(future)
+
+    async def _collect(self, schema: TableSchema, query: Query) -> list[Row]:
+        return [row async for row in self.search(schema, query)]
+
+    async def _run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """``fn(connection)`` on a pooled connection, driver errors translated."""
+        pool = self._require()
+        try:
+            async with pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                return await fn(conn)
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+
+    def _compile(self, compiled: CompiledQuery) -> tuple[str, list[Any]]:
+        return _adapt(compiled.sql), compiled.params
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def fetch(self, table: str, key: Any) -> Row | None:
+        if self._foreign():
+            return await self._hop(self.fetch(table, key))
+        spec = self._tables[table]
+        pool = self._require()
+        try:
+            row = await pool.fetchrow(spec.select, spec.key(key), timeout=None)
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+        return Row(row[0], row[1]) if row is not None else None
+
+    async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        """Rows as they are read: a small result in one hop, a large one through a cursor."""
+        from ..query.sql import compile_select
+
+        if self._foreign():
+            for found in await self._hop(self._collect(schema, query)):
+                yield found
+            return
+        sql, params = self._compile(compile_select(schema, query, POSTGRES, self.catalog))
+        if query.limit is not None and query.limit <= _SMALL_RESULT:
+            records = await self._run(lambda c: c.fetch(sql, *params))
+            for record in records:
+                yield Row(*record)
+            return
+        async for row in self._stream(sql, params):
+            yield row
+
+    async def _stream(
+        self, sql: str, params: Sequence[Any], count: tuple[str, Sequence[Any]] | None = None
+    ) -> AsyncIterator[Any]:
+        """Rows through a server-side cursor on one connection, in one read-only snapshot
+        (first the count, when ``count`` is given). Closing the iterator ends the read."""
+        pool = self._require()
+        try:
+            conn = await pool.acquire(timeout=_ACQUIRE_TIMEOUT)
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+        try:
+            snapshot = count is not None
+            async with conn.transaction(
+                isolation="repeatable_read" if snapshot else "read_committed", readonly=True
+            ):
+                if count is not None:
+                    yield int(await conn.fetchval(count[0], *count[1]))
+                async for row in conn.cursor(sql, *params, prefetch=_PREFETCH):
+                    yield Row(*row)
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+        finally:
+            await pool.release(conn)
+
+    async def search_counted(
+        self, schema: TableSchema, query: Query
+    ) -> tuple[int, AsyncIterator[Row]]:
+        from ..query.sql import compile_count, compile_select
+
+        if self._foreign():
+            total = await self._hop(self.count(schema, query))
+            return total, _iterate(await self._hop(self._collect(schema, query)))
+        sql, params = self._compile(compile_select(schema, query, POSTGRES, self.catalog))
+        counting = self._compile(compile_count(schema, query, POSTGRES, self.catalog))
+        rows = self._stream(sql, params, counting)
+        total = await rows.__anext__()
+        return int(total), rows
+
+    async def count(self, schema: TableSchema, query: Query) -> int:
+        from ..query.sql import compile_count
+
+        if self._foreign():
+            return await self._hop(self.count(schema, query))
+        sql, params = self._compile(compile_count(schema, query, POSTGRES, self.catalog))
+        return int(await self._run(lambda c: c.fetchval(sql, *params)))
+
+    async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
+        """The compiler's plan, the SQL, and PostgreSQL's own ``EXPLAIN`` of it."""
+        from ..query.sql import compile_select
+
+        if self._foreign():
+            return await self._hop(self.explain(schema, query))
+        compiled = compile_select(schema, query, POSTGRES, self.catalog)
+        sql, params = self._compile(compiled)
+        text = _adapt(POSTGRES.explain(compiled.sql))
+        rows = await self._run(lambda c: c.fetch(text, *params))
+        return {
+            "table": schema.name,
+            "conditions": compiled.plan,
+            "sql": sql,
+            "params": params,
+            "postgresql": [row[0] for row in rows],
+        }
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def commit(self, changes: Sequence[Change]) -> list[int | None]:
+        if not changes:
+            return []
+        if self._foreign():
+            return await self._hop(self.commit(changes))
+        pool = self._require()
+        for attempt in range(_RETRIES):
+            try:
+                async with pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                    if len(changes) == 1:  # one statement: atomic without BEGIN/COMMIT
+                        return [await self._apply(conn, changes[0], _now())]
+                    async with conn.transaction():
+                        return await self._apply_all(conn, changes)
+            except _DRIVER_ERRORS as exc:
+                if outcome(exc) is Outcome.RETRY and attempt < _RETRIES - 1:
+                    await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+                    continue
+                _raise(exc)
+        raise AssertionError("unreachable")
+
+    async def _apply_all(self, conn: Connection, changes: Sequence[Change]) -> list[int | None]:
+        now = _now()
+        # Rows are locked in one order (by table and key) in every change set: no deadlock
+        # between two of them. The sort is stable, so one record's changes keep their order.
+        order = sorted(range(len(changes)), key=lambda i: _lock_order(changes[i]))
+        versions: list[int | None] = [None] * len(changes)
+        for i in order:
+            versions[i] = await self._apply(conn, changes[i], now)
+        return versions
+
+    async def _apply(self, conn: Connection, change: Change, now: int) -> int | None:
+        spec = self._tables[change.table]
+        key = spec.key(change.key)
+        expect = change.expect
+        kind = change.kind
+        if kind == INCREMENT:
+            assert change.data is not None
+            amount: Any = change.amount
+            if isinstance(amount, float):
+                amount = decimal.Decimal(repr(amount))
+            version = await conn.fetchval(spec.increment, key, change.data, amount, now)
+            if version is None:
+                raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+            return int(version)
+        if kind == DELETE:
+            if expect is None:
+                await conn.execute(spec.delete, key)
+            elif expect == 0:
+                if await conn.fetchval(spec.exists, key) is not None:
+                    raise _conflict(change)
+            elif await conn.fetchval(spec.delete_if, key, expect) is None:
+                raise _conflict(change)
+            return None
+        if kind == INSERT:
+            if expect:  # it was seen to exist: a conflict, or a duplicate if still so
+                current = await conn.fetchval(spec.version, key)
+                if current != expect:
+                    raise _conflict(change)
+                raise DuplicateKey(change.table, change.key)
+            version = await conn.fetchval(spec.insert, key, change.data, now)
+            if version is None:
+                if expect == 0:
+                    raise _conflict(change)
+                raise DuplicateKey(change.table, change.key)
+            return int(version)
+        if kind != PUT:
+            raise ValueError(f"unknown change kind {kind}")
+        if expect is None:
+            version = await conn.fetchval(spec.upsert, key, change.data, now)
+        elif expect == 0:
+            version = await conn.fetchval(spec.insert, key, change.data, now)
+        else:
+            version = await conn.fetchval(spec.update_if, key, change.data, now, expect)
+        if version is None:
+            raise _conflict(change)
+        return int(version)
+
+
+def _conflict(change: Change) -> ConflictError:
+    return ConflictError(f"{change.table} {change.key!r} changed concurrently")
+
+
+def _lock_order(change: Change) -> tuple[str, str, str]:
+    return change.table, type(change.key).__name__, str(change.key)
+
+
+async def _iterate(rows: list[Row]) -> AsyncIterator[Row]:
+    for row in rows:
+        yield row
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _adapt(sql: str) -> str:
+    return adapt(sql)
