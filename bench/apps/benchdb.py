@@ -27,14 +27,24 @@ SCHEMA = (
         stock INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS item_category ON item (category)",
+    "CREATE INDEX IF NOT EXISTS item_price ON item (price)",
 )
 
 SELECT_BY_ID = "SELECT id, name, category, price, stock FROM item WHERE id = ?"
 SELECT_BY_CATEGORY = "SELECT id, name, category, price, stock FROM item WHERE category = ? LIMIT ?"
+# The query scenario's statement, written by hand the way an application would: an equality, a
+# range, a sort and a limit, every value a bound parameter. SQLite picks the index (category or
+# price) itself.
+SELECT_PRICE_ABOVE_DESC = (
+    "SELECT id, name, category, price, stock FROM item"
+    " WHERE category = ? AND price > ? ORDER BY price DESC LIMIT ?"
+)
 INSERT = "INSERT INTO item (id, name, category, price, stock) VALUES (?, ?, ?, ?, ?)"
 
 DEFAULT_LIMIT = 100
 _LIMIT_RE = re.compile(r"(?:^|&)limit\((\d+)\)(?:&|$)")
+_PRICE_GT_RE = re.compile(r"(?:^|&)price=gt=(\d+(?:\.\d+)?)(?:&|$)")
+_SORT_PRICE_DESC_RE = re.compile(r"(?:^|&)sort\(-price\)(?:&|$)")
 
 # SQLite allows one writer at a time. Without this lock, concurrent writers from a thread pool
 # wait in SQLite's busy handler, which sleeps for whole milliseconds between retries;
@@ -94,6 +104,10 @@ def fetch_by_category(category: str, limit: int) -> list[tuple[Any, ...]]:
     return conn().execute(SELECT_BY_CATEGORY, (category, limit)).fetchall()
 
 
+def fetch_price_above_desc(category: str, price_gt: float, limit: int) -> list[tuple[Any, ...]]:
+    return conn().execute(SELECT_PRICE_ABOVE_DESC, (category, price_gt, limit)).fetchall()
+
+
 def insert(row: tuple[Any, ...]) -> None:
     """Insert one row; raises sqlite3.IntegrityError on a duplicate id."""
     c = conn()
@@ -106,3 +120,14 @@ def parse_limit(query_string: str) -> int:
     support only this one form of Charter's query language)."""
     m = _LIMIT_RE.search(unquote(query_string))
     return DEFAULT_LIMIT if m is None else int(m.group(1))
+
+
+def parse_price_query(query_string: str) -> float | None:
+    """``N`` when a raw query string asks for ``price=gt=N`` sorted by ``sort(-price)`` (the
+    query scenario: ``category=c3&price=gt=20&sort(-price)&limit(10)``), else None. As minimal
+    as parse_limit: these two literal forms, nothing else of the query language."""
+    text = unquote(query_string)
+    m = _PRICE_GT_RE.search(text)
+    if m is None or _SORT_PRICE_DESC_RE.search(text) is None:
+        return None
+    return float(m.group(1))

@@ -11,7 +11,7 @@ class Item(Table):
     id: str = Field(primary_key=True)
     name: str
     category: str = Field(indexed=True)
-    price: float = Field(ge=0)
+    price: float = Field(ge=0, indexed=True)
     stock: int = 0
 
 

