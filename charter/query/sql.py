@@ -21,9 +21,17 @@ from .model import Condition, Group, Query
 from .operators import Operator, operator
 from .resolve import Catalog, Hop, Target, resolve, typed_value
 
-__all__ = ["SQLITE", "CompiledQuery", "Dialect", "compile_count", "compile_select"]
+__all__ = [
+    "SQLITE",
+    "CompiledQuery",
+    "Dialect",
+    "compile_count",
+    "compile_select",
+    "plan_select",
+]
 
 EQUALITY, RANGE, OR_INDEXED, SCAN = 0, 1, 2, 3
+WALK_LIMIT = 1000  # a page this deep or shallower may be read by walking the sort's index
 _ACCESS = {EQUALITY: "index", RANGE: "index", OR_INDEXED: "index", SCAN: "scan"}
 
 
@@ -35,6 +43,7 @@ class CompiledQuery:
     params: list[Any]
     plan: list[dict[str, Any]] = field(default_factory=list)
     related: bool = False  # a third column holds the nested selects' related records
+    threshold: int = 0  # for a probe: the count at which the walking plan wins
 
 
 @dataclass(slots=True)
@@ -193,9 +202,34 @@ class Compiler:
             return SCAN, None  # a range against null matches nothing: nothing to search
         return RANGE, index
 
-    def where(self, query: Query, alias: str) -> tuple[str, list[dict[str, Any]], str]:
-        """The WHERE clause, the plan, and what follows ``FROM`` to use the driving index."""
+    def walkable(self, query: Query) -> str | None:
+        """The indexed attribute a search can walk in sort order, stopping after ``limit`` rows.
+
+        Walking the sort's index reads rows already in order and stops when the page is full;
+        it wins over driving by a condition's index when that condition matches many rows.
+        """
+        if query.sort is None or query.limit is None or query.operator != "and":
+            return None
+        if query.limit + (query.offset or 0) > WALK_LIMIT:
+            return None
+        path = query.sort.path
+        if len(path) != 1 or path[0] not in self.schema.indexes:
+            return None
+        if self.resolve(self.schema, path, "sort()").is_list:
+            return None
+        return path[0]
+
+    def where(
+        self, query: Query, alias: str, walk: str | None = None
+    ) -> tuple[str, list[dict[str, Any]], str]:
+        """The WHERE clause, the plan, and what follows ``FROM`` to use the driving index.
+
+        ``walk`` names an attribute whose index drives the search in sort order instead: its
+        own conditions bound the walk, and every other condition filters what it reads.
+        """
         conditions = list(query.conditions)
+        if walk is not None:
+            return self._walk(conditions, alias, walk)
         if not conditions:
             return "", [], ""
         if query.operator == "or":
@@ -221,6 +255,26 @@ class Compiler:
         if lead is not None and lead.index is not None and lead.index != self.schema.primary_key:
             hint = self.d.use_index(self.schema.name, lead.index)
         return " WHERE " + " AND ".join(parts), plan, hint
+
+    def _walk(
+        self, conditions: list[Condition | Group], alias: str, walk: str
+    ) -> tuple[str, list[dict[str, Any]], str]:
+        flat: list[Condition | Group] = []
+        for c in conditions:
+            flat.extend(c.conditions if isinstance(c, Group) and c.operator == "and" else [c])
+        parts: list[str] = []
+        plan: list[dict[str, Any]] = [
+            {"sort": walk, "access": "index", "index": self.d.index_expression(walk)}
+        ]
+        for node in flat:
+            rank, index = self.rank(node)
+            bound = index == walk and rank <= RANGE
+            parts.append(self.node(node, alias, no_index=not bound))
+            plan.append(
+                self._describe(node, "index" if bound else "filter", walk if bound else None)
+            )
+        where = " WHERE " + " AND ".join(parts) if parts else ""
+        return where, plan, self.d.use_index(self.schema.name, walk)
 
     def _describe(self, node: Condition | Group, access: str, index: str | None) -> dict[str, Any]:
         if isinstance(node, Group):
@@ -307,12 +361,14 @@ def compile_select(
     catalog: Catalog | None = None,
     *,
     public: bool = False,
+    walk: str | None = None,
 ) -> CompiledQuery:
     """``SELECT data, version [, related]`` for the records matching ``query``.
 
     Args:
         public: the query comes from a client: attributes declared ``returned=False`` do not
             exist for it.
+        walk: drive the search by this attribute's index, in sort order (``plan_select``).
     """
     from .select import related_column
 
@@ -321,11 +377,52 @@ def compile_select(
     selection = query.selection
     related = related_column(c, schema, alias, selection) if selection is not None else None
     columns = f"{alias}.data, {alias}.version" + (f", {related}" if related else "")
-    where, plan, hint = c.where(query, alias)
+    where, plan, hint = c.where(query, alias, walk)
     order = c.order(query, alias)
     sql = f"SELECT {columns} FROM {dialect.table(schema.name)} AS {alias}{hint}{where}{order}"
     sql += c.page(query)
     return CompiledQuery(sql, c.params, plan, related is not None)
+
+
+def plan_select(
+    schema: TableSchema,
+    query: Query,
+    dialect: Dialect = SQLITE,
+    catalog: Catalog | None = None,
+    *,
+    public: bool = False,
+) -> tuple[CompiledQuery, CompiledQuery | None, CompiledQuery | None]:
+    """The statement for ``query``, and, when walking the sort's index may serve it better,
+    that statement and a probe deciding between them.
+
+    The probe counts the default plan's matches up to ``probe_size(query)``: when it finds that
+    many, the condition is not selective and the walk reads fewer rows. Without a probe (the
+    default plan has no index to drive it), the walk is always better.
+    """
+    default = compile_select(schema, query, dialect, catalog, public=public)
+    c = Compiler(schema, catalog, dialect, public)
+    walk = c.walkable(query)
+    if walk is None:
+        return default, None, None
+    lead = next((p.get("index") for p in default.plan if p.get("access") == "index"), None)
+    if lead == dialect.index_expression(walk):
+        return default, None, None  # the default plan already walks that index
+    walking = compile_select(schema, query, dialect, catalog, public=public, walk=walk)
+    if lead is None:
+        return walking, None, None
+    p = Compiler(schema, catalog, dialect, public)
+    where, _, hint = p.where(query, "t0")
+    size = probe_size(query)
+    probe_sql = (
+        f"SELECT count(*) FROM (SELECT 1 FROM {dialect.table(schema.name)} AS t0{hint}{where} "
+        f"LIMIT {size}) AS probe"
+    )
+    return default, walking, CompiledQuery(probe_sql, p.params, threshold=size)
+
+
+def probe_size(query: Query) -> int:
+    """How many matches make a condition unselective enough to walk the sort's index."""
+    return max(256, 32 * ((query.limit or 0) + (query.offset or 0)))
 
 
 def compile_count(

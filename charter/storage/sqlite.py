@@ -211,13 +211,18 @@ class SQLiteStorage(Storage):
 
     async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
         """Rows as they are read: a small result in one hop, a large one in batches."""
-        from ..query.sql import compile_select
+        from ..query.sql import plan_select
 
-        compiled = compile_select(schema, query, catalog=self.catalog)
+        compiled, walking, probe = plan_select(schema, query, catalog=self.catalog)
         sql, params = compiled.sql, compiled.params
         if query.limit is not None and query.limit <= _SMALL_RESULT:
+
+            def run(conn: sqlite3.Connection) -> list[Any]:
+                chosen = _choose(conn, compiled, walking, probe)
+                return conn.execute(chosen.sql, chosen.params).fetchall()
+
             assert self._batcher is not None
-            rows = await self._batcher.submit(lambda conn: conn.execute(sql, params).fetchall())
+            rows = await self._batcher.submit(run)
             for row in rows:
                 yield Row(*row)
             return
@@ -293,11 +298,16 @@ class SQLiteStorage(Storage):
 
     async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
         """The compiler's plan, the SQL and SQLite's own ``EXPLAIN QUERY PLAN``."""
-        from ..query.sql import SQLITE, compile_select
+        from ..query.sql import SQLITE, plan_select
 
-        compiled = compile_select(schema, query, catalog=self.catalog)
-        text = SQLITE.explain(compiled.sql)
-        lines = await self._read(lambda c: [r[3] for r in c.execute(text, compiled.params)])
+        default, walking, probe = plan_select(schema, query, catalog=self.catalog)
+
+        def run(conn: sqlite3.Connection) -> tuple[Any, list[str]]:
+            chosen = _choose(conn, default, walking, probe)
+            text = SQLITE.explain(chosen.sql)
+            return chosen, [r[3] for r in conn.execute(text, chosen.params)]
+
+        compiled, lines = await self._read(run)
         return {
             "table": schema.name,
             "conditions": compiled.plan,
@@ -439,6 +449,17 @@ class SQLiteStorage(Storage):
         if row is None:
             raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
         return int(row[0])
+
+
+def _choose(conn: sqlite3.Connection, default: Any, walking: Any | None, probe: Any | None) -> Any:
+    """The statement to run: walk the sort's index when the probe finds the conditions
+    unselective (or when there is nothing to probe), else the default plan."""
+    if walking is None:
+        return default
+    if probe is None:
+        return walking
+    found = conn.execute(probe.sql, probe.params).fetchone()[0]
+    return walking if found >= probe.threshold else default
 
 
 class _Callable:
