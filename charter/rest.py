@@ -8,6 +8,7 @@ a JSON read of a table with nothing hidden sends the stored bytes as they are.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from collections.abc import AsyncIterator
 from email.utils import formatdate
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["add_table_routes", "describe_table"]
 
 _json_decode = msgspec.json.decode
+_CHECKED_QUERIES = 1024  # query strings remembered as valid, per table
 _SPOOL_IN_MEMORY = 8 << 20  # a MessagePack result that cannot be counted first spills to disk
 
 
@@ -85,6 +87,8 @@ class TableResource:
         self.custom_get = "get" in overrides or "allow_read" in overrides
         self.checks_read = "allow_read" in overrides
         self.raw_json = not runtime.hidden and not self.custom_get
+        self._checked: set[str] = set()  # query strings known to compile
+        self._catalog: dict[str, Any] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -291,14 +295,22 @@ class TableResource:
         return response
 
     def _query(self, request: Request) -> Query:
-        query = parse_query_string(request.query_string)
+        text = request.query_string
+        if text in self._checked:
+            return parse_query_string(text)
+        query = parse_query_string(text)
         # Reject a bad query before the response starts; returned=False attributes do not exist.
         compile_select(self.schema, query, catalog=self.catalog, public=True)
+        if len(self._checked) >= _CHECKED_QUERIES:
+            self._checked.clear()
+        self._checked.add(text)
         return query
 
     @property
     def catalog(self) -> dict[str, Any]:
-        return {name: runtime.schema for name, runtime in self.runtime.app.tables.items()}
+        if self._catalog is None:
+            self._catalog = {name: rt.schema for name, rt in self.runtime.app.tables.items()}
+        return self._catalog
 
     async def search(self, request: Request, codec: Codec) -> Response:
         query = self._query(request)
@@ -416,7 +428,7 @@ class TableResource:
         if query.explain:
             plan = await self.database.explain(self.schema, query)
             return Response(200, JSON.encode(plan), {"content-type": JSON.media_type})
-        query.select = None
+        query = dataclasses.replace(query, select=None)
         count = 0
         async for instance in self.runtime.search(query):
             if await maybe_await(instance.delete()) is not False:

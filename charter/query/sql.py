@@ -57,12 +57,18 @@ class Compiler:
     """Compiles one query against one table; aliases are numbered ``t0`` (the table), ``t1``..."""
 
     def __init__(
-        self, schema: TableSchema, catalog: Catalog | None, dialect: Dialect, public: bool
+        self,
+        schema: TableSchema,
+        catalog: Catalog | None,
+        dialect: Dialect,
+        public: bool,
+        describing: bool = True,
     ) -> None:
         self.schema = schema
         self.catalog: Catalog = catalog if catalog is not None else {schema.name: schema}
         self.d = dialect
         self.public = public
+        self.describing = describing  # build explain's full descriptions (else only access)
         self.params: list[Any] = []
         self._aliases = 0
 
@@ -277,6 +283,14 @@ class Compiler:
         return where, plan, self.d.use_index(self.schema.name, walk)
 
     def _describe(self, node: Condition | Group, access: str, index: str | None) -> dict[str, Any]:
+        if not self.describing:  # what the planner itself needs, without the cost of more
+            if index is None:
+                return {"access": access, "index": None}
+            key = index == self.schema.primary_key
+            return {
+                "access": access,
+                "index": "primary key" if key else self.d.index_expression(index),
+            }
         if isinstance(node, Group):
             return {
                 "operator": node.operator,
@@ -362,6 +376,7 @@ def compile_select(
     *,
     public: bool = False,
     walk: str | None = None,
+    describe: bool = False,
 ) -> CompiledQuery:
     """``SELECT data, version [, related]`` for the records matching ``query``.
 
@@ -369,10 +384,11 @@ def compile_select(
         public: the query comes from a client: attributes declared ``returned=False`` do not
             exist for it.
         walk: drive the search by this attribute's index, in sort order (``plan_select``).
+        describe: fill ``plan`` with everything ``explain(true)`` reports.
     """
     from .select import related_column
 
-    c = Compiler(schema, catalog, dialect, public)
+    c = Compiler(schema, catalog, dialect, public, describe)
     alias = "t0"
     selection = query.selection
     related = related_column(c, schema, alias, selection) if selection is not None else None
@@ -391,6 +407,7 @@ def plan_select(
     catalog: Catalog | None = None,
     *,
     public: bool = False,
+    describe: bool = False,
 ) -> tuple[CompiledQuery, CompiledQuery | None, CompiledQuery | None]:
     """The statement for ``query``, and, when walking the sort's index may serve it better,
     that statement and a probe deciding between them.
@@ -399,18 +416,20 @@ def plan_select(
     many, the condition is not selective and the walk reads fewer rows. Without a probe (the
     default plan has no index to drive it), the walk is always better.
     """
-    default = compile_select(schema, query, dialect, catalog, public=public)
-    c = Compiler(schema, catalog, dialect, public)
+    default = compile_select(schema, query, dialect, catalog, public=public, describe=describe)
+    c = Compiler(schema, catalog, dialect, public, describing=False)
     walk = c.walkable(query)
     if walk is None:
         return default, None, None
     lead = next((p.get("index") for p in default.plan if p.get("access") == "index"), None)
     if lead == dialect.index_expression(walk):
         return default, None, None  # the default plan already walks that index
-    walking = compile_select(schema, query, dialect, catalog, public=public, walk=walk)
+    walking = compile_select(
+        schema, query, dialect, catalog, public=public, walk=walk, describe=describe
+    )
     if lead is None:
         return walking, None, None
-    p = Compiler(schema, catalog, dialect, public)
+    p = Compiler(schema, catalog, dialect, public, describing=False)
     where, _, hint = p.where(query, "t0")
     size = probe_size(query)
     probe_sql = (
@@ -434,7 +453,7 @@ def compile_count(
     public: bool = False,
 ) -> CompiledQuery:
     """``SELECT count(*)`` of the records matching ``query``'s conditions."""
-    c = Compiler(schema, catalog, dialect, public)
+    c = Compiler(schema, catalog, dialect, public, describing=False)
     where, plan, hint = c.where(query, "t0")
     sql = f"SELECT count(*) FROM {dialect.table(schema.name)} AS t0{hint}{where}"
     return CompiledQuery(sql, c.params, plan)

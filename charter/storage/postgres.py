@@ -338,7 +338,7 @@ class PostgresStorage(Storage):
 
         if self._foreign():
             return await self._hop(self.explain(schema, query))
-        compiled = compile_select(schema, query, POSTGRES, self.catalog)
+        compiled = compile_select(schema, query, POSTGRES, self.catalog, describe=True)
         sql, params = self._compile(compiled)
         text = _adapt(POSTGRES.explain(compiled.sql))
         rows = await self._run(lambda c: c.fetch(text, *params))

@@ -300,7 +300,7 @@ class SQLiteStorage(Storage):
         """The compiler's plan, the SQL and SQLite's own ``EXPLAIN QUERY PLAN``."""
         from ..query.sql import SQLITE, plan_select
 
-        default, walking, probe = plan_select(schema, query, catalog=self.catalog)
+        default, walking, probe = plan_select(schema, query, catalog=self.catalog, describe=True)
 
         def run(conn: sqlite3.Connection) -> tuple[Any, list[str]]:
             chosen = _choose(conn, default, walking, probe)
