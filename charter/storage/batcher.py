@@ -13,9 +13,11 @@ import contextlib
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["ReadBatcher"]
+__all__ = ["ReadBatcher", "drain"]
+
+J = TypeVar("J")
 
 _MAX_BATCH = 128
 
@@ -30,6 +32,21 @@ def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]
             future.set_exception(error)
         else:
             future.set_result(value)
+
+
+def drain(jobs: queue.SimpleQueue[J | None], first: J, most: int) -> tuple[list[J], bool]:
+    """``first`` and what else is queued already (up to ``most`` in all), without waiting;
+    and whether the ``None`` that asks the thread to stop was among them."""
+    batch = [first]
+    while len(batch) < most:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            return batch, False
+        if job is None:
+            return batch, True
+        batch.append(job)
+    return batch, False
 
 
 class ReadBatcher:
@@ -65,17 +82,7 @@ class ReadBatcher:
                 job = self._queue.get()
                 if job is None:
                     return
-                batch = [job]
-                stop = False
-                while len(batch) < _MAX_BATCH:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    batch.append(nxt)
+                batch, stop = drain(self._queue, job, _MAX_BATCH)
                 self._answer(conn, batch)
                 if stop:
                     return

@@ -34,7 +34,7 @@ from .base import (
     Row,
     Storage,
 )
-from .batcher import ReadBatcher
+from .batcher import ReadBatcher, drain
 from .sqlite_schema import migrate
 
 if TYPE_CHECKING:
@@ -353,16 +353,7 @@ class SQLiteStorage(Storage):
             job = self._queue.get()
             if job is None:
                 break
-            batch = [job]
-            while len(batch) < _BATCH:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
+            batch, stop = drain(self._queue, job, _BATCH)
             self._commit_batch(conn, batch)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
