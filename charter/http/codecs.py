@@ -53,39 +53,24 @@ class Codec:
         return self.encode(value)
 
 
-class _Json(Codec):
-    media_type = "application/json"
+class _Msgspec(Codec):
+    """JSON or MessagePack, both by msgspec: the same code, another wire format."""
 
-    def __init__(self) -> None:
-        self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
-        self._decoder = msgspec.json.Decoder()
+    def __init__(self, media_type: str, format_name: str, module: Any, streams: bool) -> None:
+        self.media_type = media_type
+        self.streams_arrays = streams
+        self._format = format_name
+        self._encoder = module.Encoder(enc_hook=_enc_hook)
+        self._decoder = module.Decoder()
 
     def encode(self, value: Any) -> bytes:
-        return self._encoder.encode(value)
+        return self._encoder.encode(value)  # type: ignore[no-any-return]
 
     def decode(self, body: bytes) -> Any:
         try:
             return self._decoder.decode(body)
         except msgspec.DecodeError as exc:
-            raise MalformedInput(f"body is not valid JSON: {exc}") from None
-
-
-class _MsgPack(Codec):
-    media_type = "application/msgpack"
-    streams_arrays = False
-
-    def __init__(self) -> None:
-        self._encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
-        self._decoder = msgspec.msgpack.Decoder()
-
-    def encode(self, value: Any) -> bytes:
-        return self._encoder.encode(value)
-
-    def decode(self, body: bytes) -> Any:
-        try:
-            return self._decoder.decode(body)
-        except msgspec.DecodeError as exc:
-            raise MalformedInput(f"body is not valid MessagePack: {exc}") from None
+            raise MalformedInput(f"body is not valid {self._format}: {exc}") from None
 
 
 class _Cbor(Codec):
@@ -145,8 +130,8 @@ def _cell(value: Any) -> Any:
     return built if isinstance(built, str) else msgspec.json.encode(built).decode()
 
 
-JSON: Codec = _Json()
-MSGPACK: Codec = _MsgPack()
+JSON: Codec = _Msgspec("application/json", "JSON", msgspec.json, streams=True)
+MSGPACK: Codec = _Msgspec("application/msgpack", "MessagePack", msgspec.msgpack, streams=False)
 CBOR: Codec = _Cbor()
 CSV: Codec = _Csv()
 
