@@ -52,8 +52,10 @@ class TableRuntime:
             for f in schema.fields.values()
             if not f.info.input and not f.info.primary_key and f.info.has_default
         ]
-        # A PUT must keep what clients cannot write; only then does it need the stored record.
-        self.put_reads = bool(schema.server_only)
+        # A PUT needs the stored record to keep what clients cannot write, to keep the creation
+        # time, or to ask the right hook (allow_update or allow_create); otherwise it is blind.
+        hooks = {"allow_create", "allow_update"} & cls.__charter_overrides__
+        self.put_reads = bool(schema.server_only or self.has_created or hooks)
 
     # -- decoding and encoding ---------------------------------------------------------------
 
@@ -279,13 +281,14 @@ class TableRuntime:
 
     async def replace(self, instance: Any, data: Any) -> None:
         """Replace the record with ``data`` (an upsert): what you PUT is what you GET."""
-        values = self.validate_full(data)
+        given = self.validate_full(data)
         key = instance._key
-        self._check_key(values, key)
+        self._check_key(given, key)
 
         async def write(txn: Transaction) -> None:
+            values = dict(given)  # a retried transaction starts again from what was given
             existing = instance
-            if self.put_reads or self.has_created:
+            if self.put_reads:
                 existing = self.instance(key, await txn.read(self.name, key))
             if existing._exists:
                 await self._hook(existing, "allow_update")
@@ -300,11 +303,7 @@ class TableRuntime:
                 self._stamp(values, created=True)
                 await self._hook(self._detached(key, values), "allow_create")
             record = self._ordered(values)
-            txn.put(self.name, key, self._encode(record))
-            instance._data = record
-            instance._raw = None
-            instance._exists = True
-            self._on_commit(txn, instance, "put", record)
+            self._write(txn, instance, record, "put", record)
 
         await self._in_txn(write)
 
@@ -323,13 +322,19 @@ class TableRuntime:
             await self._hook(current, "allow_update")
             values = {**current._values(), **changes}
             self._stamp(values, created=False)
-            txn.put(self.name, key, self._encode(values))
-            instance._data = values
-            instance._raw = None
-            instance._exists = True
-            self._on_commit(txn, instance, "patch", changes)
+            self._write(txn, instance, values, "patch", changes)
 
         await self._in_txn(write)
+
+    def _write(
+        self, txn: Transaction, instance: Any, record: dict[str, Any], kind: str, event: Any
+    ) -> None:
+        """Stage ``record`` as the instance's new state; its event follows the commit."""
+        txn.put(self.name, instance._key, self._encode(record))
+        instance._data = record
+        instance._raw = None
+        instance._exists = True
+        self._on_commit(txn, instance, kind, event)
 
     async def remove(self, instance: Any) -> bool:
         """Delete the record; False when there was none."""

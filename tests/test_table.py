@@ -653,3 +653,29 @@ def test_a_table_outside_an_app_says_so():
 
     with pytest.raises(Exception, match="App"):
         _ = Orphan.primary_key
+
+
+class Locked(Table):
+    id: str = Field(primary_key=True)
+    text: str
+    frozen: bool = False
+
+    def allow_update(self, user: Any) -> bool:
+        return not self.frozen
+
+    def allow_create(self, user: Any) -> bool:
+        return self.text != "forbidden"
+
+
+def test_put_asks_allow_update_of_an_existing_record_and_allow_create_of_a_new_one(serve):
+    client = serve(Locked)
+    assert client.put("/Locked/a", json={"text": "one", "frozen": True}).status_code == 204
+    denied = client.put("/Locked/a", json={"text": "two"})
+    assert denied.status_code == 403
+    assert denied.json()["error"]["code"] == "FORBIDDEN"
+    assert client.get("/Locked/a").json() == {"id": "a", "text": "one", "frozen": True}
+    assert client.put("/Locked/b", json={"text": "forbidden"}).status_code == 403
+    assert client.get("/Locked/b").status_code == 404
+    assert client.put("/Locked/c", json={"text": "ok"}).status_code == 204
+    assert client.put("/Locked/c", json={"text": "again"}).status_code == 204
+    assert client.get("/Locked/c").json()["text"] == "again"
