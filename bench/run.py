@@ -1,10 +1,12 @@
 """Charter's benchmark harness: the same SQLite-backed REST work served by Charter and by its
 peers (FastAPI, Litestar, a bare ASGI app), each under one uvicorn worker pinned to one core,
 loaded by wrk pinned to the other; for the query scenarios also HarperDB 4.7 (one worker thread,
-pinned the same way) when node and npm are there.
+pinned the same way) when node and npm are there. With ``--backend postgres``: Charter and
+FastAPI + asyncpg on PostgreSQL; with ``--workers 1,2``: each app under 1 and 2 uvicorn workers.
 
     python bench/run.py [--quick] [--only charter,fastapi,harperdb] [--scenario query,query-c1]
                         [--duration 10] [--connections 64] [--no-write]
+                        [--backend sqlite,postgres] [--workers 1,2]
 
 What is measured is data, not code: APPS, DATASETS, SCENARIOS, BACKENDS and TARGETS below. A new
 scenario (an RPC call, a richer query) is one more Scenario entry with its wrk Lua
@@ -59,17 +61,24 @@ class AppDef:
     """One server under test. ``kind`` says how it is run: "asgi" is an ASGI app in
     bench/apps/ that uvicorn loads (``target`` is its "module:attribute"); "harperdb" is
     HarperDB 4.7 run by bench/harperdb/peer.py (``target`` unused). An app with
-    ``every_scenario=False`` takes part only in the scenarios whose ``apps`` name it."""
+    ``every_scenario=False`` takes part only in the scenarios whose ``apps`` name it. ``backends``
+    are the BACKENDS it runs on (the SQLite peers share benchdb.py, so SQLite only)."""
 
     name: str
     target: str
     description: str
     kind: str = "asgi"
     every_scenario: bool = True
+    backends: frozenset[str] = frozenset({"sqlite"})
 
 
 APPS: list[AppDef] = [
-    AppDef("charter", "charter_app:app", "Charter (its generated REST resource)"),
+    AppDef(
+        "charter",
+        "charter_app:app",
+        "Charter (its generated REST resource)",
+        backends=frozenset({"sqlite", "postgres"}),
+    ),
     AppDef("fastapi", "fastapi_app:app", "FastAPI + pydantic, def endpoints in the threadpool"),
     AppDef("litestar", "litestar_app:app", "Litestar + msgspec, sync_to_thread=True handlers"),
     AppDef("bare", "bare_app:app", "raw ASGI + msgspec, sqlite in run_in_executor"),
@@ -79,6 +88,12 @@ APPS: list[AppDef] = [
         "HarperDB 4.7 (npm harperdb), one worker thread, its REST query language",
         kind="harperdb",
         every_scenario=False,
+    ),
+    AppDef(
+        "fastapi_pg",
+        "fastapi_pg_app:app",
+        "FastAPI + asyncpg: a pool made in the lifespan, async endpoints, pydantic",
+        backends=frozenset({"postgres"}),
     ),
 ]
 REFERENCE = "charter"  # ratios are REFERENCE req/s divided by each peer's
@@ -220,24 +235,40 @@ end
 
 @dataclass(frozen=True)
 class Target:
-    """A goal for REFERENCE in one scenario: a throughput ratio against a peer
-    (``Target(scenario, peer, min_ratio)``: REFERENCE req/s / peer req/s >= min_ratio) or a
-    latency bound (``Target(scenario, max_p50_ms=2.0)``: REFERENCE's p50 below it)."""
+    """A goal for REFERENCE in one scenario on one backend: a throughput ratio against a peer
+    (``Target(scenario, peer, min_ratio)``: REFERENCE req/s / peer req/s >= min_ratio, both
+    with one worker), a latency bound (``Target(scenario, max_p50_ms=2.0)``: REFERENCE's p50
+    below it), or a scaling ratio (``Target(scenario, min_ratio=1.6, workers=2)``: REFERENCE
+    with ``workers`` uvicorn workers over REFERENCE with one; listed only when ``--workers``
+    includes that count)."""
 
     scenario: str
     peer: str | None = None
     min_ratio: float | None = None
     max_p50_ms: float | None = None
+    backend: str = "sqlite"
+    workers: int | None = None
 
     def __post_init__(self) -> None:
-        ratio_target = self.peer is not None and self.min_ratio is not None
-        if ratio_target == (self.max_p50_ms is not None):
-            raise ValueError(f"{self}: give either peer and min_ratio, or max_p50_ms")
+        kinds = [
+            self.peer is not None and self.min_ratio is not None and self.workers is None,
+            self.max_p50_ms is not None and self.min_ratio is None and self.peer is None,
+            self.workers is not None and self.min_ratio is not None and self.peer is None,
+        ]
+        if kinds.count(True) != 1 or (self.max_p50_ms is not None and self.workers is not None):
+            raise ValueError(
+                f"{self}: give peer and min_ratio, or max_p50_ms, or workers and min_ratio"
+            )
 
     @property
     def label(self) -> str:
         if self.max_p50_ms is not None:
             return f"{self.scenario}: {REFERENCE} p50 < {self.max_p50_ms:g} ms"
+        if self.workers is not None:
+            return (
+                f"{self.scenario}: {REFERENCE} {self.workers} workers >= {self.min_ratio:.1f}x"
+                " 1 worker"
+            )
         return f"{self.scenario}: {REFERENCE} >= {self.min_ratio:.1f}x {self.peer}"
 
 
@@ -251,17 +282,29 @@ TARGETS: list[Target] = [
     Target("query", "fastapi", 2.0),
     Target("query", "harperdb", 3.0),
     Target("query-c1", max_p50_ms=2.0),
+    Target("get", "fastapi_pg", 2.0, backend="postgres"),
+    # Scaling with uvicorn workers (--workers 1,2): the server is not pinned then, and on a
+    # 2-core machine its two workers share the cores with wrk (and PostgreSQL).
+    *(
+        Target(sc, min_ratio=1.6, workers=2, backend=be)
+        for be in ("sqlite", "postgres")
+        for sc in ("get", "post")
+    ),
 ]
 
 
 @dataclass(frozen=True)
 class Backend:
     """Where an app keeps its data. ``prepare(app_name)`` gives a fresh, empty database and
-    returns the BENCH_DB value the app is started with."""
+    returns the BENCH_DB value the app is started with. ``scenarios``: the only scenarios run
+    on it (None: every one). ``server_process``: the process name (``comm``) of a database
+    server whose CPU time counts as the server's, not as "others", in the noise figure."""
 
     name: str
     prepare: Callable[[str], str]
     describe: str
+    scenarios: frozenset[str] | None = None
+    server_process: str | None = None
 
 
 def _fresh_sqlite(app_name: str) -> str:
@@ -271,8 +314,39 @@ def _fresh_sqlite(app_name: str) -> str:
     return f"sqlite:///{path}"  # an absolute path, so sqlite:////abs/...
 
 
+# The PostgreSQL server (trust auth); each app gets a fresh database bench_<app> on it.
+PG_SERVER = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+
+
+def _fresh_postgres(app_name: str) -> str:
+    """DROP and CREATE ``bench_<app>`` (C collation, the order Charter's docs ask for, for the
+    peer too) with psql; returns its URL."""
+    name = f"bench_{app_name}"
+    statements = [
+        f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+        f"CREATE DATABASE {name} LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8' TEMPLATE template0",
+    ]
+    argv = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", f"{PG_SERVER}/postgres"]
+    for statement in statements:
+        argv += ["-c", statement]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise RuntimeError(f"psql: {exc}") from exc
+    if proc.returncode != 0:
+        raise RuntimeError(f"psql could not create {name}: {proc.stderr.strip()}")
+    return f"{PG_SERVER}/{name}"
+
+
 BACKENDS: dict[str, Backend] = {
     "sqlite": Backend("sqlite", _fresh_sqlite, "SQLite file per app, WAL, synchronous=NORMAL"),
+    "postgres": Backend(
+        "postgres",
+        _fresh_postgres,
+        "PostgreSQL (local server, not pinned), a fresh database per app",
+        scenarios=frozenset({"get", "post"}),
+        server_process="postgres",
+    ),
 }
 
 
@@ -370,7 +444,7 @@ def write_lua(scenario: Scenario, seed_count: int) -> Path:
     return path
 
 
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+def pinned(cpu: int | str | None, argv: list[str]) -> list[str]:
     return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
 
 
@@ -430,14 +504,43 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(rest[11]) + int(rest[12])) / CLK_TCK
 
 
-def settle(pid: int, limit: float = 30.0) -> None:
+def server_cpu_seconds(pid: int, database_process: str | None = None) -> float:
+    """CPU time of the server: the process ``pid`` and its descendants (uvicorn's workers
+    when there are several), and every process named ``database_process`` (PostgreSQL's
+    backends, which do the server's database work)."""
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        head, _, rest = text.rpartition(")")
+        names[int(entry.name)] = head.partition("(")[2]
+        parents[int(entry.name)] = int(rest.split()[1])
+    ours = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for child, parent in parents.items():
+            if parent in ours and child not in ours:
+                ours.add(child)
+                grew = True
+    if database_process:
+        ours |= {p for p, name in names.items() if name == database_process}
+    return sum(process_cpu_seconds(p) for p in ours)
+
+
+def settle(cpu: Callable[[], float], limit: float = 30.0) -> None:
     """Wait (up to ``limit`` s) until the server stops using CPU: a slow server may still be
     answering the warm-up's last requests when the measured run starts."""
     deadline = time.monotonic() + limit
-    last = process_cpu_seconds(pid)
+    last = cpu()
     while time.monotonic() < deadline:
         time.sleep(0.2)
-        now = process_cpu_seconds(pid)
+        now = cpu()
         if now - last < 0.02:  # under 10% of a core
             return
         last = now
@@ -457,20 +560,21 @@ def measure(
     app: AppDef,
     scenario: Scenario,
     port: int,
-    server_pid: int,
+    server_cpu: Callable[[], float],
     script: Path,
+    tag: str = "",
 ) -> RunResult:
     result = RunResult(app.name, scenario.name)
     try:
         if opts.warmup > 0:
             run_wrk(opts, scenario, port, script, opts.warmup, None)
-        settle(server_pid)
-        log = WORK_DIR / f"{app.name}-{scenario.name}.wrk.txt"
-        before = machine_cpu_seconds(), process_cpu_seconds(server_pid), own_cpu_seconds()
+        settle(server_cpu)
+        log = WORK_DIR / f"{app.name}{tag}-{scenario.name}.wrk.txt"
+        before = machine_cpu_seconds(), server_cpu(), own_cpu_seconds()
         t0 = time.monotonic()
         raw = run_wrk(opts, scenario, port, script, opts.duration, log)
         elapsed = time.monotonic() - t0
-        after = machine_cpu_seconds(), process_cpu_seconds(server_pid), own_cpu_seconds()
+        after = machine_cpu_seconds(), server_cpu(), own_cpu_seconds()
     except (RuntimeError, ValueError) as exc:
         result.problem = str(exc)
         return result
@@ -518,11 +622,18 @@ class ServerFailed(Exception):
 
 
 @contextlib.contextmanager
-def server(opts: argparse.Namespace, app: AppDef, db_url: str, port: int) -> Iterator[int]:
-    """Run ``app`` under uvicorn until the block ends; yields the server's pid."""
-    log_path = server_log(app)
+def server(
+    opts: argparse.Namespace, app: AppDef, db_url: str, port: int, workers: int = 1, tag: str = ""
+) -> Iterator[int]:
+    """Run ``app`` under uvicorn until the block ends; yields the server's pid. With one
+    worker it is pinned to --server-cpu; with several it is not pinned (they use every core,
+    which on a 2-core machine wrk shares)."""
+    log_path = server_log(app, tag)
+    # Several workers get every core: `taskset -c 0-N`, as the harness is pinned to the client
+    # core and a child would inherit that.
+    every_cpu = f"0-{(os.cpu_count() or 1) - 1}" if opts.server_cpu is not None else None
     argv = pinned(
-        opts.server_cpu,
+        opts.server_cpu if workers == 1 else every_cpu,
         [
             sys.executable,
             "-m",
@@ -531,7 +642,7 @@ def server(opts: argparse.Namespace, app: AppDef, db_url: str, port: int) -> Ite
             "--app-dir",
             str(APPS_DIR),
             "--workers",
-            "1",
+            str(workers),
             "--no-access-log",
             "--log-level",
             "warning",
@@ -557,32 +668,50 @@ def server(opts: argparse.Namespace, app: AppDef, db_url: str, port: int) -> Ite
                 proc.wait()
 
 
-def server_log(app: AppDef) -> Path:
-    return WORK_DIR / f"{app.name}.server.log"
+def server_log(app: AppDef, tag: str = "") -> Path:
+    return WORK_DIR / f"{app.name}{tag}.server.log"
+
+
+def variant_tag(backend: str, workers: int) -> str:
+    """A suffix for working files: "" for the default (sqlite, one worker)."""
+    return ("" if backend == "sqlite" else f"-{backend}") + ("" if workers == 1 else f"-w{workers}")
 
 
 @dataclass
 class Running:
-    """A started server: its pid (for CPU accounting), its port, how to seed it, its log."""
+    """A started server: its pid, its port, how to seed it, its log, and its CPU time so far
+    (for the noise figure)."""
 
     pid: int
     port: int
     seed: Callable[[Dataset], list[str]]  # returns failures, empty when every row went in
     log_path: Path
+    cpu: Callable[[], float]
 
 
 @contextlib.contextmanager
-def start_app(opts: argparse.Namespace, app: AppDef, backend: Backend) -> Iterator[Running]:
-    """Start ``app`` on a fresh, empty database until the block ends."""
+def start_app(
+    opts: argparse.Namespace, app: AppDef, backend: Backend, workers: int = 1
+) -> Iterator[Running]:
+    """Start ``app`` with ``workers`` uvicorn workers on a fresh, empty database until the
+    block ends."""
     if app.kind == "harperdb":
         with harperdb_server(opts) as running:
             yield running
         return
     db_url = backend.prepare(app.name)
     port = free_port()
-    print(f"   {app.name} on port {port}, {db_url}", flush=True)
-    with server(opts, app, db_url, port) as pid:
-        yield Running(pid, port, lambda ds: seed(port, ds.rows), server_log(app))
+    tag = variant_tag(backend.name, workers)
+    shown = f", {workers} workers (not pinned)" if workers > 1 else ""
+    print(f"   {app.name} on port {port}, {db_url}{shown}", flush=True)
+    with server(opts, app, db_url, port, workers, tag) as pid:
+        yield Running(
+            pid,
+            port,
+            lambda ds: seed(port, ds.rows),
+            server_log(app, tag),
+            lambda: server_cpu_seconds(pid, backend.server_process),
+        )
 
 
 _harperdb_module: ModuleType | None = None
@@ -644,7 +773,9 @@ def harperdb_server(opts: argparse.Namespace) -> Iterator[Running]:
         return []
 
     try:
-        yield Running(handle.pid, http_port, load, handle.log_path)
+        yield Running(
+            handle.pid, http_port, load, handle.log_path, lambda: server_cpu_seconds(handle.pid)
+        )
     finally:
         peer.stop(handle)
 
@@ -840,6 +971,12 @@ class AppRun:
     problems: list[str] = field(default_factory=list)  # whole-app problems (start, seed, check)
     seed_seconds: dict[str, float] = field(default_factory=dict)  # per dataset
     skipped: str | None = None  # why the app could not take part (HarperDB without npm)
+    backend: str = "sqlite"
+    workers: int = 1  # uvicorn --workers
+
+    @property
+    def label(self) -> str:
+        return self.app.name if self.workers == 1 else f"{self.app.name} ({self.workers} workers)"
 
 
 def by_dataset(scenarios: list[Scenario]) -> list[tuple[Dataset, list[Scenario]]]:
@@ -851,13 +988,17 @@ def by_dataset(scenarios: list[Scenario]) -> list[tuple[Dataset, list[Scenario]]
 
 
 def bench_app(
-    opts: argparse.Namespace, app: AppDef, backend: Backend, scenarios: list[Scenario]
+    opts: argparse.Namespace,
+    app: AppDef,
+    backend: Backend,
+    scenarios: list[Scenario],
+    workers: int = 1,
 ) -> AppRun:
-    run = AppRun(app)
+    run = AppRun(app, backend=backend.name, workers=workers)
     served = [s for s in scenarios if s.serves(app)]
     if not served:
         return run
-    print(f"\n== {app.name}: {app.description}", flush=True)
+    print(f"\n== {run.label} on {backend.name}: {app.description}", flush=True)
     if app.kind == "harperdb":
         run.skipped = harperdb_unavailable()
         if run.skipped:
@@ -876,14 +1017,15 @@ def bench_dataset(
     scenarios: list[Scenario],
 ) -> None:
     """One server start on a fresh database: seed ``dataset``, check, run ``scenarios``."""
-    app, log_path = run.app, server_log(run.app)
+    tag = variant_tag(run.backend, run.workers)
+    app, log_path = run.app, server_log(run.app, tag)
 
     def problem(text: str) -> None:
         run.problems.append(text if dataset.name == "base" else f"{dataset.name} dataset: {text}")
         print(f"   ! {run.problems[-1]}", flush=True)
 
     try:
-        with start_app(opts, app, backend) as running:
+        with start_app(opts, app, backend, run.workers) as running:
             log_path = running.log_path
             t0 = time.monotonic()
             failures = running.seed(dataset)
@@ -902,7 +1044,7 @@ def bench_dataset(
                     problem(f"conformance: {issue}")
             for scenario in scenarios:
                 script = write_lua(scenario, dataset.rows)
-                result = measure(opts, app, scenario, running.port, running.pid, script)
+                result = measure(opts, app, scenario, running.port, running.cpu, script, tag)
                 run.results.append(result)
                 note = f"  ! {result.problem}" if result.problem else ""
                 if result.noisy:
@@ -928,17 +1070,19 @@ def bench_dataset(
 # --------------------------------------------------------------------------------------------
 
 
-def result_for(runs: list[AppRun], app: str, scenario: str) -> RunResult | None:
+def result_for(runs: list[AppRun], app: str, scenario: str, workers: int = 1) -> RunResult | None:
     for run in runs:
-        if run.app.name == app:
+        if run.app.name == app and run.workers == workers:
             for result in run.results:
                 if result.scenario == scenario:
                     return result
     return None
 
 
-def ratio(runs: list[AppRun], scenario: str, peer: str) -> float | None:
-    ours, theirs = result_for(runs, REFERENCE, scenario), result_for(runs, peer, scenario)
+def ratio(runs: list[AppRun], scenario: str, peer: str, workers: int = 1) -> float | None:
+    """REFERENCE's req/s over ``peer``'s, both with ``workers`` workers."""
+    ours = result_for(runs, REFERENCE, scenario, workers)
+    theirs = result_for(runs, peer, scenario, workers)
     if ours is None or theirs is None or theirs.rps <= 0:
         return None
     return ours.rps / theirs.rps
@@ -948,7 +1092,7 @@ def table_rows(runs: list[AppRun], scenarios: list[Scenario]) -> list[list[str]]
     rows = []
     for scenario in scenarios:
         for run in runs:
-            result = result_for(runs, run.app.name, scenario.name)
+            result = result_for(runs, run.app.name, scenario.name, run.workers)
             if result is None:
                 if not scenario.serves(run.app):
                     if not run.app.every_scenario:
@@ -956,15 +1100,15 @@ def table_rows(runs: list[AppRun], scenarios: list[Scenario]) -> list[list[str]]
                     why = "not served"
                 else:
                     why = "skipped" if run.skipped else "failed" if run.problems else "not run"
-                rows.append([scenario.name, run.app.name, why, "", "", "", "", ""])
+                rows.append([scenario.name, run.label, why, "", "", "", "", ""])
                 continue
-            r = ratio(runs, scenario.name, run.app.name)
+            r = ratio(runs, scenario.name, run.app.name, run.workers)
             shown = "-" if run.app.name == REFERENCE else (f"{r:.2f}x" if r is not None else "n/a")
             flag = ("" if result.ok else " (!)") + (" (~)" if result.noisy else "")
             rows.append(
                 [
                     scenario.name,
-                    run.app.name,
+                    run.label,
                     f"{result.rps:,.0f}{flag}",
                     f"{result.p50_ms:.2f}",
                     f"{result.p99_ms:.2f}",
@@ -988,14 +1132,31 @@ HEADERS = [
 ]
 
 
-def target_rows(runs: list[AppRun], scenarios: list[Scenario]) -> list[list[str]]:
-    """The targets of the scenarios that were run, each met, not met or not measured."""
+def target_rows(
+    runs: list[AppRun], scenarios: list[Scenario], backend: str = "sqlite"
+) -> list[list[str]]:
+    """The targets of ``backend`` and of the scenarios that were run, each met, not met or not
+    measured; a workers target only when that worker count was run."""
     rows = []
     skipped = {run.app.name: run.skipped for run in runs if run.skipped}
     chosen = {s.name for s in scenarios}
-    for t in (t for t in TARGETS if t.scenario in chosen):
+    worker_counts = {run.workers for run in runs}
+    for t in TARGETS:
+        if t.scenario not in chosen or t.backend != backend:
+            continue
+        if t.workers is not None and t.workers not in worker_counts:
+            continue
         ours = result_for(runs, REFERENCE, t.scenario)
-        if t.max_p50_ms is not None:  # a latency bound on REFERENCE alone
+        if t.workers is not None:  # REFERENCE with t.workers workers over itself with one
+            assert t.min_ratio is not None
+            more = result_for(runs, REFERENCE, t.scenario, t.workers)
+            if ours is None or more is None or ours.rps <= 0:
+                rows.append([t.label, "n/a", "not measured"])
+                continue
+            r = more.rps / ours.rps
+            measured, measured_ok = f"{r:.2f}x", r >= t.min_ratio
+            involved = [more, ours]
+        elif t.max_p50_ms is not None:  # a latency bound on REFERENCE alone
             if ours is None:
                 rows.append([t.label, "n/a", "not measured"])
                 continue
@@ -1083,6 +1244,13 @@ def machine_info(opts: argparse.Namespace) -> dict[str, str]:
             versions.append(f"{dist} {importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{dist} (not installed)")
+    if "postgres" in opts.backends:
+        try:
+            versions.append(f"asyncpg {importlib.metadata.version('asyncpg')}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append("asyncpg (not installed)")
+        pg = _cmd(["psql", "-X", "-At", "-d", f"{PG_SERVER}/postgres", "-c", "SHOW server_version"])
+        versions.append(f"PostgreSQL {pg}")
     if any(app.kind == "harperdb" for app in opts.apps):
         versions.append(f"{harperdb_version()} (node {_cmd(['node', '--version'])})")
     commit = _cmd(["git", "rev-parse", "--short", "HEAD"])
@@ -1107,6 +1275,7 @@ def write_results(
     info: dict[str, str],
     runs: list[AppRun],
     scenarios: list[Scenario],
+    backend: Backend,
 ) -> None:
     kind = "quick smoke run (not for comparison)" if opts.quick else "run"
     pinning = (
@@ -1114,6 +1283,13 @@ def write_results(
         if opts.server_cpu is not None
         else "no CPU pinning (fewer than 2 CPUs or no taskset)"
     )
+    if any(w > 1 for w in opts.workers):
+        pinning += (
+            "; with more than one uvicorn worker the server is not pinned (every core), so on"
+            " a 2-core machine its workers share the cores with wrk"
+        )
+    if backend.name == "postgres":
+        pinning += "; PostgreSQL (not pinned) shares the cores with the server and wrk"
     lines = [
         f"## {info['date']} — {kind}",
         "",
@@ -1123,7 +1299,9 @@ def write_results(
         f"- packages: {info['packages']}",
         f"- tree: commit {info['commit']}, {info['tree']}",
         f"- load: wrk -t{opts.threads} -c{opts.connections} -d{opts.duration:g}s "
-        f"(after a {opts.warmup:g} s warm-up), {pinning}; backend {opts.backend}",
+        f"(after a {opts.warmup:g} s warm-up), {pinning}",
+        f"- backend: {backend.name} ({backend.describe}); uvicorn workers:"
+        f" {', '.join(map(str, opts.workers))}",
         *(
             f"- `{sc.name}`: {sc.title}; {DATASETS[sc.dataset].rows:,} seeded rows"
             + (f"; wrk -c{sc.connections}" if sc.connections is not None else "")
@@ -1135,16 +1313,18 @@ def write_results(
         "",
         "Targets:",
         "",
-        markdown_table(["target", "measured", "status"], target_rows(runs, scenarios)),
+        markdown_table(
+            ["target", "measured", "status"], target_rows(runs, scenarios, backend.name)
+        ),
         "",
     ]
-    problems = [f"- {run.app.name}: {p}" for run in runs for p in run.problems]
+    problems = [f"- {run.label}: {p}" for run in runs for p in run.problems]
     problems += [
-        f"- {r.app} {r.scenario}: {r.problem}" for run in runs for r in run.results if r.problem
+        f"- {run.label} {r.scenario}: {r.problem}" for run in runs for r in run.results if r.problem
     ]
     if problems:
         lines += ["Problems (figures marked (!) are not to be trusted):", "", *problems, ""]
-    noisy = [f"{r.app} {r.scenario}" for run in runs for r in run.results if r.noisy]
+    noisy = [f"{run.label} {r.scenario}" for run in runs for r in run.results if r.noisy]
     if noisy:
         lines += [
             f"**Noisy** (other processes used more than {NOISY_CORES} of a core during the run,"
@@ -1179,7 +1359,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--scenario", default=",".join(scenario_names), help=f"of: {','.join(scenario_names)}"
     )
-    p.add_argument("--backend", default="sqlite", choices=sorted(BACKENDS))
+    p.add_argument(
+        "--backend", default="sqlite", help=f"databases, of: {','.join(BACKENDS)} (default sqlite)"
+    )
+    p.add_argument("--workers", default="1", help="uvicorn worker counts, e.g. 1,2 (default 1)")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s runs, 1 s warm-up")
     p.add_argument("--seed-count", type=int, default=SEED_COUNT, help=argparse.SUPPRESS)
     # --rows large=20000: another row count for one dataset, for trying the harness out
@@ -1194,6 +1377,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         opts.warmup = 1.0 if opts.quick else 2.0
     opts.apps = _pick(p, "--only", opts.only, {a.name: a for a in APPS})
     opts.scenarios = _pick(p, "--scenario", opts.scenario, {s.name: s for s in SCENARIOS})
+    opts.backends = _pick(p, "--backend", opts.backend, BACKENDS)
+    try:
+        opts.workers = sorted({int(w) for w in opts.workers.split(",") if w.strip()})
+    except ValueError:
+        opts.workers = []
+    if not opts.workers or min(opts.workers) < 1:
+        p.error("--workers: give counts >= 1, e.g. 1,2")
     if opts.seed_count < 100:
         p.error("--seed-count must be at least 100")
     DATASETS["base"] = Dataset("base", opts.seed_count, DATASETS["base"].description)
@@ -1224,29 +1414,48 @@ def main(argv: list[str] | None = None) -> int:
     if opts.client_cpu is not None:
         # The harness itself (seeding, checks) stays off the server's core too.
         os.sched_setaffinity(0, {opts.client_cpu})
-    backend = BACKENDS[opts.backend]
     # Read-only scenarios first, so they see exactly the seeded table.
     ordered = sorted(opts.scenarios, key=lambda s: s.writes)
-    runs = [bench_app(opts, app, backend, ordered) for app in opts.apps]
+    by_backend: list[tuple[Backend, list[Scenario], list[AppRun]]] = []
+    for backend in opts.backends:
+        scenarios = [s for s in ordered if backend.scenarios is None or s.name in backend.scenarios]
+        apps = [a for a in opts.apps if backend.name in a.backends]
+        left_out = [a.name for a in opts.apps if a not in apps]
+        if left_out:
+            print(f"\n({backend.name}: {', '.join(left_out)} not run on this backend)")
+        runs = [
+            bench_app(opts, app, backend, scenarios, workers)
+            for app in apps
+            for workers in opts.workers
+        ]
+        shown = [s for s in opts.scenarios if s in scenarios]
+        by_backend.append((backend, shown, runs))
 
-    title = f"wrk -t{opts.threads} -c{opts.connections} -d{opts.duration:g}s, {info['python']}"
-    title += "".join(
-        f"; {s.name}: -c{s.connections}" for s in opts.scenarios if s.connections is not None
-    )
     print(f"\n{info['date']}; {info['cpu']}; {info['machine']}")
-    print_tables(title, HEADERS, table_rows(runs, opts.scenarios))
-    print_tables("Targets", ["target", "measured", "status"], target_rows(runs, opts.scenarios))
-    for run in runs:
-        if run.skipped:
-            print(f"skipped {run.app.name}: {run.skipped}")
-        for problem in run.problems:
-            print(f"! {run.app.name}: {problem.splitlines()[0]}")
-        for r in run.results:
-            if r.problem:
-                print(f"! {r.app} {r.scenario}: {r.problem}")
-    if not opts.no_write:
-        write_results(opts, info, runs, opts.scenarios)
-    flawed = any(run.problems or not all(r.ok for r in run.results) for run in runs)
+    flawed = False
+    for backend, scenarios, runs in by_backend:
+        title = f"{backend.name}: wrk -t{opts.threads} -c{opts.connections} -d{opts.duration:g}s"
+        title += f", {info['python']}"
+        title += "".join(
+            f"; {s.name}: -c{s.connections}" for s in scenarios if s.connections is not None
+        )
+        print_tables(title, HEADERS, table_rows(runs, scenarios))
+        print_tables(
+            f"Targets ({backend.name})",
+            ["target", "measured", "status"],
+            target_rows(runs, scenarios, backend.name),
+        )
+        for run in runs:
+            if run.skipped:
+                print(f"skipped {run.app.name}: {run.skipped}")
+            for problem in run.problems:
+                print(f"! {run.label} ({backend.name}): {problem.splitlines()[0]}")
+            for r in run.results:
+                if r.problem:
+                    print(f"! {run.label} {r.scenario} ({backend.name}): {r.problem}")
+        if not opts.no_write and runs:
+            write_results(opts, info, runs, scenarios, backend)
+        flawed = flawed or any(run.problems or not all(r.ok for r in run.results) for run in runs)
     return 1 if flawed else 0
 
 
