@@ -95,6 +95,7 @@ class _Table:
         "insert",
         "key_type",
         "select",
+        "select_many",
         "update_if",
         "upsert",
         "version",
@@ -104,6 +105,7 @@ class _Table:
         t = quote(schema.name)
         self.key_type = schema.key_type
         self.select = f"SELECT data, version FROM {t} WHERE id = $1"
+        self.select_many = f"SELECT id, data, version FROM {t} WHERE id = ANY($1::jsonb[])"
         self.version = f"SELECT version FROM {t} WHERE id = $1"
         self.exists = f"SELECT 1 FROM {t} WHERE id = $1"
         values = f"INSERT INTO {t} (id, data, version) VALUES ($1, $2::text::jsonb, $3)"
@@ -152,6 +154,9 @@ def _pool_options(url: str, pool_size: int | None) -> tuple[str, int]:
     return dsn, max(1, size)
 
 
+_decode_json = msgspec.json.decode
+
+
 def _raise(exc: BaseException) -> NoReturn:
     mapped = translate(exc)
     if mapped is None:
@@ -176,6 +181,8 @@ class PostgresStorage(Storage):
         self._pool: asyncpg.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tables: dict[str, _Table] = {}
+        self._waiting: dict[str, dict[Any, list[asyncio.Future[Row | None]]]] = {}
+        self._flushing: set[asyncio.Future[None]] = set()
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
         self.dialect = POSTGRES
 
@@ -259,15 +266,62 @@ class PostgresStorage(Storage):
     # -- reads -----------------------------------------------------------------------------
 
     async def fetch(self, table: str, key: Any) -> Row | None:
+        """The record, read together with the other point reads of this loop iteration.
+
+        Requests that arrive together each want one record; one ``id = ANY(...)`` statement
+        answers them all, where a statement each would cost a pool round trip each.
+        """
         if self._foreign():
             return await self._hop(self.fetch(table, key))
         spec = self._tables[table]
-        pool = self._require()
+        self._require()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Row | None] = loop.create_future()
+        waiting = self._waiting.get(table)
+        if waiting is None:
+            waiting = self._waiting[table] = {}
+            loop.call_soon(self._flush_soon, table)
+        waiting.setdefault(spec.key(key), []).append(future)
+        return await future
+
+    def _flush_soon(self, table: str) -> None:
+        waiting = self._waiting.pop(table, None)
+        if waiting:
+            task = asyncio.ensure_future(self._flush(table, waiting))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush(
+        self, table: str, waiting: dict[Any, list[asyncio.Future[Row | None]]]
+    ) -> None:
+        spec = self._tables[table]
+        found: dict[Any, Row] = {}
         try:
-            row = await pool.fetchrow(spec.select, spec.key(key), timeout=None)
-        except _DRIVER_ERRORS as exc:
-            _raise(exc)
-        return Row(row[0], row[1]) if row is not None else None
+            pool = self._require()
+            try:
+                if len(waiting) == 1:
+                    (key,) = waiting
+                    record = await pool.fetchrow(spec.select, key)
+                    if record is not None:
+                        found[key] = Row(record[0], record[1])
+                else:
+                    for record in await pool.fetch(spec.select_many, list(waiting)):
+                        found[spec.key(_decode_json(record[0]))] = Row(record[1], record[2])
+            except _DRIVER_ERRORS as exc:
+                _raise(exc)
+        except BaseException as exc:  # every waiting request gets the error
+            for futures in waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for key, futures in waiting.items():
+            answer = found.get(key)
+            for future in futures:
+                if not future.done():
+                    future.set_result(answer)
 
     async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
         """Rows as they are read: a small result in one hop, a large one through a cursor."""
