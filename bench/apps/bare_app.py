@@ -10,49 +10,17 @@ import asyncio
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Any
 
 import benchdb
 import msgspec
 import quote
+from models import Item, ItemIn, QuoteIn
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    category: str
-    price: Annotated[float, msgspec.Meta(ge=0)]
-    stock: int = 0
-    id: str | None = None
-
-
-class Item(msgspec.Struct):
-    id: str
-    name: str
-    category: str
-    price: float
-    stock: int
-
-
-class Address(msgspec.Struct, forbid_unknown_fields=True):
-    city: str
-    zip: Annotated[str, msgspec.Meta(min_length=4, max_length=10)]
-
-
-class Order(msgspec.Struct, forbid_unknown_fields=True):
-    product_id: str
-    qty: Annotated[int, msgspec.Meta(ge=1)]
-    address: Address
-    tags: list[str] = []
-    express: bool = False
-
-
-class QuoteIn(msgspec.Struct, forbid_unknown_fields=True):
-    order: Order
 
 
 _decode_quote_in = msgspec.json.Decoder(QuoteIn).decode

@@ -1,8 +1,7 @@
 import os
-from typing import Annotated
 
-import msgspec
 import quote
+from models import Order, Quote
 
 from charter import App, Field, Service, Table, rpc
 
@@ -13,25 +12,6 @@ class Item(Table):
     category: str = Field(indexed=True)
     price: float = Field(ge=0, indexed=True)
     stock: int = 0
-
-
-class Address(msgspec.Struct, forbid_unknown_fields=True):
-    city: str
-    zip: Annotated[str, msgspec.Meta(min_length=4, max_length=10)]
-
-
-class Order(msgspec.Struct, forbid_unknown_fields=True):
-    product_id: str
-    qty: Annotated[int, msgspec.Meta(ge=1)]
-    address: Address
-    tags: list[str] = []
-    express: bool = False
-
-
-class Quote(msgspec.Struct):
-    product_id: str
-    qty: int
-    total: float
 
 
 class Quotes(Service):
