@@ -15,7 +15,7 @@ import asyncpg
 import benchdb
 import quote
 from fastapi import FastAPI, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic_models import Item, ItemIn, Quote, QuoteIn
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/bench_fastapi_pg"
 
@@ -35,53 +35,6 @@ SELECT_BY_CATEGORY = (
     "SELECT id, name, category, price, stock FROM item WHERE category = $1 LIMIT $2"
 )
 INSERT = "INSERT INTO item (id, name, category, price, stock) VALUES ($1, $2, $3, $4, $5)"
-
-
-class ItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    id: str | None = None
-    name: str
-    category: str
-    price: float = Field(ge=0)
-    stock: int = 0
-
-
-class Item(BaseModel):
-    id: str
-    name: str
-    category: str
-    price: float
-    stock: int
-
-
-class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    city: str
-    zip: str = Field(min_length=4, max_length=10)
-
-
-class Order(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    product_id: str
-    qty: int = Field(ge=1)
-    address: Address
-    tags: list[str] = []
-    express: bool = False
-
-
-class QuoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    order: Order
-
-
-class Quote(BaseModel):
-    product_id: str
-    qty: int
-    total: float
 
 
 @asynccontextmanager
