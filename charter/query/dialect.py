@@ -59,6 +59,17 @@ class Dialect:
         (the suffix length then the suffix, or just the suffix)."""
         raise NotImplementedError
 
+    # The empty string as a literal of the attribute's type (text ranges start there).
+    empty_text = "''"
+
+    def order_term(self, expression: str, descending: bool) -> str:
+        """One ``ORDER BY`` term; nulls come first in ascending order, last in descending."""
+        return expression + (" DESC" if descending else "")
+
+    def finish(self, sql: str) -> str:
+        """The statement as the driver takes it (placeholders spelled for this database)."""
+        return sql
+
     def as_text(self, expression: str) -> str:
         return f"CAST({expression} AS TEXT)"
 

@@ -37,7 +37,7 @@ class Operator:
 def _cmp(op: str) -> Render:
     def render(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
         if value is None:  # nothing orders against null
-            return "0", []
+            return "FALSE", []
         return f"{col} {op} ?", [value]
 
     return render
@@ -64,7 +64,7 @@ def _starts_with(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
 def _ends_with(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
     suffix = str(value)
     if not suffix:
-        return f"{col} >= ''", []  # every text value
+        return f"{col} >= {d.empty_text}", []  # every text value
     sql, count = d.ends_with(col)
     return sql, ([len(suffix), suffix] if count == 2 else [suffix])
 
@@ -76,7 +76,7 @@ def _contains(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
 def _between(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
     low, high = value
     if low is None or high is None:
-        return "0", []
+        return "FALSE", []
     return f"{col} BETWEEN ? AND ?", [low, high]
 
 

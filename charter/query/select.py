@@ -60,17 +60,20 @@ def _relationship(c: Compiler, alias: str, rel: Any, target: TableSchema, nested
     table = f"{d.table(target.name)} AS {inner}"
     if rel.to is not None:
         condition = f"{d.attribute(inner, [rel.to])} = {d.key(alias)}"
-        rows = f"SELECT {envelope} AS x FROM {table} WHERE {condition} ORDER BY {d.key(inner)}"
-        return f"(SELECT {d.json_aggregate('x')} FROM ({rows}))"
+        rows = (
+            f"SELECT {envelope} AS x FROM {table} WHERE {condition} "
+            f"ORDER BY {d.order_term(d.key(inner), False)}"
+        )
+        return f"(SELECT {d.json_aggregate('x')} FROM ({rows}) AS r)"
     fk = d.attribute(alias, [rel.from_])
     if not rel.many:
         return f"(SELECT {envelope} FROM {table} WHERE {d.key(inner)} = {fk})"
     k = c.alias()
     rows = (
         f"SELECT {envelope} AS x FROM {d.elements(fk, k)} JOIN {table} "
-        f"ON {d.key(inner)} = {k}.value ORDER BY {k}.key"
+        f"ON {d.key(inner)} = {k}.value ORDER BY {d.order_term(k + '.key', False)}"
     )
-    return f"(SELECT {d.json_aggregate('x')} FROM ({rows}))"
+    return f"(SELECT {d.json_aggregate('x')} FROM ({rows}) AS r)"
 
 
 _DENIED = object()

@@ -173,7 +173,7 @@ class Compiler:
         if not isinstance(node, Group) or node.operator not in ("and", "or"):
             raise InvalidQuery(f"not a condition: {node!r}")
         if not node.conditions:
-            return "1" if node.operator == "and" else "0"
+            return "TRUE" if node.operator == "and" else "FALSE"
         joiner = " AND " if node.operator == "and" else " OR "
         return "(" + joiner.join(self.node(c, alias, no_index) for c in node.conditions) + ")"
 
@@ -344,8 +344,8 @@ class Compiler:
         terms = []
         for sort in query.sort.chain():
             value = self.sort_value(self.schema, alias, sort.path)
-            terms.append(value + (" DESC" if sort.descending else ""))
-        terms.append(self.d.key(alias))  # a total order: pages never overlap
+            terms.append(self.d.order_term(value, sort.descending))
+        terms.append(self.d.order_term(self.d.key(alias), False))  # a total order
         return " ORDER BY " + ", ".join(terms)
 
     def page(self, query: Query) -> str:

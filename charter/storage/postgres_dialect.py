@@ -25,6 +25,14 @@ class PostgresDialect(Dialect):
     planner chooses; ``explain`` reports its choice)."""
 
     name = "postgresql"
+    empty_text = "'\"\"'"  # the JSON string "" (attributes are jsonb)
+
+    def order_term(self, expression: str, descending: bool) -> str:
+        # Nulls sort first ascending and last descending, as on SQLite.
+        return expression + (" DESC NULLS LAST" if descending else " NULLS FIRST")
+
+    def finish(self, sql: str) -> str:
+        return adapt(sql)
 
     def document(self, alias: str) -> str:
         return f"{alias}.data"
@@ -93,29 +101,10 @@ POSTGRES = PostgresDialect()
 
 
 def adapt(sql: str) -> str:
-    """The compiler's SQL made PostgreSQL's: ``?`` becomes ``$1, $2...`` (outside quotes).
-
-    It also covers what the ``Dialect`` seam does not yet spell per backend (each is a one-line
-    change in ``charter/query``; until then they are rewritten here, token by token):
-
-    - a condition that is always false or true is emitted as a bare ``0`` / ``1``: here
-      ``FALSE`` / ``TRUE`` (PostgreSQL wants a boolean);
-    - a subquery in ``FROM`` must have an alias before PostgreSQL 16: one is added;
-    - ``ends_with`` with an empty suffix compares with ``''``, which is not jsonb: ``'""'``;
-    - nulls sort first in ascending order on SQLite, last on PostgreSQL: each ``ORDER BY``
-      term says ``NULLS FIRST`` (ascending) or ``NULLS LAST`` (descending).
-    """
+    """The compiler's SQL as asyncpg takes it: each ``?`` (outside quotes) becomes ``$1, $2...``."""
     out: list[str] = []
     number = 0
     i, n = 0, len(sql)
-    last_word = ""  # the previous keyword or punctuation token, upper-cased
-    opened: list[bool] = []  # per open parenthesis: whether it starts a FROM subquery
-    ordering: list[int] = []  # the depths of the ORDER BY clauses being read
-
-    def end_term() -> None:
-        if ordering and ordering[-1] == len(opened):
-            out.append(" NULLS LAST" if last_word == "DESC" else " NULLS FIRST")
-
     while i < n:
         ch = sql[i]
         if ch in "'\"":  # a quoted literal or identifier: copied as is
@@ -127,83 +116,16 @@ def adapt(sql: str) -> str:
                         continue
                     break
                 j += 1
-            literal = sql[i : j + 1]
-            if literal == "''" and last_word == ">=":
-                literal = "'\"\"'"
-            out.append(literal)
+            out.append(sql[i : j + 1])
             i = j + 1
-            last_word = "LITERAL"
-            continue
-        if ch == "?":
+        elif ch == "?":
             number += 1
             out.append(f"${number}")
             i += 1
-            last_word = "PARAM"
-            continue
-        if ch == "(":
-            opened.append(last_word == "FROM")
-            out.append(ch)
-            i += 1
-            last_word = "("
-            continue
-        if ch == ")":
-            end_term()
-            if ordering and ordering[-1] == len(opened):
-                ordering.pop()
-            out.append(ch)
-            i += 1
-            if opened and opened.pop():
-                rest = sql[i:].lstrip()
-                if not rest.upper().startswith("AS ") and not _starts_alias(rest):
-                    out.append(f" AS _s{len(out)}")
-            last_word = ")"
-            continue
-        if ch.isalnum() or ch == "_":
+        else:
             j = i
-            while j < n and (sql[j].isalnum() or sql[j] in "_$."):
-                j += 1
-            word = sql[i:j]
-            upper = word.upper()
-            if upper in ("LIMIT", "OFFSET") and ordering and ordering[-1] == len(opened):
-                while out and out[-1].isspace():
-                    out.pop()
-                end_term()
-                ordering.pop()
-                out.append(" ")
-            if upper == "BY" and last_word == "ORDER":
-                ordering.append(len(opened))
-            if word in ("0", "1") and last_word in ("WHERE", "AND", "OR", "(", "NOT"):
-                ahead = sql[j:].lstrip()
-                if not ahead or ahead[0] == ")" or ahead.split(" ", 1)[0].upper() in _AFTER:
-                    word = "TRUE" if word == "1" else "FALSE"
-            out.append(word)
-            last_word = word.upper()
-            i = j
-            continue
-        if ch in "<>=!":
-            j = i
-            while j < n and sql[j] in "<>=!":
+            while j < n and sql[j] not in "'\"?":
                 j += 1
             out.append(sql[i:j])
-            last_word = sql[i:j]
             i = j
-            continue
-        if ch == ",":
-            end_term()
-        out.append(ch)
-        if not ch.isspace():
-            last_word = ch
-        i += 1
-    end_term()
     return "".join(out)
-
-
-_AFTER = {"AND", "OR", "ORDER", "LIMIT", "OFFSET"}
-
-
-def _starts_alias(rest: str) -> bool:
-    """Whether what follows a FROM subquery already names it (``sub``, not ``WHERE``...)."""
-    word = rest.split(" ", 1)[0].rstrip(")").upper()
-    if not word or not (word[0].isalpha() or word[0] == "_"):
-        return False
-    return word not in {"WHERE", "ORDER", "LIMIT", "OFFSET", "GROUP", "JOIN", "ON", "UNION"}

@@ -12,7 +12,7 @@ from charter import App, Field, Table
 from charter.errors import Conflict, Unavailable, ValidationError
 from charter.storage import ConflictError, open_storage
 from charter.storage.postgres import PostgresStorage, _pool_options
-from charter.storage.postgres_dialect import adapt
+from charter.storage.postgres_dialect import POSTGRES, adapt
 from charter.storage.postgres_errors import Outcome, outcome, translate
 from charter.testing import TestClient
 from charter.transaction import run_in_transaction
@@ -95,13 +95,19 @@ def test_open_storage_picks_the_backend_and_the_pool_size(monkeypatch: pytest.Mo
     assert isinstance(app.database, PostgresStorage) and app.database.pool_size == 4
 
 
-def test_adapt_numbers_parameters_and_spells_postgresql() -> None:
-    sql = "SELECT 1 FROM t WHERE a = '?' AND b = ? AND 0 ORDER BY c DESC, d LIMIT ? OFFSET ?"
+def test_adapt_numbers_parameters_outside_quotes() -> None:
+    sql = "SELECT 1 FROM t WHERE a = '?' AND \"b?\" = ? AND c = '' LIMIT ? OFFSET ?"
     assert adapt(sql) == (
-        "SELECT 1 FROM t WHERE a = '?' AND b = $1 AND FALSE "
-        "ORDER BY c DESC NULLS LAST, d NULLS FIRST LIMIT $2 OFFSET $3"
+        "SELECT 1 FROM t WHERE a = '?' AND \"b?\" = $1 AND c = '' LIMIT $2 OFFSET $3"
     )
-    assert adapt("SELECT x FROM (SELECT 1 AS x)").startswith("SELECT x FROM (SELECT 1 AS x) AS _s")
+
+
+def test_the_dialect_spells_postgresql() -> None:
+    """Nulls sort as on SQLite; the empty string is a jsonb literal."""
+    assert POSTGRES.order_term("c", True) == "c DESC NULLS LAST"
+    assert POSTGRES.order_term("d", False) == "d NULLS FIRST"
+    assert POSTGRES.empty_text == "'\"\"'"
+    assert POSTGRES.finish("a = ? AND b = ?") == "a = $1 AND b = $2"
 
 
 # -- semantics ------------------------------------------------------------------------------------
