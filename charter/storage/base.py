@@ -7,10 +7,13 @@ directly: they read through a ``Transaction`` and hand it a change set to commit
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
 
 from ..errors import Conflict, NotFound
 
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DELETE", "INCREMENT", "INSERT", "PUT", "Change", "ConflictError", "Row", "Storage"]
 
+log = logging.getLogger("charter.storage")
 PUT, INSERT, DELETE, INCREMENT = 1, 2, 3, 4
 
 
@@ -113,6 +117,16 @@ class Storage(ABC):
         Raises ``ConflictError`` when an ``expect`` does not hold, ``DuplicateKey`` when an
         INSERT names an existing key, ``MissingRecord`` when an INCREMENT finds no record.
         """
+
+
+def added_field_json(schema: TableSchema, name: str) -> str:
+    """The JSON value that stored records get for a newly declared field (migrations)."""
+    info = schema.fields[name].info
+    if not info.has_default:
+        log.warning(
+            "%s.%s was added without a default: existing records get null", schema.name, name
+        )
+    return msgspec.json.encode(info.make_default() if info.has_default else None).decode()
 
 
 def open_storage(url: str, *, pool_size: int | None = None) -> Storage:

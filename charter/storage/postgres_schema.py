@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
-import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from .base import added_field_json
 from .postgres_dialect import POSTGRES
 
 if TYPE_CHECKING:
@@ -130,13 +130,7 @@ async def _migrate_table(conn: Connection, schema: TableSchema) -> None:
 
 
 async def _add_field(conn: Connection, schema: TableSchema, name: str) -> None:
-    info = schema.fields[name].info
-    default = info.make_default() if info.has_default else None
-    if not info.has_default:
-        log.warning(
-            "%s.%s was added without a default: existing records get null", schema.name, name
-        )
-    encoded = msgspec.json.encode(default).decode()
+    encoded = added_field_json(schema, name)
     await conn.execute(
         f"UPDATE {quote(schema.name)} SET data = jsonb_set(data, ARRAY[$1::text], "
         "$2::text::jsonb) WHERE NOT jsonb_exists(data, $1::text)",

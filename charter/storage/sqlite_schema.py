@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import msgspec
+from .base import added_field_json
 
 if TYPE_CHECKING:
     from ..schema import TableSchema
@@ -98,13 +98,7 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
 
 
 def _add_field(conn: sqlite3.Connection, schema: TableSchema, name: str) -> None:
-    info = schema.fields[name].info
-    default = info.make_default() if info.has_default else None
-    if not info.has_default:
-        log.warning(
-            "%s.%s was added without a default: existing records get null", schema.name, name
-        )
-    encoded = msgspec.json.encode(default).decode()
+    encoded = added_field_json(schema, name)
     conn.execute(
         f"UPDATE {_quote(schema.name)} SET data = json_set(data, ?, json(?)) "
         "WHERE json_type(data, ?) IS NULL",
