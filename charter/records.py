@@ -133,9 +133,15 @@ class TableRuntime:
             allow = self._allows if check_read else None
             projector = Projector(catalog, self.schema, selection, allow)
         hooked = check_read and "allow_read" in self.cls.__charter_overrides__
+        # Every record read inside a transaction is version-checked if the transaction then
+        # writes it, whichever API read it: a search is a read like ``get``.
+        txn = self._txn()
         async for row in self.app.database.search(self.schema, compiled):
             data = _json_decode(row.data)
-            instance = self.instance(data.get(self.key), row)
+            key = data.get(self.key)
+            if txn is not None and not txn.committed:
+                txn.saw(self.name, key, row.version)
+            instance = self.instance(key, row)
             if hooked:
                 try:
                     await self._hook(instance, "allow_read")
@@ -315,7 +321,10 @@ class TableRuntime:
 
         async def write(txn: Transaction) -> None:
             current = instance
-            if not instance._exists or txn.seen_version(self.name, key) is None:
+            if instance._exists and instance._version:
+                # The changes were computed from this instance: check against when it was read.
+                txn.saw(self.name, key, instance._version)
+            elif txn.seen_version(self.name, key) is None or not instance._exists:
                 current = self.instance(key, await txn.read(self.name, key))
             if not current._exists:
                 raise NotFound(f"{self.name} {key!r} not found")

@@ -65,6 +65,11 @@ class Transaction:
     def seen_version(self, table: str, key: Any) -> int | None:
         return self._seen.get((table, key))
 
+    def saw(self, table: str, key: Any, version: int) -> None:
+        """Remember that this transaction read ``version`` of a record by other means than
+        ``read`` (a search): a later write of that record is checked against it."""
+        self._seen.setdefault((table, key), version)
+
     def _stage(self, change: Change) -> None:
         slot = self._index.get((change.table, change.key))
         if slot is None:
