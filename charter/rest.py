@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import msgspec
 
@@ -70,6 +70,14 @@ def _split_suffix(segment: str) -> tuple[str, Codec | None]:
     return segment, None
 
 
+def _decode_segment(raw: str) -> str:
+    """A percent-encoded path segment as text; escapes that are not UTF-8 are a 400."""
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise HttpError(400, "the path is not valid UTF-8", code="MALFORMED_INPUT") from None
+
+
 def _prefers_representation(request: Request) -> bool:
     prefer = request.header("prefer")
     return prefer is not None and "return=representation" in prefer
@@ -89,6 +97,7 @@ class TableResource:
         self.checks_read = "allow_read" in overrides
         self.raw_json = not runtime.hidden and not self.custom_get
         self._checked: set[str] = set()  # query strings known to compile
+        self.properties = frozenset(f for f in self.schema.fields if f not in runtime.hidden)
         self._catalog: dict[str, Any] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -168,17 +177,21 @@ class TableResource:
         )
 
     async def record(self, request: Request, id: str) -> Response:
-        # ``id`` is decoded: a ``/`` in it is part of the key only when it was sent as ``%2F``.
-        if "/" in request.raw_path[len(self.path) + 1 :]:
+        # The segment is read as sent: a ``/`` is part of the key only when sent as ``%2F``,
+        # and only a literal ``.`` starts a format suffix or a property; ``%2E`` is part of the
+        # key (``location()`` sends it so for a key that would read as a suffix or property).
+        raw = request.raw_path[len(self.path) + 1 :]
+        if "/" in raw:
             raise NotFound(f"no resource at {request.path}")
-        if id.lower() in SUFFIXES:  # /Table/.csv: the collection in that format
-            return await self.collection(request, id)
-        segment, codec = _split_suffix(id)
+        if raw.lower() in SUFFIXES:  # /Table/.csv: the collection in that format
+            return await self.collection(request, raw)
+        raw, codec = _split_suffix(raw)
         prop: str | None = None
-        dot = segment.rfind(".")
-        if dot > 0 and segment[dot + 1 :] in self.schema.fields:
-            segment, prop = segment[:dot], segment[dot + 1 :]
-        key = self._key(segment)
+        dot = raw.rfind(".")
+        # Hidden attributes are not properties: ``.cost`` and ``.nosuch`` answer alike.
+        if dot > 0 and raw[dot + 1 :] in self.properties:
+            raw, prop = raw[:dot], raw[dot + 1 :]
+        key = self._key(_decode_segment(raw))
         method = request.method
         if method in ("GET", "HEAD"):
             return await self.read(request, key, prop, codec or negotiate(request.header("accept")))
@@ -289,11 +302,20 @@ class TableResource:
             body = codec.encode(created)
         headers = {
             "content-type": codec.media_type,
-            "location": f"/{quote(self.name)}/{quote(str(key), safe='')}",
+            "location": self.location(key),
         }
         response = Response(201, body, headers)
         self._after_commit_etag(response, key)
         return response
+
+    def location(self, key: Any) -> str:
+        """The URL of a record; a key whose tail would read as a format suffix or a property
+        (``a.csv``, ``a.name``) has that dot sent as ``%2E``."""
+        text = quote(str(key), safe="")
+        dot = text.rfind(".")
+        if dot >= 0 and (text[dot:].lower() in SUFFIXES or text[dot + 1 :] in self.properties):
+            text = text[:dot] + "%2E" + text[dot + 1 :]
+        return f"{self.path}/{text}"
 
     def _query(self, request: Request) -> Query:
         text = request.query_string
@@ -347,8 +369,8 @@ class TableResource:
             total, rows = await self.database.search_counted(self.schema, query)
         if counted and total is not None:
             headers["content-range"] = _content_range(query, total)
-        if request.method == "HEAD":
-            return Response(200, headers=headers)
+        if request.method == "HEAD":  # the headers a GET would send: no Content-Length
+            return Response(200, headers=headers, stream=_nothing())
         known = None if filtered else _shown(query, total) if total is not None else None
         if overridden:
             if rows is not None:
@@ -365,7 +387,10 @@ class TableResource:
             if rows is None:
                 rows = self.database.search(self.schema, query)
             stream = self._stream_rows(rows, codec, known)
-        return Response(200, stream=_until_disconnect(request, stream), headers=headers)
+        # Run the query up to its first chunk before the status line is sent: an error there
+        # is still an error response, not a 200 with a cut body.
+        primed = await _primed(stream)
+        return Response(200, stream=_until_disconnect(request, primed), headers=headers)
 
     async def _stream_rows(
         self, rows: AsyncIterator[Row], codec: Codec, count: int | None
@@ -409,6 +434,7 @@ class TableResource:
         their snapshot), else the items are spooled to a temporary file (bounded memory) first.
         """
         public = self.runtime.public
+        values = await _peeked(values)  # the query runs before a header or bracket is sent
 
         def item(value: Any) -> Any:
             return public(value._values()) if hasattr(value, "_values") else value
@@ -493,6 +519,53 @@ async def _msgpack_array(values: Any, item: Any, count: int | None) -> AsyncIter
         spool.seek(0)
         while chunk := spool.read(1 << 16):
             yield chunk
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+async def _peeked(values: Any) -> AsyncIterator[Any]:
+    """``values`` with the first one already read."""
+    iterator = values.__aiter__()
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        return _nothing()
+
+    async def rest() -> AsyncIterator[Any]:
+        try:
+            yield first
+            async for value in iterator:
+                yield value
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                await closer()
+
+    return rest()
+
+
+async def _primed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``chunks`` with its first chunk already produced (so its errors surface here)."""
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        return _nothing()
+    except BaseException:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise
+
+    async def rest() -> AsyncIterator[bytes]:
+        try:
+            yield first
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+
+    return rest()
 
 
 async def _until_disconnect(request: Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
