@@ -127,10 +127,17 @@ async def _static_put(cls: type[Table], record: Any, context: Any = None) -> Non
 
 
 async def _static_patch(cls: type[Table], id: Any, changes: Any, context: Any = None) -> None:
-    instance = await _runtime(cls).load(id, context)
-    if not instance._exists:
-        raise NotFound(f"{cls.__charter_name__} {id!r} not found")
-    await maybe_await(instance.patch(changes))
+    runtime = _runtime(cls)
+
+    # The record is read in the transaction that writes it: a conflict re-runs both, so a
+    # patch by id never fails because another write came first.
+    async def run(txn: Any) -> None:
+        instance = await runtime.load(id, context)
+        if not instance._exists:
+            raise NotFound(f"{cls.__charter_name__} {id!r} not found")
+        await maybe_await(instance.patch(changes))
+
+    await runtime._in_txn(run)
 
 
 async def _static_post(cls: type[Table], data: Any, context: Any = None) -> Any:

@@ -115,3 +115,18 @@ async def test_explicit_transaction_search_then_write_conflicts(database: str) -
         else:
             raise AssertionError("the stale write was committed")
         assert (await client.get("/Stock/x")).json()["stock"] == 100
+
+
+async def test_concurrent_patches_by_id_outside_a_request_all_apply(database: str) -> None:
+    """``Table.patch(id, changes)`` reads the record in the transaction that writes it: a
+    conflict re-runs both, so concurrent patches by id from script code all succeed."""
+    app = App(tables=[Stock], database=database)
+    async with TestClient(app) as client:
+        await client.post("/Stock/", json={"id": "x", "category": "c", "stock": 0})
+
+        async def bump(i: int) -> None:
+            await Stock.patch("x", {"category": f"c{i}"})
+            await Stock.add_to("x", "stock", 1)
+
+        await asyncio.gather(*(bump(i) for i in range(8)))
+        assert (await client.get("/Stock/x")).json()["stock"] == 8
