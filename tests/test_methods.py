@@ -658,7 +658,10 @@ def test_a_valid_result_passes(serve):
 def test_results_are_validated_even_without_the_test_client_default(database):
     app = App(tables=[Checked], database=database, validate_responses=False)
     with TestClient(app) as client:
-        assert client.get("/Checked/wrong_int").status_code == 500
+        response = client.get("/Checked/wrong_int")
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "INVALID_RESPONSE"
+        assert client.get("/Checked/right_struct").status_code == 200
 
 
 class Secretive(Table):

@@ -97,7 +97,9 @@ def test_accept_quality_values_are_honoured(client):
     response = client.get(
         "/Product/p1", headers={"accept": "application/json;q=0.5, application/cbor"}
     )
+    assert response.status_code == 200
     assert response.headers["content-type"] == "application/cbor"
+    assert cbor2.loads(response.content)["name"] == RECORD["name"]
 
 
 def test_a_format_that_cannot_be_produced_is_406(client):

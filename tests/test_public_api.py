@@ -1,5 +1,7 @@
 """The public API of ``charter``: pinned, so that any change to it is deliberate."""
 
+import importlib
+import pkgutil
 import types
 
 import charter
@@ -111,6 +113,23 @@ def test_the_error_tree_has_one_root():
     custom = charter.HttpError(402, "pay", code="PAYMENT_REQUIRED", details=[{"x": 1}])
     assert (custom.status_code, custom.message, custom.code) == (402, "pay", "PAYMENT_REQUIRED")
     assert custom.details == [{"x": 1}]
+
+
+def test_every_exception_class_in_the_package_has_the_one_root():
+    """Not only the exported ones: every exception class any charter module defines."""
+    found = []
+    for module in pkgutil.walk_packages(charter.__path__, "charter."):
+        loaded = importlib.import_module(module.name)
+        for value in vars(loaded).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__.startswith("charter")
+            ):
+                found.append(value)
+                assert issubclass(value, charter.CharterError), value
+                assert value.__doc__, value
+    assert len(found) > 15
 
 
 def test_version():

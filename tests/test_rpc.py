@@ -183,7 +183,10 @@ def test_keyword_only_parameters_are_named_only(client):
 
 
 def test_the_rpc_name_overrides_the_method_name(client):
-    assert client.post("/rpc/plus", json=[1]).status_code == 404
+    assert client.post("/rpc/add", json=[1]).json() == 3  # ``plus`` is served as ``add``
+    missing = client.post("/rpc/plus", json=[1])
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
 
 
 def test_only_rpc_methods_are_served(client):

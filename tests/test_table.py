@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import time
 import uuid
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -135,13 +136,24 @@ async def test_server_sets_input_false_fields_and_put_keeps_them(database):
 
 
 def test_perm_read_only_field_is_readable_not_writable(serve):
+    """Read-only and ``input=False`` attributes sent by a client are dropped (SPEC section 1);
+    the rest of the write applies."""
     client = serve(Brand, Product)
-    client.post("/Product/", json={"id": "p", "name": "A", "price": 1, "views": 99})
+    created = client.post(
+        "/Product/", json={"id": "p", "name": "A", "price": 1, "views": 99, "owner": "eve"}
+    )
+    assert created.status_code == 201
+    assert created.json()["views"] == 0 and created.json()["owner"] is None
     assert client.get("/Product/p").json()["views"] == 0
-    client.patch("/Product/p", json={"views": 50})
+    patched = client.patch("/Product/p", json={"views": 50, "owner": "eve", "stock": 3})
+    assert patched.status_code == 204
     assert client.get("/Product/p.views").json() == 0
-    client.put("/Product/p", json={"name": "A", "price": 1, "views": 5})
-    assert client.get("/Product/p").json()["views"] == 0
+    assert client.get("/Product/p").json()["stock"] == 3
+    assert client.get("/Product/p").json()["owner"] is None
+    put = client.put("/Product/p", json={"name": "B", "price": 1, "views": 5, "owner": "eve"})
+    assert put.status_code == 204
+    after = client.get("/Product/p").json()
+    assert (after["views"], after["owner"], after["name"]) == (0, None, "B")
     assert client.get("/Product").json()["properties"]["views"]["readOnly"] is True
 
 
@@ -202,20 +214,26 @@ class Stamped(Table):
 def test_created_and_updated_time_are_maintained_by_the_server(serve):
     client = serve(Stamped)
     before = dt.datetime.now(dt.UTC)
-    client.post("/Stamped/", json={"id": "s", "created": 1, "updated": "2000-01-01T00:00:00Z"})
+    created = client.post(
+        "/Stamped/", json={"id": "s", "created": 1, "updated": "2000-01-01T00:00:00Z"}
+    )
+    assert created.status_code == 201
     first = client.get("/Stamped/s").json()
     assert first["created"] >= int(before.timestamp() * 1000) - 1
     first_updated = dt.datetime.fromisoformat(first["updated"])
     assert first_updated >= before - dt.timedelta(milliseconds=1)
-    client.put("/Stamped/s", json={"note": "x", "created": 5})
+    time.sleep(0.005)  # stamps have millisecond resolution: each write below gets a later one
+    assert client.put("/Stamped/s", json={"note": "x", "created": 5}).status_code == 204
     second = client.get("/Stamped/s").json()
     assert second["created"] == first["created"]
-    assert dt.datetime.fromisoformat(second["updated"]) >= first_updated
-    client.patch("/Stamped/s", json={"note": "y", "updated": "2000-01-01T00:00:00Z"})
+    assert dt.datetime.fromisoformat(second["updated"]) > first_updated
+    time.sleep(0.005)
+    patched = client.patch("/Stamped/s", json={"note": "y", "updated": "2000-01-01T00:00:00Z"})
+    assert patched.status_code == 204
     third = client.get("/Stamped/s").json()
     assert third["created"] == first["created"]
     assert third["note"] == "y"
-    assert dt.datetime.fromisoformat(third["updated"]) >= dt.datetime.fromisoformat(
+    assert dt.datetime.fromisoformat(third["updated"]) > dt.datetime.fromisoformat(
         second["updated"]
     )
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from ..errors import CharterError
+
 __all__ = ["InputError", "details_from_message", "validate", "validate_object"]
 
 _PATH = re.compile(r" - at `\$(.*)`$")
@@ -31,7 +33,7 @@ _EXPECTED_NAMES = {
 _GOT_NAMES = {**_EXPECTED_NAMES, "int": "number", "float": "number"}
 
 
-class InputError(Exception):
+class InputError(CharterError):
     """Input did not validate; ``details`` holds one entry per problem."""
 
     def __init__(self, details: list[dict[str, Any]]) -> None:
