@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from .contention import hot_records
 from .storage import Change, ConflictError, Row, Storage
 from .storage.base import DELETE, INCREMENT, INSERT, PUT
 
@@ -34,7 +35,16 @@ def current_transaction() -> Transaction | None:
 class Transaction:
     """Reads through, writes buffered until ``commit``."""
 
-    __slots__ = ("_after", "_changes", "_index", "_seen", "committed", "storage", "versions")
+    __slots__ = (
+        "_after",
+        "_changes",
+        "_index",
+        "_seen",
+        "committed",
+        "holds_hot",
+        "storage",
+        "versions",
+    )
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
@@ -44,6 +54,7 @@ class Transaction:
         self._after: list[Callable[[Transaction], None]] = []
         self.versions: dict[tuple[str, Any], int | None] = {}
         self.committed = False
+        self.holds_hot = False  # a re-run holding the records it conflicted on
 
     @property
     def has_writes(self) -> bool:
@@ -58,6 +69,10 @@ class Transaction:
                 return None
             if change.kind != INCREMENT and change.data is not None:
                 return Row(change.data, 0)
+        if not self.holds_hot:
+            hot = hot_records(self.storage)
+            if hot:
+                await hot.wait((table, key))
         row = await self.storage.fetch(table, key)
         self._seen.setdefault((table, key), row.version if row is not None else 0)
         return row
@@ -94,6 +109,10 @@ class Transaction:
         """Stage a conflict-free increment, applied to whatever value is current at commit."""
         self._changes.append(Change(INCREMENT, table, key, field, None, amount))
 
+    def checked_keys(self) -> list[tuple[str, Any]]:
+        """The records whose versions the commit checks (where a conflict can come from)."""
+        return [(c.table, c.key) for c in self._changes if c.expect is not None]
+
     def after_commit(self, fn: Callable[[Transaction], None]) -> None:
         self._after.append(fn)
 
@@ -119,22 +138,33 @@ async def run_in_transaction(
     """Run ``fn`` in a new transaction (or the current one, nested, when ``join``) and commit it.
 
     A ``ConflictError`` at commit re-runs ``fn`` from the start in a fresh transaction, after
-    a random, growing pause: transactions that lost together would otherwise retry together
-    and conflict again, every time.
+    a random, growing pause (transactions that lost together would otherwise retry together and
+    conflict again), holding the records it lost on so that it goes before newcomers
+    (``charter.contention``).
     """
     outer = _current.get()
     if outer is not None and join:
         return await fn(outer), outer
+    contended: list[tuple[str, Any]] = []
     for attempt in range(attempts):
         txn = Transaction(storage)
         token = _current.set(txn)
         try:
-            result = await fn(txn)
-            await txn.commit()
-            return result, txn
+            if not contended:
+                result = await fn(txn)
+                await txn.commit()
+                return result, txn
+            hot = hot_records(storage, create=True)
+            assert hot is not None
+            async with hot.hold(contended):
+                txn.holds_hot = True
+                result = await fn(txn)
+                await txn.commit()
+                return result, txn
         except ConflictError:
             if attempt == attempts - 1:
                 raise
+            contended = sorted(set(contended) | set(txn.checked_keys()), key=str)
         finally:
             _current.reset(token)
         await asyncio.sleep(random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)))

@@ -50,6 +50,15 @@ class Stock(Table):
 
     @post
     @staticmethod
+    async def bump(id: str) -> int:
+        """Reads one record and writes it back plus one (a read-modify-write)."""
+        item = await Stock.get(id)
+        assert item is not None
+        await Stock.patch(id, {"stock": item.stock + 1})
+        return int(item.stock) + 1
+
+    @post
+    @staticmethod
     async def restock_put(category: str, amount: int) -> int:
         """Reads by search, replaces the whole record."""
         count = 0
@@ -130,3 +139,21 @@ async def test_concurrent_patches_by_id_outside_a_request_all_apply(database: st
 
         await asyncio.gather(*(bump(i) for i in range(8)))
         assert (await client.get("/Stock/x")).json()["stock"] == 8
+
+
+async def test_contended_read_modify_write_requests_all_commit(database: str) -> None:
+    """Eight callers hammer one record with read-modify-write requests: a request that lost a
+    round goes first on its re-run (``charter.contention``), so none runs out of retries."""
+    app = App(tables=[Stock], database=database)
+    async with TestClient(app) as client:
+        await client.post("/Stock/", json={"id": "hot", "category": "c"})
+        statuses: list[int] = []
+
+        async def caller() -> None:
+            for _ in range(15):
+                answer = await client.post("/Stock/bump", json={"id": "hot"})
+                statuses.append(answer.status_code)
+
+        await asyncio.gather(*(caller() for _ in range(8)))
+        assert statuses == [200] * 120
+        assert (await client.get("/Stock/hot")).json()["stock"] == 120
