@@ -23,7 +23,7 @@ from .rest import add_table_routes, describe_table
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
 from .storage_proxy import StorageProxy
-from .table import Table
+from .table import Table, bind_runtime
 from .transaction import Transaction, current_transaction
 
 __all__ = ["App"]
@@ -110,7 +110,7 @@ class App:
             if schema.name in self.tables:
                 raise CharterError(f"two tables are named {schema.name!r}")
             runtime = TableRuntime(self, cls, schema)
-            cls.__charter_runtime__ = runtime  # type: ignore[attr-defined]
+            bind_runtime(cls, runtime)
             self.tables[schema.name] = runtime
             schemas.append(schema)
         for schema in schemas:
@@ -152,6 +152,11 @@ class App:
         return describe_table(self.tables[table])
 
     # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        """Whether storage is open (between ``startup`` and ``shutdown``)."""
+        return self._started
 
     async def startup(self) -> None:
         """Open storage: create and migrate tables. Safe to call more than once."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import types
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -64,12 +65,58 @@ class _ClassProperty:
 
 
 def _runtime(cls: type[Table]) -> TableRuntime:
-    runtime = cls.__dict__.get("__charter_runtime__") or getattr(cls, "__charter_runtime__", None)
-    if runtime is None:
+    """The runtime that serves ``cls`` here: the one app holding it, or, when several apps in
+    this process hold it, the app of the running request or transaction."""
+    for klass in cls.__mro__:
+        bindings: list[weakref.ref[TableRuntime]] | None = klass.__dict__.get(
+            "__charter_runtimes__"
+        )
+        if bindings:
+            break
+    else:
+        bindings = None
+    live = [r for r in (ref() for ref in bindings or ()) if r is not None]
+    if len(live) == 1:
+        return live[0]
+    if not live:
         raise CharterError(
             f"{cls.__name__} is not part of a built App: list it in App(tables=[...])"
         )
-    return runtime  # type: ignore[no-any-return]
+    return _choose_runtime(cls, live)
+
+
+def _choose_runtime(cls: type[Table], live: list[TableRuntime]) -> TableRuntime:
+    from .context import current_context
+    from .transaction import current_transaction
+
+    context = current_context()
+    if context is not None:
+        for runtime in live:
+            if runtime.app is context.app:
+                return runtime
+    txn = current_transaction()
+    if txn is not None:
+        for runtime in live:
+            if runtime.app.database is txn.storage:
+                return runtime
+    started = [r for r in live if r.app.started]
+    if len(started) == 1:
+        return started[0]
+    if not started:
+        return live[-1]  # the newest app: it is the one being set up
+    raise CharterError(
+        f"{cls.__name__} is served by {len(started)} running apps; outside a request, say "
+        "which one with `async with app.transaction():`"
+    )
+
+
+def bind_runtime(cls: type[Table], runtime: TableRuntime) -> None:
+    """Record that an app serves ``cls`` (several apps may, each with its own storage)."""
+    bindings: list[weakref.ref[TableRuntime]] = [
+        ref for ref in cls.__dict__.get("__charter_runtimes__", ()) if ref() is not None
+    ]
+    bindings.append(weakref.ref(runtime))
+    type.__setattr__(cls, "__charter_runtimes__", bindings)
 
 
 # -- default resource methods (instance level) -------------------------------------------------

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal, TypedDict
 import msgspec
 import pytest
 
-from charter import App, Field, NotFound, Query, Table, perms, relationship
+from charter import App, CharterError, Field, NotFound, Query, Table, perms, relationship
+from charter import get as get_method
 from charter.query import Condition
 from charter.testing import TestClient
 
@@ -697,3 +698,34 @@ def test_put_asks_allow_update_of_an_existing_record_and_allow_create_of_a_new_o
     assert client.put("/Locked/c", json={"text": "ok"}).status_code == 204
     assert client.put("/Locked/c", json={"text": "again"}).status_code == 204
     assert client.get("/Locked/c").json()["text"] == "again"
+
+
+class Shared(Table):
+    id: str = Field(primary_key=True)
+    n: int = 0
+
+    @get_method
+    @staticmethod
+    async def how_many() -> int:
+        return len([r async for r in Shared.search()])
+
+
+async def test_one_table_class_in_several_apps_uses_the_right_storage(tmp_path):
+    """Each app keeps its own storage; the static API follows the request or transaction."""
+    first = App(tables=[Shared], database=f"sqlite:///{tmp_path}/first.db")
+    second = App(tables=[Shared], database=f"sqlite:///{tmp_path}/second.db")
+    async with TestClient(first) as one, TestClient(second) as two:
+        for i in range(3):
+            assert (await one.put(f"/Shared/a{i}", json={})).status_code == 204
+        assert (await two.put("/Shared/b", json={})).status_code == 204
+        assert (await one.get("/Shared/how_many")).json() == 3
+        assert (await two.get("/Shared/how_many")).json() == 1
+        async with first.transaction():
+            assert len([r async for r in Shared.search()]) == 3
+            assert await Shared.get("b") is None
+        async with second.transaction():
+            assert [r.id async for r in Shared.search()] == ["b"]
+        with pytest.raises(CharterError, match="running apps"):
+            await Shared.get("b")
+    async with TestClient(second):  # the only running app again: no ambiguity
+        assert (await Shared.get("b")) is not None
