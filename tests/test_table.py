@@ -729,3 +729,32 @@ async def test_one_table_class_in_several_apps_uses_the_right_storage(tmp_path):
             await Shared.get("b")
     async with TestClient(second):  # the only running app again: no ambiguity
         assert (await Shared.get("b")) is not None
+
+
+class Ordered(Table):
+    id: str = Field(primary_key=True)
+    qty: int = Field(ge=1)
+    total: float = Field(default=0, input=False)
+
+    async def post(self, data):
+        return await super().post({**data, "total": 2.5 * data["qty"]})
+
+    async def put(self, data):
+        await super().put({**data, "total": 2.5 * data["qty"]})
+
+    async def patch(self, data):
+        await super().patch({**data, "total": 2.5 * data.get("qty", 0)})
+
+
+@pytest.mark.parametrize("body", [{}, {"qty": "3"}, {"qty": 0}, {"qty": 1, "nope": 1}])
+def test_an_override_sees_validated_input_so_bad_bodies_are_422(serve, body):
+    client = serve(Ordered)
+    assert client.post("/Ordered/", json=body).status_code == 422
+    assert client.put("/Ordered/o", json=body).status_code == 422
+    client.put("/Ordered/o", json={"qty": 2})
+    assert client.get("/Ordered/o").json()["total"] == 5.0
+    if body:
+        assert client.patch("/Ordered/o", json=body).status_code == 422
+    assert client.get("/Ordered/o").json() == {"id": "o", "qty": 2, "total": 5.0}
+    created = client.post("/Ordered/", json={"qty": 4})
+    assert created.status_code == 201 and created.json()["total"] == 10.0
