@@ -93,6 +93,8 @@ class TableRuntime:
 
     async def _in_txn(self, fn: Any) -> Any:
         """Run ``fn(txn)`` in the current transaction, or a new one committed right away."""
+        if not self.app.started:
+            await self.app.startup()
         result, _ = await run_in_transaction(self.app.database, fn)
         return result
 
@@ -108,6 +110,8 @@ class TableRuntime:
 
     async def load(self, key: Any, context: Any = None) -> Any:
         key = self.check_key(key)
+        if not self.app.started:  # a script may use the Table API first: open storage then
+            await self.app.startup()
         txn = self._txn()
         row = await (txn.read(self.name, key) if txn else self.app.database.fetch(self.name, key))
         return self.instance(key, row, context)
@@ -123,6 +127,8 @@ class TableRuntime:
                 (what a request does); a denied record is left out.
         """
         compiled = Query.coerce(query)
+        if not self.app.started:
+            await self.app.startup()
         if compiled.explain:
             yield await self.app.database.explain(self.schema, compiled)
             return

@@ -758,3 +758,27 @@ def test_an_override_sees_validated_input_so_bad_bodies_are_422(serve, body):
     assert client.get("/Ordered/o").json() == {"id": "o", "qty": 2, "total": 5.0}
     created = client.post("/Ordered/", json={"qty": 4})
     assert created.status_code == 201 and created.json()["total"] == 10.0
+
+
+class Scripted(Table):
+    id: str = Field(primary_key=True)
+    n: int = 0
+
+
+async def test_the_table_api_opens_storage_itself_in_a_script(database):
+    """As ``app.storage`` and ``app.transaction()`` do: no ``await app.startup()`` needed."""
+    app = App(tables=[Scripted], database=database)
+    try:
+        await Scripted.put({"id": "a", "n": 1})
+        assert (await Scripted.get("a")).n == 1
+        assert [r.id async for r in Scripted.search()] == ["a"]
+        await app.shutdown()
+        assert [r.id async for r in Scripted.search()] == ["a"]
+        await app.shutdown()
+        assert (await Scripted.get("a")).n == 1
+        await app.shutdown()
+        await Scripted.add_to("a", "n", 2)
+        async with app.transaction():
+            assert (await Scripted.get("a")).n == 3
+    finally:
+        await app.shutdown()
