@@ -218,6 +218,8 @@ class Unavailable(_Fixed):
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:
     """The error envelope: ``{"error": {"status", "code", "message"[, "details"]}}``."""
     error: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if details is None and code == "INVALID_PROPERTIES":  # clients may rely on details here
+        details = [{"loc": [], "code": "UNMATCHING_PROPERTIES", "message": message}]
     if details is not None:
         error["details"] = details
     return {"error": error}

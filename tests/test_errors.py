@@ -327,6 +327,7 @@ class Raising(Table):
                 details=[{"loc": ["body", "x"], "code": "MISSING_PROPERTY", "message": "required"}]
             ),
             "http": lambda: HttpError(402, "pay first", code="PAYMENT_REQUIRED"),
+            "bare422": lambda: ValidationError("not a valid thing"),
             "teapot": lambda: Teapot("short and stout"),
             "boom": lambda: Boom("SELECT secret FROM users -- password=hunter2"),
             "keyerror": lambda: KeyError("internal_key"),
@@ -350,6 +351,16 @@ def test_http_errors_raised_by_handlers(serve, key, status, code):
     error = error_of(client.get(f"/Raising/{key}"), status)
     assert error["code"] == code
     assert error["status"] == status
+
+
+def test_an_invalid_properties_error_always_carries_details(serve):
+    client = serve(Raising)
+    error = error_of(client.get("/Raising/bare422"), 422)
+    assert error["code"] == "INVALID_PROPERTIES"
+    assert error["details"] == [
+        {"loc": [], "code": "UNMATCHING_PROPERTIES", "message": "not a valid thing"}
+    ]
+    assert client.post("/Raising/", json=[1]).json()["error"]["details"]
 
 
 def test_unauthorized_has_www_authenticate(serve):
