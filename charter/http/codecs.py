@@ -39,8 +39,10 @@ _CBOR_OTHERS = _all_but(range(0x80, 0xDC))
 
 
 def _may_be_deep(body: bytes, others: bytes | None) -> bool:
-    if others is None:  # JSON
-        return body.count(b"[") + body.count(b"{") > MAX_BODY_DEPTH
+    if others is None:  # JSON: each level takes two brackets
+        return len(body) > 2 * MAX_BODY_DEPTH and (
+            body.count(b"[") + body.count(b"{") > MAX_BODY_DEPTH
+        )
     return len(body) > MAX_BODY_DEPTH and len(body.translate(None, others)) > MAX_BODY_DEPTH
 
 

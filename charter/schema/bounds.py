@@ -137,30 +137,52 @@ def key_problem(key: Any) -> str | None:
 def value_problems(
     schema: TableSchema, values: dict[str, Any], loc: str = "body"
 ) -> list[dict[str, Any]]:
-    """Error details (SPEC section 2) for the bounds ``values`` break; empty when none."""
+    """Error details (SPEC section 2) for the bounds ``values`` break; empty when none.
+
+    Only the attributes in ``schema.bounded`` are looked at (and, on an ``extra="allow"``
+    table, the undeclared ones); a small integer or a short string is passed at once.
+    """
     details: list[dict[str, Any]] = []
-    extra = schema.options.extra == "allow"
-    for name, value in values.items():
-        if value is None or value is msgspec.UNSET:
+    for name, ints, indexed in schema.bounded:
+        value = values.get(name)
+        kind = type(value)
+        if kind is int:
+            if INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
+                continue
+        elif kind is str:
+            if len(value) <= _SHORT:  # type: ignore[arg-type]
+                continue
+        elif value is None or kind is float or kind is bool:
             continue
-        walk = name in schema.int_fields or (extra and name not in schema.fields)
-        if walk and _int_out_of_range(value):
-            details.append(
-                {"loc": [loc, name], "code": "NUMERIC_CONSTRAINT",
-                 "message": f"integers must be between {INT_MIN} and {INT_MAX}"}
-            )  # fmt: skip
-        elif name == schema.primary_key:
-            problem = key_problem(value)
-            if problem is not None:
-                details.append(
-                    {"loc": [loc, name], "code": "STRING_CONSTRAINT", "message": problem}
-                )
-        elif name in schema.index_set and not isinstance(value, int | float | bool):
-            size = stored_size(value)
-            if size > MAX_INDEXED_BYTES:
-                details.append(
-                    {"loc": [loc, name], "code": "STRING_CONSTRAINT",
-                     "message": f"an indexed attribute holds at most {MAX_INDEXED_BYTES} bytes"
-                                f" (this value takes {size})"}
-                )  # fmt: skip
+        detail = _problem(name, value, ints, indexed, name == schema.primary_key)
+        if detail is not None:
+            details.append({"loc": [loc, name], **detail})
+    if schema.options.extra == "allow":
+        for name, value in values.items():
+            if name not in schema.fields and _int_out_of_range(value):
+                details.append({"loc": [loc, name], **_INT_PROBLEM})
     return details
+
+
+_SHORT = min(MAX_KEY_BYTES, MAX_INDEXED_BYTES) // 4  # characters that fit whatever they are
+_INT_PROBLEM = {
+    "code": "NUMERIC_CONSTRAINT",
+    "message": f"integers must be between {INT_MIN} and {INT_MAX}",
+}
+
+
+def _problem(name: str, value: Any, ints: bool, indexed: bool, key: bool) -> dict[str, Any] | None:
+    if ints and _int_out_of_range(value):
+        return _INT_PROBLEM
+    if key:
+        problem = key_problem(value)
+        return None if problem is None else {"code": "STRING_CONSTRAINT", "message": problem}
+    if indexed and not isinstance(value, int | float | bool):
+        size = stored_size(value)
+        if size > MAX_INDEXED_BYTES:
+            return {
+                "code": "STRING_CONSTRAINT",
+                "message": f"an indexed attribute holds at most {MAX_INDEXED_BYTES} bytes"
+                f" (this value takes {size})",
+            }
+    return None

@@ -86,8 +86,8 @@ class TableSchema:
     input_types: dict[str, Any] = field(default_factory=dict)
     required_on_create: set[str] = field(default_factory=set)
     defaults: dict[str, FieldInfo] = field(default_factory=dict)
-    index_set: frozenset[str] = frozenset()  # the indexed attributes, as a set
-    int_fields: frozenset[str] = frozenset()  # attributes whose type may hold an integer
+    # (name, may hold an integer, indexed) of the attributes ``bounds.value_problems`` checks
+    bounded: tuple[tuple[str, bool, bool], ...] = ()
 
     @property
     def generates_key(self) -> bool:
@@ -241,8 +241,11 @@ def build_schema(cls: type, options: TableOptions) -> TableSchema:
         server_only=frozenset(f.name for f in fields.values() if not f.info.input),
         defaults={f.name: f.info for f in fields.values()},
     )
-    schema.index_set = frozenset(schema.indexes)
-    schema.int_fields = frozenset(f.name for f in fields.values() if may_hold_int(f.type))
+    schema.bounded = tuple(
+        (f.name, ints, f.info.indexed)
+        for f in fields.values()
+        if (ints := may_hold_int(f.type)) or f.info.indexed
+    )
     _compile_types(schema)
     return schema
 
