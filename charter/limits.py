@@ -39,7 +39,7 @@ MAX_KEY_BYTES: Final = 1978
 
 MAX_INDEXED_BYTES: Final = 1978
 """A value of an indexed attribute, as stored: a string's UTF-8 bytes; for a list or an object
-the estimate of ``schema.validation.stored_size``. PostgreSQL refuses B-tree entries over
+the estimate of ``schema.bounds.stored_size``. PostgreSQL refuses B-tree entries over
 ~2700 bytes. 422 beyond."""
 
 # -- the query language ------------------------------------------------------------------------
