@@ -181,7 +181,7 @@ def _declared(target: Target, element: bool) -> Any:
     return tp
 
 
-_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 
 
 def _kind(value: Any) -> str | None:

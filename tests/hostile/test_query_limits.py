@@ -208,7 +208,8 @@ def test_a_boolean_never_becomes_a_number_or_a_string(client):
     for qs in (
         "stock=boolean:false", "stock=boolean:true", "price=boolean:true", "name=boolean:true",
         "id=boolean:true", "active=number:1", "active=number:0", "active=string:yes",
-        "stock=string:abc", "stock=string:1_000", "stock=string:nan", "tags=boolean:true",
+        "stock=string:abc", "stock=string:1_000", "stock=string:nan", "stock=string:%D9%A3",
+        "tags=boolean:true",
         "stock=bt=boolean:false,number:9",
     ):  # fmt: skip
         _invalid(client, qs)
