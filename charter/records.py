@@ -20,6 +20,7 @@ from .errors import HttpError, NotFound, ValidationError
 from .query.model import Query
 from .query.select import Projector
 from .schema import TableSchema
+from .schema.bounds import key_problem, value_problems
 from .schema.validation import details_from_message, validate_object
 from .storage import Row
 from .transaction import Transaction, current_transaction, run_in_transaction
@@ -101,9 +102,17 @@ class TableRuntime:
     # -- reads ---------------------------------------------------------------------------------
 
     def check_key(self, key: Any) -> Any:
-        """``key`` if it can name a record of this table; ``ValidationError`` otherwise."""
+        """``key`` if it can name a record of this table; ``ValidationError`` otherwise (a
+        string key over ``MAX_KEY_BYTES``, an integer outside 64 bits included)."""
         if isinstance(key, str | int) and not isinstance(key, bool):
-            return key
+            problem = key_problem(key)
+            if problem is None:
+                return key
+            raise ValidationError(
+                f"not a valid {self.name} key: {problem}",
+                details=[{"loc": ["path", self.key], "code": "STRING_CONSTRAINT"
+                          if isinstance(key, str) else "NUMERIC_CONSTRAINT", "message": problem}],
+            )  # fmt: skip
         if isinstance(key, uuid.UUID):
             return str(key)
         raise ValidationError(f"{key!r} is not a valid {self.name} key")
@@ -203,6 +212,9 @@ class TableRuntime:
             for k, v in data.items():
                 if k not in self.schema.fields:
                     values[k] = v
+        details = value_problems(self.schema, values)  # what every backend can store
+        if details:
+            raise ValidationError(details=details)
         return values
 
     def validate_partial(self, data: Any) -> dict[str, Any]:
@@ -213,6 +225,9 @@ class TableRuntime:
         values = {k: v for k, v in msgspec.structs.asdict(struct).items() if v is not msgspec.UNSET}
         if self.schema.options.extra == "allow" and isinstance(data, dict):
             values.update({k: v for k, v in data.items() if k not in self.schema.fields})
+        details = value_problems(self.schema, values)  # what every backend can store
+        if details:
+            raise ValidationError(details=details)
         return values
 
     def _stamp(self, values: dict[str, Any], *, created: bool) -> None:

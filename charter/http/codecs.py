@@ -18,8 +18,32 @@ import cbor2
 import msgspec
 
 from ..errors import HttpError, MalformedInput, UnsupportedMediaType
+from ..limits import MAX_BODY_DEPTH
+from ..schema.validation import too_deep
 
 __all__ = ["CBOR", "CSV", "JSON", "MSGPACK", "SUFFIXES", "Codec", "for_request", "negotiate"]
+
+_TOO_DEEP = f"body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels"
+
+
+def _all_but(codes: Iterable[int]) -> bytes:
+    """The bytes that ``bytes.translate`` deletes to leave only possible container openers."""
+    keep = set(codes)
+    return bytes(b for b in range(256) if b not in keep)
+
+
+# Bytes that may open a container: a body with no more of them than the limit cannot be too
+# deep, so only other bodies are walked after decoding.
+_MSGPACK_OTHERS = _all_but([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+_CBOR_OTHERS = _all_but(range(0x80, 0xDC))
+
+
+def _may_be_deep(body: bytes, others: bytes | None) -> bool:
+    if others is None:  # JSON: each level takes two brackets
+        return len(body) > 2 * MAX_BODY_DEPTH and (
+            body.count(b"[") + body.count(b"{") > MAX_BODY_DEPTH
+        )
+    return len(body) > MAX_BODY_DEPTH and len(body.translate(None, others)) > MAX_BODY_DEPTH
 
 
 def _enc_hook(value: Any) -> Any:
@@ -56,21 +80,34 @@ class Codec:
 class _Msgspec(Codec):
     """JSON or MessagePack, both by msgspec: the same code, another wire format."""
 
-    def __init__(self, media_type: str, format_name: str, module: Any, streams: bool) -> None:
+    def __init__(
+        self,
+        media_type: str,
+        format_name: str,
+        module: Any,
+        streams: bool,
+        others: bytes | None,
+    ) -> None:
         self.media_type = media_type
         self.streams_arrays = streams
         self._format = format_name
         self._encoder = module.Encoder(enc_hook=_enc_hook)
         self._decoder = module.Decoder()
+        self._others = others
 
     def encode(self, value: Any) -> bytes:
         return self._encoder.encode(value)  # type: ignore[no-any-return]
 
     def decode(self, body: bytes) -> Any:
         try:
-            return self._decoder.decode(body)
+            value = self._decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise MalformedInput(f"body is not valid {self._format}: {exc}") from None
+        except RecursionError:  # msgspec stops at the interpreter's recursion limit
+            raise MalformedInput(_TOO_DEEP) from None
+        if _may_be_deep(body, self._others) and too_deep(value, MAX_BODY_DEPTH):
+            raise MalformedInput(_TOO_DEEP)
+        return value
 
 
 class _Cbor(Codec):
@@ -84,9 +121,14 @@ class _Cbor(Codec):
 
     def decode(self, body: bytes) -> Any:
         try:
-            return cbor2.loads(body)
+            value = cbor2.loads(body)
         except (cbor2.CBORDecodeError, ValueError, EOFError) as exc:
             raise MalformedInput(f"body is not valid CBOR: {exc}") from None
+        except RecursionError:
+            raise MalformedInput(_TOO_DEEP) from None
+        if _may_be_deep(body, _CBOR_OTHERS) and too_deep(value, MAX_BODY_DEPTH):
+            raise MalformedInput(_TOO_DEEP)
+        return value
 
 
 _CBOR_NATIVE = (bytes, bytearray, dt.datetime, dt.date, uuid.UUID, decimal.Decimal)
@@ -130,8 +172,10 @@ def _cell(value: Any) -> Any:
     return built if isinstance(built, str) else msgspec.json.encode(built).decode()
 
 
-JSON: Codec = _Msgspec("application/json", "JSON", msgspec.json, streams=True)
-MSGPACK: Codec = _Msgspec("application/msgpack", "MessagePack", msgspec.msgpack, streams=False)
+JSON: Codec = _Msgspec("application/json", "JSON", msgspec.json, True, None)
+MSGPACK: Codec = _Msgspec(
+    "application/msgpack", "MessagePack", msgspec.msgpack, False, _MSGPACK_OTHERS
+)
 CBOR: Codec = _Cbor()
 CSV: Codec = _Csv()
 

@@ -22,7 +22,8 @@ import datetime as dt
 import itertools
 from typing import Any, Literal, NoReturn
 
-from ..errors import InvalidQuery
+from ..errors import HttpError, InvalidQuery
+from ..limits import MAX_GROUP_DEPTH, MAX_QUERY_LENGTH, MAX_SELECT_DEPTH
 from .lexer import Token, tokenize
 from .model import COMPARATOR_ALIASES, Condition, Group, Query, Select, SelectItem, Sort
 from .operators import URL_COMPARATORS
@@ -72,6 +73,7 @@ class _Parser:
         self.i = 0
         self.query = Query()
         self.call_token: Token | None = None  # the function being parsed, for error messages
+        self.depth = 0  # groups (or nested selects) open around the current token
 
     # -- token helpers -------------------------------------------------------------------------
 
@@ -158,9 +160,13 @@ class _Parser:
     def term(self, top: bool) -> Condition | Group | None:
         token = self.tok
         if token.kind in ("(", "["):
+            if self.depth >= MAX_GROUP_DEPTH:
+                self.fail(f"groups nest at most {MAX_GROUP_DEPTH} levels deep")
             self.take()
             closing = ")" if token.kind == "(" else "]"
+            self.depth += 1
             terms, operator = self.level(top=False)
+            self.depth -= 1
             if self.tok.kind != closing:
                 self.fail(f"expected {closing!r} to close the group opened at {token.pos}")
             self.take()
@@ -314,8 +320,12 @@ class _Parser:
             self.take()
             item = SelectItem(token.text.strip())
             if self.tok.kind == "{":
+                if self.depth >= MAX_SELECT_DEPTH:
+                    self.fail(f"selects nest at most {MAX_SELECT_DEPTH} levels deep")
                 self.take()
+                self.depth += 1
                 item.select = Select(self.names("}"), "object")
+                self.depth -= 1
                 self.expect("}", "'}' to close the nested select")
             items.append(item)
             if self.tok.kind != ",":
@@ -324,5 +334,15 @@ class _Parser:
 
 
 def parse_query_string(qs: str) -> Query:
-    """A ``Query`` from a raw (percent-encoded) query string."""
+    """A ``Query`` from a raw (percent-encoded) query string.
+
+    414 when it is longer than ``MAX_QUERY_LENGTH``; ``InvalidQuery`` when groups or nested
+    selects are deeper than the limits (before anything recurses that deep).
+    """
+    if len(qs) > MAX_QUERY_LENGTH:
+        raise HttpError(
+            414,
+            f"the query string is {len(qs)} characters; at most {MAX_QUERY_LENGTH} are read",
+            code="URI_TOO_LONG",
+        )
     return _Parser(qs).parse()

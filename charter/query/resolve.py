@@ -7,17 +7,20 @@ A path is a list of names: relationships to follow (``brand``), then a declared 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import enum
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import msgspec
 
 from ..errors import InvalidQuery
+from ..limits import MAX_PATH_HOPS
 from ..schema import TableSchema
 from ..schema.table_schema import FieldSpec, RelationshipSpec, _strip_optional
 from .parser import RawValue
@@ -64,6 +67,11 @@ class Target:
         return self.field is not None and len(self.path) == 1 and _list_item(self.field.type)
 
     @property
+    def is_composite(self) -> bool:
+        """Declared to hold a list or an object (not one value to order by)."""
+        return self.field is not None and len(self.path) == 1 and _composite(self.field.type)
+
+    @property
     def is_number(self) -> bool:
         if self.field is None or len(self.path) != 1:
             return False
@@ -76,6 +84,23 @@ def _list_item(tp: Any) -> bool:
     return get_origin(inner) in (list, set, frozenset, tuple)
 
 
+def _composite(tp: Any) -> bool:
+    inner, _ = _strip_optional(tp)
+    if get_origin(inner) is Annotated:
+        inner = get_args(inner)[0]
+    if get_origin(inner) in (list, set, frozenset, tuple, dict) or inner in (list, dict):
+        return True
+    if isinstance(inner, type):
+        return (
+            issubclass(inner, msgspec.Struct)
+            or dataclasses.is_dataclass(inner)
+            or (
+                issubclass(inner, dict)  # a TypedDict
+            )
+        )
+    return False
+
+
 def resolve(
     catalog: Catalog, schema: TableSchema, path: list[str], *, public: bool, what: str
 ) -> Target:
@@ -86,6 +111,8 @@ def resolve(
         raise InvalidQuery(f"{what}: {full!r} is not an attribute path")
     index = 0
     while path[index] in schema.relationships:
+        if index == MAX_PATH_HOPS:
+            raise InvalidQuery(f"{what}: {full} follows more than {MAX_PATH_HOPS} relationships")
         rel = schema.relationships[path[index]]
         target = catalog.get(rel.target)
         if target is None:
@@ -112,19 +139,20 @@ def resolve(
 
 
 def typed_value(target: Target, value: Any, *, element: bool = False, text: bool = False) -> Any:
-    """A condition value typed by the attribute's declared type, then made bindable."""
+    """A condition value typed by the attribute's declared type, then made bindable.
+
+    A value as written in a URL (``RawValue``) is read as that type. A typed value (a
+    ``number:``/``string:``/``boolean:``/``date:`` prefix, or a Python value) is converted to
+    the declared type when that loses nothing (``number:123`` on a string attribute is
+    ``"123"``; ``string:5`` on a number is ``5``); a boolean never becomes a number or a
+    string, nor they a boolean (``InvalidQuery``). The rule is the same on every backend.
+    """
     if value is None:
         return None
     if text:
         return _bindable(str(value) if isinstance(value, str) else _storable(value))
+    tp = _declared(target, element)
     if isinstance(value, RawValue):
-        tp: Any = target.field.type if target.field is not None else None
-        if target.is_version:
-            tp = int
-        if tp is not None and element:
-            inner, _ = _strip_optional(tp)
-            args = get_args(inner)
-            tp = args[0] if args else Any
         if tp is not None and tp is not Any:
             inner, _ = _strip_optional(tp)
             try:
@@ -134,7 +162,85 @@ def typed_value(target: Target, value: Any, *, element: bool = False, text: bool
                 raise InvalidQuery(message) from None
         else:
             value = str(value)
+    elif tp is not None:
+        value = _converted(value, _kind_of_type(tp), target.name)
     return _bindable(_storable(value))
+
+
+def _declared(target: Target, element: bool) -> Any:
+    """The declared type a value on ``target`` is compared with (None: not declared)."""
+    if target.is_version:
+        return int
+    tp: Any = target.field.type if target.field is not None else None
+    if tp is None and target.is_key:
+        tp = target.schema.key_type
+    if tp is not None and element:
+        inner, _ = _strip_optional(tp)
+        args = get_args(inner)
+        tp = args[0] if args else Any
+    return tp
+
+
+_NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
+def _kind(value: Any) -> str | None:
+    """What a value is, as the query language types it: boolean, number, string or date."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dt.date | dt.time):
+        return "date"
+    return None
+
+
+def _kind_of_type(tp: Any) -> str | None:
+    """The kind of value a declared type holds (None: several, or a list or an object)."""
+    inner, _ = _strip_optional(tp)
+    if get_origin(inner) is Annotated:
+        inner = get_args(inner)[0]
+    if inner is bool:
+        return "boolean"
+    if inner in (int, float):
+        return "number"
+    if inner in (str, uuid.UUID, decimal.Decimal, bytes):
+        return "string"
+    if inner in (dt.datetime, dt.date, dt.time):
+        return "date"
+    members: tuple[Any, ...] = ()
+    if get_origin(inner) is Literal:
+        members = get_args(inner)
+    elif isinstance(inner, type) and issubclass(inner, enum.Enum):
+        members = tuple(m.value for m in inner)
+    kinds = {_kind(m) for m in members}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _converted(value: Any, kind: str | None, name: str) -> Any:
+    """``value`` as a value of ``kind``, when the conversion loses nothing."""
+    have = _kind(value)
+    if kind is None or have is None or have == kind:
+        return value
+    if kind in ("string", "date") and have in ("string", "date"):
+        return value  # dates are stored as ISO 8601 strings
+    if kind == "string" and have == "number":
+        return str(value) if isinstance(value, int) else msgspec.json.encode(value).decode()
+    if kind == "number" and have == "string" and _NUMBER_TEXT.fullmatch(value):
+        number = float(value)
+        if number == number and abs(number) != float("inf"):
+            if "." not in value and "e" not in value.lower():
+                return int(value)
+            return int(number) if number.is_integer() and abs(number) < 2**63 else number
+    if kind == "boolean" and have == "string" and value in ("true", "false"):
+        return value == "true"
+    raise InvalidQuery(f"{_shown(value)} is a {have}; {name} holds a {kind}")
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value).lower()
 
 
 def _storable(value: Any) -> Any:

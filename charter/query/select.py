@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..errors import InvalidQuery
+from ..limits import MAX_SELECT_DEPTH
 from ..schema import TableSchema
 from .model import Select
 from .resolve import ID, UPDATED, Catalog
@@ -30,11 +31,23 @@ Allow = Callable[[str, dict[str, Any], int], Awaitable[bool]]
 _decode = msgspec.json.decode
 
 
-def related_column(c: Compiler, schema: TableSchema, alias: str, select: Select) -> str | None:
-    """SQL for the JSON object of the selected relationships (None when none is selected)."""
+def related_column(
+    c: Compiler, schema: TableSchema, alias: str, select: Select, depth: int = 0
+) -> str | None:
+    """SQL for the JSON object of the selected relationships (None when none is selected).
+
+    ``InvalidQuery`` for an attribute selected twice at one level, or for selects nested
+    deeper than ``MAX_SELECT_DEPTH``.
+    """
+    if depth > MAX_SELECT_DEPTH:
+        raise InvalidQuery(f"select(): selects nest at most {MAX_SELECT_DEPTH} levels deep")
     pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
     for item in select.items:
         name = item.name
+        if name in seen:
+            raise InvalidQuery(f"select(): {name} is selected twice")
+        seen.add(name)
         rel = schema.relationships.get(name)
         if rel is None:
             if item.select is not None:
@@ -46,14 +59,17 @@ def related_column(c: Compiler, schema: TableSchema, alias: str, select: Select)
             raise InvalidQuery(f"select(): {name} names an unknown table")
         if item.select is not None and item.select.mode != "object":
             raise InvalidQuery(f"select(): a nested select of {name} lists attributes")
-        pairs.append((name, c.d.json_value(_relationship(c, alias, rel, target, item.select))))
+        sql = _relationship(c, alias, rel, target, item.select, depth)
+        pairs.append((name, c.d.json_value(sql)))
     return c.d.json_object(pairs) if pairs else None
 
 
-def _relationship(c: Compiler, alias: str, rel: Any, target: TableSchema, nested: Any) -> str:
+def _relationship(
+    c: Compiler, alias: str, rel: Any, target: TableSchema, nested: Any, depth: int
+) -> str:
     d = c.d
     inner = c.alias()
-    deeper = related_column(c, target, inner, nested) if nested is not None else None
+    deeper = related_column(c, target, inner, nested, depth + 1) if nested is not None else None
     envelope = d.json_array(
         [d.json_value(d.document(inner)), f"{inner}.version", deeper or d.json_object([])]
     )

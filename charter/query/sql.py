@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import InvalidQuery
+from ..limits import MAX_GROUP_DEPTH, MAX_QUERY_CONDITIONS, MAX_SORT_KEYS
 from ..schema import TableSchema
 from .dialect import SQLITE, Dialect
-from .model import Condition, Group, Query
+from .model import Condition, Group, Query, Sort
 from .operators import Operator, operator
 from .resolve import Catalog, Hop, Target, resolve, typed_value
 
@@ -25,6 +26,8 @@ __all__ = [
     "SQLITE",
     "CompiledQuery",
     "Dialect",
+    "check_conditions",
+    "check_sort",
     "compile_count",
     "compile_select",
     "plan_select",
@@ -234,6 +237,7 @@ class Compiler:
         own conditions bound the walk, and every other condition filters what it reads.
         """
         conditions = list(query.conditions)
+        check_conditions(conditions)
         if walk is not None:
             return self._walk(conditions, alias, walk)
         if not conditions:
@@ -326,6 +330,11 @@ class Compiler:
 
     def sort_value(self, schema: TableSchema, alias: str, path: list[str]) -> str:
         target = self.resolve(schema, path, "sort()")
+        if target.is_composite:
+            raise InvalidQuery(
+                f"sort(): {target.name} holds a list or an object; sort by an attribute holding"
+                " one value"
+            )
         if not target.hops:
             return self.column(target, alias)
         hop = target.hops[0]
@@ -342,7 +351,7 @@ class Compiler:
         if query.sort is None:
             return ""
         terms = []
-        for sort in query.sort.chain():
+        for sort in check_sort(query.sort):
             value = self.sort_value(self.schema, alias, sort.path)
             terms.append(self.d.order_term(value, sort.descending))
         terms.append(self.d.order_term(self.d.key(alias), False))  # a total order
@@ -358,6 +367,49 @@ class Compiler:
             [query.limit if query.limit is not None else self.d.no_limit(), query.offset or 0]
         )
         return self.d.limit()
+
+
+def check_conditions(conditions: list[Condition | Group]) -> None:
+    """``InvalidQuery`` past ``MAX_QUERY_CONDITIONS`` conditions or ``MAX_GROUP_DEPTH`` levels
+    of groups: before anything recurses into them or the database parses them."""
+    count = 0
+    level: list[Any] = list(conditions)
+    # A chained range (``price=gt=1&lt=9``) is a group of its own inside its brackets.
+    depth, deepest = 0, MAX_GROUP_DEPTH + 1
+    while level:
+        deeper: list[Any] = []
+        for node in level:
+            if isinstance(node, Group):
+                if not isinstance(node.conditions, list | tuple):
+                    raise InvalidQuery(f"not a condition: {node!r}")
+                deeper.extend(node.conditions)
+            else:
+                count += 1
+        if count > MAX_QUERY_CONDITIONS:
+            raise InvalidQuery(f"a query holds at most {MAX_QUERY_CONDITIONS} conditions")
+        if deeper:
+            depth += 1
+            if depth > deepest:
+                raise InvalidQuery(f"groups nest at most {MAX_GROUP_DEPTH} levels deep")
+        level = deeper
+
+
+def check_sort(sort: Sort) -> list[Sort]:
+    """The sort's chain; ``InvalidQuery`` past ``MAX_SORT_KEYS`` keys or for a key named twice
+    (each key may copy a large value per row: what a sort holds in memory stays bounded)."""
+    chain: list[Sort] = []
+    seen: set[tuple[str, ...]] = set()
+    node: Sort | None = sort
+    while node is not None:
+        if len(chain) == MAX_SORT_KEYS:
+            raise InvalidQuery(f"sort() takes at most {MAX_SORT_KEYS} attributes")
+        path = tuple(node.path)
+        if path in seen:
+            raise InvalidQuery(f"sort(): {'.'.join(path)} is named twice")
+        seen.add(path)
+        chain.append(node)
+        node = node.next
+    return chain
 
 
 def _plain(value: Any) -> Any:

@@ -20,7 +20,8 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 
 import msgspec
 
-from .validation import InputError, details_from_message, validate_object
+from ..limits import MAX_BODY_DEPTH
+from .validation import InputError, details_from_message, too_deep, validate_object
 
 __all__ = ["Param", "Partial", "Signature", "compile_signature"]
 
@@ -138,10 +139,11 @@ def _convert_text(value: Any, type_: Any) -> Any:
         if isinstance(value, str) and value[:1] in ("{", "["):
             try:
                 decoded = msgspec.json.decode(value)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 pass
             else:
-                return msgspec.convert(decoded, type_, strict=False)
+                if not too_deep(decoded, MAX_BODY_DEPTH):
+                    return msgspec.convert(decoded, type_, strict=False)
         raise
 
 

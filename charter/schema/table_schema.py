@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
+from ..errors import ValidationError
 from ..fields import MISSING, FieldInfo, RelationshipInfo
+from .bounds import key_problem, may_hold_int
 from .keys import new_uuid
 
 __all__ = ["FieldSpec", "TableOptions", "TableSchema", "build_schema"]
@@ -84,6 +86,8 @@ class TableSchema:
     input_types: dict[str, Any] = field(default_factory=dict)
     required_on_create: set[str] = field(default_factory=set)
     defaults: dict[str, FieldInfo] = field(default_factory=dict)
+    # (name, may hold an integer, indexed) of the attributes ``bounds.value_problems`` checks
+    bounded: tuple[tuple[str, bool, bool], ...] = ()
 
     @property
     def generates_key(self) -> bool:
@@ -93,13 +97,26 @@ class TableSchema:
         return new_uuid()
 
     def coerce_key(self, raw: str) -> Any:
-        """A key from a URL segment, typed as declared (``None`` when it cannot be)."""
+        """A key from a URL segment, typed as declared (``None`` when it cannot be).
+
+        ``ValidationError`` (422) when no record can have it: longer than ``MAX_KEY_BYTES``,
+        or an integer outside 64 bits.
+        """
+        key: Any = raw
         if self.key_type is int:
             try:
-                return int(raw)
+                key = int(raw)
             except ValueError:
                 return None
-        return raw
+        problem = key_problem(key)
+        if problem is not None:
+            raise ValidationError(
+                f"not a valid {self.name} key: {problem}",
+                details=[{"loc": ["path", self.primary_key], "message": problem,
+                          "code": "NUMERIC_CONSTRAINT" if self.key_type is int
+                          else "STRING_CONSTRAINT"}],
+            )  # fmt: skip
+        return key
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
@@ -223,6 +240,11 @@ def build_schema(cls: type, options: TableOptions) -> TableSchema:
         hidden=frozenset(f.name for f in fields.values() if not f.info.returned),
         server_only=frozenset(f.name for f in fields.values() if not f.info.input),
         defaults={f.name: f.info for f in fields.values()},
+    )
+    schema.bounded = tuple(
+        (f.name, ints, f.info.indexed)
+        for f in fields.values()
+        if (ints := may_hold_int(f.type)) or f.info.indexed
     )
     _compile_types(schema)
     return schema

@@ -14,7 +14,7 @@ import msgspec
 
 from ..errors import CharterError
 
-__all__ = ["InputError", "details_from_message", "validate", "validate_object"]
+__all__ = ["InputError", "details_from_message", "too_deep", "validate", "validate_object"]
 
 _PATH = re.compile(r" - at `\$(.*)`$")
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[(\.\.\.)\]")
@@ -31,6 +31,30 @@ _EXPECTED_NAMES = {
     "null": "null",
 }
 _GOT_NAMES = {**_EXPECTED_NAMES, "int": "number", "float": "number"}
+
+
+_CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers deeper than ``limit`` (a bare container is 1 deep).
+
+    One level at a time, without recursion: the value may be as deep as its decoder allowed.
+    """
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        deeper: list[Any] = []
+        for container in level:
+            members = container.values() if isinstance(container, dict) else container
+            deeper.extend(m for m in members if isinstance(m, _CONTAINERS))
+            if isinstance(container, dict):  # MessagePack and CBOR keys may be arrays
+                deeper.extend(k for k in container if isinstance(k, _CONTAINERS))
+        level = deeper
+    return False
 
 
 class InputError(CharterError):
