@@ -9,11 +9,11 @@ kept in ``_charter_tables``.
 
 Tables are rowid tables, not ``WITHOUT ROWID``. A ``WITHOUT ROWID`` table keeps each row inside
 its primary-key b-tree, and a seek that compares a key with a large row's reads that whole row,
-overflow pages included: one 9 MB document made point reads of its neighbours 30x slower. A
-rowid table's b-tree is keyed by the integer rowid, so a document's overflow pages are read only
-when that record is. An ``INTEGER`` key is the rowid itself; a ``TEXT`` key costs a seek in its
-unique index first (about a microsecond; figures in docs/storage.md). Tables of the previous
-layout are rebuilt at start.
+overflow pages included: one 9 MB document made point reads of its neighbours 30-40x slower.
+A rowid table's b-tree is keyed by the integer rowid, so a document's overflow pages are read
+only when that record is. An ``INTEGER`` key is the rowid itself; a ``TEXT`` key costs a seek in
+its unique index first (a few microseconds at most; figures in docs/storage.md). Tables of the
+previous layout are rebuilt at start.
 """
 
 from __future__ import annotations
