@@ -3,9 +3,17 @@
 Each table is ``(id PRIMARY KEY, data TEXT, version INTEGER)`` with the record as a JSON
 document, so a new field needs no ALTER: existing documents are given the field's default. A
 declared index is an expression index on ``json_extract(data, '$.field')``, the exact expression
-the query compiler emits. A field removed from the declaration is moved out of the documents
-into ``_charter_archive`` (nothing is lost). What each table looked like is kept in
-``_charter_tables``.
+the query compiler emits, followed by ``id``. A field removed from the declaration is moved out
+of the documents into ``_charter_archive`` (nothing is lost). What each table looked like is
+kept in ``_charter_tables``.
+
+Tables are rowid tables, not ``WITHOUT ROWID``. A ``WITHOUT ROWID`` table keeps each row inside
+its primary-key b-tree, and a seek that compares a key with a large row's reads that whole row,
+overflow pages included: one 9 MB document made point reads of its neighbours 30-40x slower.
+A rowid table's b-tree is keyed by the integer rowid, so a document's overflow pages are read
+only when that record is. An ``INTEGER`` key is the rowid itself; a ``TEXT`` key costs a seek in
+its unique index first (a few microseconds at most; figures in docs/storage.md). Tables of the
+previous layout are rebuilt at start.
 """
 
 from __future__ import annotations
@@ -54,14 +62,17 @@ def migrate(conn: sqlite3.Connection, schemas: Sequence[TableSchema]) -> None:
         raise
 
 
+def columns(schema: TableSchema) -> str:
+    """The column list of a table: a rowid table (see the module docstring for why)."""
+    key_type = "INTEGER" if schema.key_type is int else "TEXT"
+    return f"(id {key_type} PRIMARY KEY NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL)"
+
+
 def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
     table = _quote(schema.name)
-    key_type = "INTEGER" if schema.key_type is int else "TEXT"
-    conn.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} "
-        f"(id {key_type} PRIMARY KEY NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL) "
-        "WITHOUT ROWID"
-    )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {columns(schema)}")
+    if _without_rowid(conn, table):
+        _rebuild(conn, schema)
     row = conn.execute(
         "SELECT fields FROM _charter_tables WHERE name = ?", (schema.name,)
     ).fetchone()
@@ -87,14 +98,52 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
         conn.execute(f"DROP INDEX {_quote(name)}")
     for name, field in wanted.items():
         if name not in existing:
+            # id after the value: entries with equal values are in id order, as they were
+            # when the WITHOUT ROWID key was each entry's locator, so the total order
+            # ``ORDER BY value, id`` (and ``value = ? ORDER BY id``) is walked, not sorted.
             conn.execute(
-                f"CREATE INDEX {_quote(name)} ON {table} (json_extract(data, '$.{field}'))"
+                f"CREATE INDEX {_quote(name)} ON {table} (json_extract(data, '$.{field}'), id)"
             )
     conn.execute(
         "INSERT INTO _charter_tables (name, fields, indexes) VALUES (?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes",
         (schema.name, json.dumps(fields), json.dumps(sorted(wanted))),
     )
+
+
+def _without_rowid(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether ``table`` has the previous layout: a ``WITHOUT ROWID`` table has no rowid."""
+    try:
+        conn.execute(f"SELECT rowid FROM {table} LIMIT 0")
+    except sqlite3.OperationalError:
+        return True
+    return False
+
+
+def _rebuild(conn: sqlite3.Connection, schema: TableSchema) -> None:
+    """Copy a ``WITHOUT ROWID`` table into the rowid layout, inside the caller's transaction.
+
+    SQLite cannot change a table's kind in place: create the new table, copy (in id order, so
+    that rowids follow ids), drop the old one (its indexes go with it; the caller recreates the
+    declared ones) and rename.
+    """
+    table = _quote(schema.name)
+    staging = _quote(f"_charter_rebuild {schema.name}")
+    conn.execute(f"DROP TABLE IF EXISTS {staging}")
+    conn.execute(f"CREATE TABLE {staging} {columns(schema)}")
+    try:
+        copied = conn.execute(
+            f"INSERT INTO {staging} (id, data, version) "
+            f"SELECT id, data, version FROM {table} ORDER BY id"
+        ).rowcount
+    except sqlite3.IntegrityError as exc:  # an integer key column holding a non-integer
+        raise RuntimeError(
+            f"cannot migrate table {schema.name!r} to the rowid layout: {exc} "
+            f"(an id that is not an integer?); nothing was changed"
+        ) from exc
+    conn.execute(f"DROP TABLE {table}")
+    conn.execute(f"ALTER TABLE {staging} RENAME TO {table}")
+    log.info("%s: %d records moved to the rowid layout", schema.name, copied)
 
 
 def _add_field(conn: sqlite3.Connection, schema: TableSchema, name: str) -> None:
