@@ -24,7 +24,7 @@ from .http.request import Request
 from .http.response import Response
 from .http.routing import Route, Router
 from .query import parse_query_string
-from .query.model import Query
+from .query.model import Condition, Query, Select
 from .query.sql import compile_select
 from .schema.describe import describe
 from .storage import Row
@@ -97,7 +97,10 @@ class TableResource:
         self.checks_read = "allow_read" in overrides
         self.raw_json = not runtime.hidden and not self.custom_get
         self._checked: set[str] = set()  # query strings known to compile
-        self.properties = frozenset(f for f in self.schema.fields if f not in runtime.hidden)
+        self.properties = frozenset(
+            [f for f in self.schema.fields if f not in runtime.hidden]
+            + list(self.schema.relationships)
+        )
         self._catalog: dict[str, Any] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -206,7 +209,10 @@ class TableResource:
         key = self._key(_decode_segment(raw))
         method = request.method
         if method in ("GET", "HEAD"):
-            return await self.read(request, key, prop, codec or negotiate(request.header("accept")))
+            codec = codec or negotiate(request.header("accept"))
+            if prop in self.schema.relationships:
+                return await self.related(key, prop, codec)
+            return await self.read(request, key, prop, codec)
         if prop is not None:
             raise MethodNotAllowed(
                 f"{method} is not allowed on a property", headers={"allow": "GET, HEAD"}
@@ -257,6 +263,17 @@ class TableResource:
                 _record_headers(row.version, response.headers.get("content-type", codec.media_type))
             )
         return response
+
+    async def related(self, key: Any, relationship: str, codec: Codec) -> Response:
+        """``GET /T/{id}.rel``: the related record (or list of them), as ``select(rel)`` gives
+        it, with the same read checks."""
+        query = Query(
+            conditions=[Condition(self.schema.primary_key, "equals", key)], select=relationship
+        )
+        async for value in self.runtime.search(query, check_read=True):
+            out = JSON if codec is CSV else codec
+            return Response(200, out.encode(value), {"content-type": out.media_type})
+        raise NotFound(f"{self.name} {key!r} not found")
 
     async def replace(self, request: Request, key: Any, codec: Codec | None) -> Response:
         data = await self._body(request, "put")
@@ -389,12 +406,12 @@ class TableResource:
                 await rows.aclose()  # type: ignore[attr-defined]
             collection = self.runtime.cls._blank(None, current_context())
             values = collection.search(query)
-            stream = self._stream_values(values, codec, known)
+            stream = self._stream_values(values, codec, known, query.selection)
         elif query.select is not None:
             if rows is not None:
                 await rows.aclose()  # type: ignore[attr-defined]
             values = self.runtime.search(query, check_read=True)
-            stream = self._stream_values(values, codec)
+            stream = self._stream_values(values, codec, selection=query.selection)
         else:
             if rows is None:
                 rows = self.database.search(self.schema, query)
@@ -437,7 +454,11 @@ class TableResource:
             yield chunk
 
     async def _stream_values(
-        self, values: Any, codec: Codec, count: int | None = None
+        self,
+        values: Any,
+        codec: Codec,
+        count: int | None = None,
+        selection: Select | None = None,
     ) -> AsyncIterator[bytes]:
         """The values as one array in ``codec``, written as they come.
 
@@ -452,10 +473,19 @@ class TableResource:
             return public(value._values()) if hasattr(value, "_values") else value
 
         if codec is CSV:
-            columns = [f for f in self.schema.fields if f not in self.runtime.hidden]
+            # One column per selected attribute (related records as JSON text in their cell).
+            if selection is None:
+                columns = [f for f in self.schema.fields if f not in self.runtime.hidden]
+            else:
+                columns = [i.name for i in selection.items]
             yield CSV.header(columns)  # type: ignore[attr-defined]
             async for value in values:
-                yield CSV.row(columns, item(value))  # type: ignore[attr-defined]
+                shaped = item(value)
+                if selection is not None and selection.mode == "value":
+                    shaped = {columns[0]: shaped}
+                elif isinstance(shaped, list | tuple):
+                    shaped = dict(zip(columns, shaped, strict=False))
+                yield CSV.row(columns, shaped)  # type: ignore[attr-defined]
             return
         if codec is MSGPACK:
             async for chunk in _msgpack_array(values, item, count):

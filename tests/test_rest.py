@@ -4,7 +4,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from charter import Field, Table
+from charter import Field, Table, relationship
 
 
 class Product(Table):
@@ -332,3 +332,39 @@ def test_get_table_is_its_json_schema(client):
     assert schema["properties"]["stock"] == {"type": "integer", "default": 0}
     assert schema["properties"]["tags"]["type"] == "array"
     assert set(schema["required"]) == {"id", "name", "price"}
+
+
+class Maker(Table):
+    id: str = Field(primary_key=True)
+    name: str = ""
+    secret: str = Field(default="", returned=False)
+
+
+class Gadget(Table):
+    id: str = Field(primary_key=True)
+    maker_id: str | None = Field(default=None, indexed=True)
+    maker: Maker | None = relationship(from_="maker_id")
+
+
+def test_a_relationship_is_a_property_of_a_record(serve):
+    client = serve(Maker, Gadget)
+    client.put("/Maker/m", json={"name": "Acme", "secret": "s"})
+    client.put("/Gadget/g", json={"maker_id": "m"})
+    client.put("/Gadget/h", json={})
+    assert client.get("/Gadget/g.maker").json() == {"id": "m", "name": "Acme"}
+    assert client.get("/Gadget/h.maker").json() is None
+    assert client.get("/Gadget/nope.maker").status_code == 404
+
+
+def test_csv_of_a_selection_has_the_selected_columns(serve):
+    client = serve(Maker, Gadget)
+    client.put("/Maker/m", json={"name": "Acme", "secret": "s"})
+    client.put("/Gadget/g", json={"maker_id": "m"})
+    lines = client.get("/Gadget/.csv?select(id,maker)").text.splitlines()
+    assert lines[0] == "id,maker"
+    assert lines[1] == 'g,"{""id"":""m"",""name"":""Acme""}"'
+    assert client.get("/Gadget/.csv?select(id)").text.splitlines() == ["id", "g"]
+    assert client.get("/Gadget/.csv?select([id,maker_id])").text.splitlines() == [
+        "id,maker_id",
+        "g,m",
+    ]
