@@ -60,8 +60,10 @@ def exchange(server: Server, request: bytes, wait: float = 10) -> bytes:
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
+            except TimeoutError:
                 break
+            except ConnectionResetError:
+                return received
             if not chunk:
                 return received
             received += chunk
