@@ -174,6 +174,11 @@ class CharterProtocol(HttpToolsProtocol):
         self._cancel_timer()
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._phase != _IDLE:  # the next request has begun: its own deadline runs
+            self._unset_keepalive_if_required()
+
     # -- flow control --------------------------------------------------------------------------
 
     def pause_writing(self) -> None:
