@@ -66,6 +66,8 @@ def _banner(app: Any, spec: str, host: str, port: int, workers: int, mode: str) 
 def _serve(args: argparse.Namespace, *, reload: bool = False) -> None:
     import uvicorn
 
+    from .http.server import PROTOCOL
+
     if args.database:
         os.environ["CHARTER_DATABASE"] = args.database
     if reload:
@@ -82,6 +84,9 @@ def _serve(args: argparse.Namespace, *, reload: bool = False) -> None:
         "access_log": args.access_log,
         "timeout_graceful_shutdown": 30,
         "lifespan": "on",
+        # Charter's protocol: read/send timeouts, header limits, errors in the envelope. An
+        # import string, so that worker processes and the reloader load it too.
+        "http": PROTOCOL,
     }
     if reload:
         target = args.app.partition(":")[0]

@@ -27,6 +27,13 @@ class Config:
     shared: str | None = None
     mqtt: str | None = None
     debug: bool = False
+    # Connection limits, enforced by the server protocol of ``charter serve`` (seconds, bytes).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 5.0
+    send_timeout: float = 30.0
+    max_url_length: int = 16 * 1024
+    max_header_size: int = 64 * 1024
 
     @classmethod
     def build(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Config:
@@ -48,8 +55,16 @@ def _parse(name: str, raw: str) -> Any:
         if value in _FALSE:
             return False
         raise ValueError(f"CHARTER_{name.upper()}={raw!r} is not a boolean")
-    if name in ("max_body_size", "pool_size"):
+    if name in ("max_body_size", "pool_size", "max_url_length", "max_header_size"):
         return int(raw)
+    if name in _SECONDS:
+        seconds = float(raw)
+        if not seconds > 0:
+            raise ValueError(f"CHARTER_{name.upper()}={raw!r} is not a positive number of seconds")
+        return seconds
     if name == "cors_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     return raw
+
+
+_SECONDS = ("header_timeout", "body_timeout", "idle_timeout", "send_timeout")

@@ -11,11 +11,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .context import RequestContext
-from .errors import HttpError, error_body
+from .errors import HttpError, MethodNotAllowed, error_body
 from .http.codecs import JSON, Codec, negotiate
 from .http.request import ClientDisconnected, Request
 from .http.response import Response
-from .http.types import Receive, Scope, Send
+from .http.types import CONNECTION, Connection, Receive, Scope, Send
 from .transaction import Transaction, run_in_transaction
 
 if TYPE_CHECKING:
@@ -42,6 +42,12 @@ def error_response(exc: HttpError, codec: Codec = JSON) -> Response:
 def _internal(codec: Codec) -> Response:
     body = error_body(500, "INTERNAL", "internal server error")
     return Response(500, codec.encode(body), {"content-type": codec.media_type})
+
+
+def _connection(scope: Scope) -> Connection | None:
+    """The server's ``Connection`` for this request, when it offers one."""
+    extensions = scope.get("extensions")
+    return extensions.get(CONNECTION) if extensions else None
 
 
 def _status_error(exc: Exception) -> HttpError | None:
@@ -80,10 +86,24 @@ class Dispatcher:
         response = await self.handle(request)
         if origin is not None and self.cors is not None and self.cors.origin_allowed(origin):
             response.headers.update(self.cors.headers(origin))
+        if response.stream is None:
+            try:
+                await response.send(send, head=method == "HEAD")
+            except OSError:
+                log.debug("client went away while %s %s was sent", method, request.path)
+            return
+        connection = _connection(scope)
         try:
-            await response.send(send, head=method == "HEAD")
+            await response.send(send, head=method == "HEAD", connection=connection)
         except OSError:
             log.debug("client went away while %s %s was sent", method, request.path)
+        except Exception:
+            # The status line is out: an envelope is no longer possible. Drop the connection
+            # without the final chunk, so no client takes the cut body for a whole one.
+            log.exception("%s %s failed while its body was sent", method, request.path)
+            if connection is None:
+                raise  # the server closes the connection on an error after the start
+            connection.abort()
 
     async def handle(self, request: Request) -> Response:
         """The response for one request (errors included)."""
@@ -108,6 +128,8 @@ class Dispatcher:
         except HttpError as exc:
             if isinstance(exc, ClientDisconnected):
                 return Response(499)
+            if isinstance(exc, MethodNotAllowed) and request.method == "OPTIONS":
+                return Response(204, headers={"allow": exc.headers["allow"]})
             return error_response(exc, self._error_codec(request))
         except Exception as exc:
             converted = _status_error(exc)

@@ -13,12 +13,13 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from .http.types import ASGIApp, Message
+from .http.types import CONNECTION, ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["TestClient"]
 
@@ -62,12 +63,80 @@ class _Lifespan:
         await self._task
 
 
+class _Exchange:
+    """One request in flight: how far its response got, and the ``Connection`` the app sees."""
+
+    __slots__ = ("aborted", "complete", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.complete = False
+        self.aborted = False
+
+    @property
+    def closed(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+_exchange: ContextVar[_Exchange | None] = ContextVar("charter_test_exchange", default=None)
+
+
+def _tracked(app: ASGIApp) -> ASGIApp:
+    """``app``, recording each response's progress in the current ``_Exchange``."""
+
+    async def tracked(scope: Scope, receive: Receive, send: Send) -> None:
+        exchange = _exchange.get()
+        if exchange is None or scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        scope["extensions"] = {**scope.get("extensions", {}), CONNECTION: exchange}
+
+        async def tracking_send(message: Message) -> None:
+            if exchange.aborted:
+                raise ConnectionAbortedError("the connection was dropped")
+            if message["type"] == "http.response.start":
+                exchange.started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                exchange.complete = True
+            await send(message)
+
+        await app(scope, receive, tracking_send)
+        if exchange.aborted:
+            raise ConnectionAbortedError("the app dropped the connection")
+
+    return tracked
+
+
+class _Transport(httpx.ASGITransport):
+    """httpx's ASGI transport, failing as a socket would on a response cut short: a body that
+    fails once the status is sent raises, never returns a complete-looking response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app=_tracked(app), raise_app_exceptions=False)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        exchange = _Exchange()
+        token = _exchange.set(exchange)
+        try:
+            response = await super().handle_async_request(request)
+        finally:
+            _exchange.reset(token)
+        if exchange.started and not exchange.complete:
+            raise httpx.RemoteProtocolError(
+                "peer closed connection without sending complete message body", request=request
+            )
+        return response
+
+
 class _SyncTransport(httpx.BaseTransport):
     """Sends each request to the app on the client's loop thread."""
 
     def __init__(self, client: TestClient) -> None:
         self._client = client
-        self._asgi = httpx.ASGITransport(app=client.app, raise_app_exceptions=False)
+        self._asgi = _Transport(client.app)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
@@ -161,7 +230,7 @@ class TestClient(httpx.Client):
     async def __aenter__(self) -> httpx.AsyncClient:
         self._async_lifespan = _Lifespan(self.app)
         await self._async_lifespan.startup()
-        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+        transport = _Transport(self.app)
         self._async = httpx.AsyncClient(transport=transport, base_url=self._base, **self._kwargs)
         return self._async
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -155,3 +156,40 @@ def test_dev_reloads_when_the_app_changes(app_file: Path, tmp_path: Path) -> Non
         assert status == 200
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [("serve", ()), ("serve", ("--workers", "2")), ("dev", ())],
+    ids=["serve", "workers", "dev"],
+)
+def test_every_serve_path_uses_charters_protocol(
+    app_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, extra: tuple
+) -> None:
+    # Worker processes and the reloader load the app by name: the protocol (timeouts, limits,
+    # errors in the envelope) must reach them too.
+    monkeypatch.setenv("CHARTER_HEADER_TIMEOUT", "1")
+    monkeypatch.setenv("CHARTER_MAX_URL_LENGTH", "100")
+    database = f"sqlite:///{tmp_path}/p.db"
+    with Server(f"{app_file}:app", "--database", database, *extra, command=command) as server:
+        long = httpx.get(server.url + "/Note/" + "a" * 200)
+        assert long.status_code == 414
+        assert long.json()["error"]["code"] == "URI_TOO_LONG"
+        with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+            sock.sendall(b"GET /Note/ HTTP/1.1\r\nHost: x\r\n")  # headers never end
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert b'"REQUEST_TIMEOUT"' in answer
+
+
+def test_timeouts_and_limits_are_settings() -> None:
+    from charter.config import Config
+
+    config = Config.build({"CHARTER_SEND_TIMEOUT": "2.5", "CHARTER_MAX_HEADER_SIZE": "4096"})
+    assert config.send_timeout == 2.5
+    assert config.max_header_size == 4096
+    assert Config.build({}).header_timeout == 10.0
+    with pytest.raises(ValueError):
+        Config.build({"CHARTER_IDLE_TIMEOUT": "0"})

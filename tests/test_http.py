@@ -1,4 +1,4 @@
-"""The HTTP layer: body limit, HEAD, CORS, 405 with Allow, unknown paths."""
+"""The HTTP layer: body limit, HEAD, CORS, 405 and OPTIONS with Allow, unknown paths."""
 
 import pytest
 
@@ -92,10 +92,26 @@ def test_405_has_an_allow_header(client):
     assert "GET" in response.headers["allow"]
 
 
-def test_options_without_cors_is_405(client):
+def test_options_answers_204_with_allow(client):
+    # Issue 8 point 9: OPTIONS used to be a 405; it says what the path answers.
     response = client.options("/Note/n1")
+    assert response.status_code == 204
+    assert response.content == b""
+    allowed = {m.strip() for m in response.headers["allow"].split(",")}
+    assert {"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"} <= allowed
+    assert "POST" not in allowed
+    collection = client.options("/Note/")
+    assert collection.status_code == 204
+    allowed = {m.strip() for m in collection.headers["allow"].split(",")}
+    assert {"GET", "HEAD", "POST", "OPTIONS"} <= allowed
+    assert client.options("/Nothing/1").status_code == 404
+
+
+def test_head_and_options_are_in_every_allow_with_get(client):
+    response = client.post("/Note/n1", json={})
     assert response.status_code == 405
-    assert "GET" in response.headers["allow"]
+    allowed = {m.strip() for m in response.headers["allow"].split(",")}
+    assert {"GET", "HEAD", "OPTIONS"} <= allowed
 
 
 def test_unknown_paths_are_404(client):

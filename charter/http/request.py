@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from ..errors import HttpError, PayloadTooLarge
+from ..errors import HttpError, MalformedInput, PayloadTooLarge
 from .types import Receive, Scope
 
 __all__ = ["Request"]
@@ -83,7 +83,11 @@ class Request:
         """Query parameters; repeated keys collect in a list."""
         if self._query is None:
             query: dict[str, list[str]] = {}
-            for key, value in parse_qsl(self.query_string, keep_blank_values=True):
+            try:
+                pairs = parse_qsl(self.query_string, keep_blank_values=True, errors="strict")
+            except UnicodeDecodeError:
+                raise MalformedInput("the query holds percent-escapes that are not UTF-8") from None
+            for key, value in pairs:
                 query.setdefault(key, []).append(value)
             self._query = query
         return self._query

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Any
 
-from .types import Send
+from .types import Connection, Send
 
-__all__ = ["Response"]
+__all__ = ["ConnectionDropped", "Response"]
 
 
 class Response:
@@ -30,7 +30,15 @@ class Response:
             self.headers["content-type"] = media_type
         self.stream = stream
 
-    async def send(self, send: Send, *, head: bool = False) -> None:
+    async def send(
+        self, send: Send, *, head: bool = False, connection: Connection | None = None
+    ) -> None:
+        """Send this response.
+
+        Args:
+            connection: the server's connection, when it offers one: a stream stops (and is
+                closed, releasing what it holds) as soon as the connection is gone.
+        """
         headers: list[tuple[bytes, bytes]] = [
             (k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()
         ]
@@ -47,8 +55,14 @@ class Response:
                 async for chunk in iterator:
                     if chunk:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                        if connection is not None and connection.closed:
+                            raise ConnectionDropped("the connection closed during the response")
             finally:
                 closer = getattr(iterator, "aclose", None)
                 if closer is not None:
                     await closer()
         await send({"type": "http.response.body", "body": b""})
+
+
+class ConnectionDropped(ConnectionError):
+    """The connection closed (client gone, or dropped by a timeout) while a stream was sent."""

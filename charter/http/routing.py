@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from ..errors import MethodNotAllowed, NotFound
+from ..errors import MalformedInput, MethodNotAllowed, NotFound
 
 __all__ = ["Route", "Router"]
 
@@ -70,11 +70,14 @@ class Router:
                 continue
             route = _pick(routes, method)
             if route is not None:
-                return route, {k: unquote(v) for k, v in found.groupdict().items()}
+                return route, {k: _decode(v) for k, v in found.groupdict().items()}
             seen.append(routes)
         if not seen:
             raise NotFound(f"no resource at {path}")
-        allowed = ", ".join(sorted({m for routes in seen for m in routes} - {"*"}))
+        methods = {m for routes in seen for m in routes} - {"*"}
+        if "GET" in methods:
+            methods.add("HEAD")
+        allowed = ", ".join(sorted(methods | {"OPTIONS"}))
         raise MethodNotAllowed(f"{method} is not allowed on {path}", headers={"allow": allowed})
 
 
@@ -83,6 +86,17 @@ def _pick(by_method: dict[str, Route], method: str) -> Route | None:
     if route is None and method == "HEAD":
         route = by_method.get("GET")
     return route
+
+
+def _decode(segment: str) -> str:
+    """A path parameter, percent-decoded; escapes that are not UTF-8 are refused, not replaced
+    (``%ff`` and ``%fe`` would both become U+FFFD and name the same record)."""
+    if "%" not in segment:
+        return segment
+    try:
+        return unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedInput("the path holds percent-escapes that are not UTF-8") from None
 
 
 def _compile(template: str) -> re.Pattern[str]:
