@@ -20,6 +20,7 @@ class Config:
 
     database: str = DEFAULT_DATABASE
     pool_size: int | None = None
+    pool_timeout: float | None = None
     auth: bool = False
     validate_responses: bool | None = None
     max_body_size: int = 10 * 1024 * 1024
@@ -50,6 +51,8 @@ def _parse(name: str, raw: str) -> Any:
         raise ValueError(f"CHARTER_{name.upper()}={raw!r} is not a boolean")
     if name in ("max_body_size", "pool_size"):
         return int(raw)
+    if name == "pool_timeout":
+        return float(raw)
     if name == "cors_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
     return raw
