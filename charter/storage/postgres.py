@@ -418,7 +418,7 @@ class PostgresStorage(Storage):
                         while True:
                             records = await cursor.fetch(size)
                             rows = [self._row(table, *record) for record in records]
-                            spill.put(rows)
+                            await spill.put(rows)
                             if len(records) < size:
                                 return
                             size = batch_size(rows, _BATCH_ROWS)

@@ -18,7 +18,7 @@ import collections
 import os
 import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 
@@ -26,7 +26,8 @@ from .base import Row
 
 __all__ = ["MEMORY_LIMIT", "Spill", "spilled"]
 
-MEMORY_LIMIT = 4 * 1024 * 1024  # bytes of row data kept in memory before spilling to disk
+MEMORY_LIMIT = 2 * 1024 * 1024  # bytes of row data kept in memory per stream
+PATIENCE = 0.25  # seconds a full spill waits for its consumer before writing to disk
 BATCH_BYTES = 1024 * 1024  # a producer aims for batches of about this size
 _ROW_OVERHEAD = 64  # bytes counted per row beside its text
 _FRAME = 4  # a spilled batch is its length (4 bytes, big-endian) then its MessagePack
@@ -50,35 +51,48 @@ def _size(rows: list[Row]) -> int:
 class Spill:
     """A first-in first-out queue of row batches: one producer, one consumer, one event loop.
 
-    ``put`` never waits: beyond ``memory_limit`` bytes, batches go to a temporary file, and
-    once anything is in the file every later batch follows it there (rows keep their order).
-    The file is emptied whenever the consumer has read all of it, and deleted by ``close``.
+    Up to ``memory_limit`` bytes are kept in memory. Beyond that the producer waits while the
+    consumer keeps up (a fast client costs no disk), but never longer than ``patience`` for
+    one batch: then the spill drains, and batches beyond the memory limit go to a temporary
+    file; once anything is in the file every later batch follows it there (rows keep their
+    order). The file is emptied whenever the consumer has read all of it, and deleted by
+    ``close``.
     """
 
     __slots__ = (
+        "_asked",
+        "_asking",
         "_done",
+        "_draining",
         "_error",
         "_file",
         "_in_memory",
         "_limit",
         "_memory",
+        "_patience",
         "_read_at",
+        "_taken",
         "_wake",
         "_written",
         "spilled_bytes",
         "total",
     )
 
-    def __init__(self, memory_limit: int = MEMORY_LIMIT) -> None:
+    def __init__(self, memory_limit: int = MEMORY_LIMIT, patience: float = PATIENCE) -> None:
         self._limit = memory_limit
+        self._patience = patience
         self._memory: collections.deque[tuple[list[Row], int]] = collections.deque()
         self._in_memory = 0
-        self._file: IO[bytes] | None = None
+        self._file: int | None = None  # the descriptor of an unlinked temporary file
         self._written = 0  # end of the file's data
         self._read_at = 0  # start of its unread data
         self._done = False
         self._error: BaseException | None = None
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # set by the producer: there is something to take
+        self._taken = asyncio.Event()  # set by the consumer: it took a batch
+        self._asked = asyncio.Event()  # set by the consumer: it waits for a batch
+        self._asking = False
+        self._draining = False  # the consumer was found stuck: keep everything, wait no more
         self.spilled_bytes = 0  # written to disk in all (for tests and measurements)
         self.total: int | None = None  # the count of the rows, for a producer that reads it
 
@@ -87,17 +101,49 @@ class Spill:
         self.total = total
         self._wake.set()
 
-    def put(self, rows: list[Row]) -> None:
-        """Append a batch (never waits)."""
+    async def put(self, rows: list[Row]) -> None:
+        """Append a batch. With memory full, wait for the consumer while it keeps taking
+        batches; once it has taken none for ``patience`` seconds, drain: every batch from then
+        on is kept without waiting, in the file beyond the memory limit."""
         if not rows:
             return
         size = _size(rows)
-        if self._read_at < self._written or self._in_memory + size > self._limit:
+        while not self._draining and self._full(size):
+            if not await self._wait(self._taken):
+                break
+        if self._full(size) or self._read_at < self._written:
             self._spill(rows)
         else:
             self._memory.append((rows, size))
             self._in_memory += size
         self._wake.set()
+
+    async def wanted(self) -> None:
+        """For a producer that should read no further ahead than it must: wait until the
+        consumer has taken everything and asks for more, or has not asked for ``patience``
+        seconds (then drain: from then on this returns at once)."""
+        while not self._draining and (self._memory or not self._asking):
+            if not await self._wait(self._asked):
+                return
+
+    async def _wait(self, event: asyncio.Event) -> bool:
+        """Whether ``event`` came within ``patience``; if not, the consumer is stuck: drain."""
+        event.clear()
+        try:
+            await asyncio.wait_for(event.wait(), self._patience)
+        except TimeoutError:
+            self._draining = True
+            return False
+        return True
+
+    def _full(self, size: int) -> bool:
+        """Whether a batch of ``size`` bytes must wait or go to the file (not while the file
+        has rows: later rows follow them there; not when memory is empty: one batch fits)."""
+        return (
+            self._read_at >= self._written
+            and self._in_memory > 0
+            and self._in_memory + size > self._limit
+        )
 
     def finish(self, error: BaseException | None = None) -> None:
         """No more batches: the consumer gets what is left, then ``error`` if there is one."""
@@ -110,7 +156,7 @@ class Spill:
         self._memory.clear()
         self._in_memory = 0
         if self._file is not None:
-            self._file.close()
+            os.close(self._file)
             self._file = None
         self._written = self._read_at = 0
 
@@ -135,6 +181,7 @@ class Spill:
             if self._memory:
                 rows, size = self._memory.popleft()
                 self._in_memory -= size
+                self._taken.set()
                 return rows
             if self._read_at < self._written:
                 return self._unspill()
@@ -142,20 +189,29 @@ class Spill:
                 self._raise()
                 return None
             self._wake.clear()
-            await self._wake.wait()
+            self._asking = True
+            self._asked.set()
+            try:
+                await self._wake.wait()
+            finally:
+                self._asking = False
 
     def _spill(self, rows: list[Row]) -> None:
         if self._file is None:
-            self._file = tempfile.TemporaryFile(prefix="charter-spill-")  # noqa: SIM115
+            # Unlinked at once: the kernel frees it when it is closed, or the process ends.
+            self._file, path = tempfile.mkstemp(prefix="charter-spill-")
+            os.unlink(path)
         payload = _encode(rows)
         frame = len(payload).to_bytes(_FRAME, "big") + payload
-        os.pwrite(self._file.fileno(), frame, self._written)
+        done = 0
+        while done < len(frame):  # (a regular file takes it all at once, barring a full disk)
+            done += os.pwrite(self._file, frame[done:], self._written + done)
         self._written += len(frame)
         self.spilled_bytes += len(frame)
 
     def _unspill(self) -> list[Row]:
         assert self._file is not None
-        fd = self._file.fileno()
+        fd = self._file
         length = int.from_bytes(os.pread(fd, _FRAME, self._read_at), "big")
         payload = os.pread(fd, length, self._read_at + _FRAME)
         self._read_at += _FRAME + length
@@ -170,6 +226,7 @@ async def spilled(
     *,
     counted: bool = False,
     memory_limit: int = MEMORY_LIMIT,
+    patience: float = PATIENCE,
 ) -> AsyncGenerator[Any, None]:
     """The rows ``produce(spill)`` puts, read while it runs in a task of its own (first the
     count it gives to ``put_total``, when ``counted``).
@@ -177,7 +234,7 @@ async def spilled(
     Closing the iterator early (the client went away) cancels the producer, which releases its
     connection in its own ``finally``, and deletes the file.
     """
-    spill = Spill(memory_limit)
+    spill = Spill(memory_limit, patience)
 
     async def run() -> None:
         try:

@@ -18,7 +18,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +35,7 @@ from .base import (
     Storage,
 )
 from .batcher import ReadBatcher, drain
+from .spill import Spill, batch_size, spilled
 from .sqlite_schema import migrate
 
 if TYPE_CHECKING:
@@ -226,14 +227,17 @@ class SQLiteStorage(Storage):
             for row in rows:
                 yield Row(*row)
             return
-        async for row in self._stream(sql, params):
-            yield row
+        async with contextlib.aclosing(self._stream(sql, params)) as rows:
+            async for row in rows:
+                yield row
 
-    async def _stream(
+    def _stream(
         self, sql: str, params: Sequence[Any], count: tuple[str, Sequence[Any]] | None = None
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Rows read in batches on one connection (first the count, when ``count`` is given,
-        from the same snapshot). Closing the iterator closes the cursor: reading stops."""
+        from the same snapshot), drained into a ``Spill`` at SQLite's pace: the connection and
+        its snapshot (which holds back WAL checkpoints) are let go as soon as the cursor is
+        exhausted, however slowly the rows are read. Closing the iterator stops the reading."""
 
         def finish(conn: sqlite3.Connection, cursor: sqlite3.Cursor | None) -> None:
             if cursor is not None:
@@ -260,22 +264,39 @@ class SQLiteStorage(Storage):
                 return None, None, total, rows
             return conn, cursor, total, rows
 
-        loop = asyncio.get_running_loop()
-        conn, cursor, total, rows = await loop.run_in_executor(self._executor, first)
+        async def produce(spill: Spill) -> None:
+            conn, cursor, total, rows = await self._on_reader(first)
+            try:
+                if count is not None:
+                    spill.put_total(total)
+                await spill.put([Row(*row) for row in rows])
+                size = _BATCH_ROWS
+                while cursor is not None:
+                    # Read on demand while the client keeps up (a reader thread running ahead
+                    # would contend with the event loop for the GIL); drain once it does not.
+                    await spill.wanted()
+                    rows = await self._on_reader(cursor.fetchmany, size)
+                    batch = [Row(*row) for row in rows]
+                    await spill.put(batch)
+                    if len(rows) < size:
+                        return
+                    size = batch_size(batch, _BATCH_ROWS)
+            finally:
+                if conn is not None:
+                    finish(conn, cursor)
+
+        return spilled(produce, counted=count is not None)
+
+    async def _on_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a reader thread. Cancelled meanwhile, it still waits for the thread
+        to be done, so that a connection is never used by two threads at once."""
+        job = asyncio.wrap_future(self._executor.submit(fn, *args))  # type: ignore[union-attr]
         try:
-            if count is not None:
-                yield total
-            while True:
-                for row in rows:
-                    yield Row(*row)
-                if cursor is None:
-                    return
-                rows = await loop.run_in_executor(self._executor, cursor.fetchmany, _BATCH_ROWS)
-                if not rows:
-                    return
-        finally:
-            if conn is not None:
-                finish(conn, cursor)
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await job
+            raise
 
     async def search_counted(
         self, schema: TableSchema, query: Query
