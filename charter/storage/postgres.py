@@ -373,21 +373,32 @@ class PostgresStorage(Storage):
                 if not future.done():
                     future.set_result(answer)
 
-    async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
-        """Rows as they are read: a small result in one hop, a large one through a cursor."""
+    def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        """Rows as they are read: a small result in one hop, a large one through a cursor.
+
+        The query is compiled (and a value PostgreSQL cannot compare refused) here, before the
+        first row is asked for, so such an error is raised before a response has started.
+        """
         from ..query.sql import compile_select
 
         if self._foreign():
-            for found in await self._hop(self._collect(schema, query)):
-                yield found
-            return
+            return self._hop_rows(schema, query)
         sql, params = self._compile(compile_select(schema, query, POSTGRES, self.catalog))
+        return self._search(schema.name, query, sql, params)
+
+    async def _hop_rows(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        for found in await self._hop(self._collect(schema, query)):
+            yield found
+
+    async def _search(
+        self, table: str, query: Query, sql: str, params: Sequence[Any]
+    ) -> AsyncIterator[Row]:
         if query.limit is not None and query.limit <= _SMALL_RESULT:
             records = await self._run(lambda c: c.fetch(sql, *params))
             for record in records:
-                yield self._row(schema.name, *record)
+                yield self._row(table, *record)
             return
-        async with contextlib.aclosing(self._stream(schema.name, sql, params)) as rows:
+        async with contextlib.aclosing(self._stream(table, sql, params)) as rows:
             async for row in rows:
                 yield row
 

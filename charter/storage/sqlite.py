@@ -218,12 +218,20 @@ class SQLiteStorage(Storage):
         assert self._batcher is not None
         return await self._batcher.submit(run)  # type: ignore[no-any-return]
 
-    async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
-        """Rows as they are read: a small result in one hop, a large one in batches."""
+    def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        """Rows as they are read: a small result in one hop, a large one in batches.
+
+        The query is compiled here, before the first row is asked for, so a query that cannot
+        compile fails before a response has started.
+        """
         from ..query.sql import plan_select
 
         compiled, walking, probe = plan_select(schema, query, catalog=self.catalog)
-        sql, params = compiled.sql, compiled.params
+        return self._search(query, compiled, walking, probe)
+
+    async def _search(
+        self, query: Query, compiled: Any, walking: Any, probe: Any
+    ) -> AsyncIterator[Row]:
         if query.limit is not None and query.limit <= _SMALL_RESULT:
 
             def run(conn: sqlite3.Connection) -> list[Any]:
@@ -235,8 +243,8 @@ class SQLiteStorage(Storage):
             for row in rows:
                 yield Row(*row)
             return
-        async with contextlib.aclosing(self._stream(sql, params)) as rows:
-            async for row in rows:
+        async with contextlib.aclosing(self._stream(compiled.sql, compiled.params)) as stream:
+            async for row in stream:
                 yield row
 
     def _stream(
