@@ -4,11 +4,13 @@ Why: a result streamed straight from a cursor holds a database connection (and, 
 snapshot) for as long as the slowest client takes to read it. A dozen clients that ask for a
 large collection and never read would hold every pooled connection, and a request that reads a
 record while it iterates a search would wait for a second connection that never comes. So a
-producer task drains the cursor into a ``Spill`` as fast as the database answers, and gives the
-connection back as soon as the cursor is exhausted; the consumer takes rows from the spill when
-it wants them. The spill keeps a few megabytes in memory and writes the rest to an anonymous
-temporary file (its pages are the kernel's page cache, not the server's memory), so the
-producer never waits for the consumer, and a slow reader costs disk, not connections or RAM.
+producer task reads the cursor into a ``Spill`` and gives the connection back as soon as the
+cursor is exhausted; the consumer takes rows from the spill when it wants them. While the
+consumer keeps up, the producer keeps at most a few megabytes ahead of it (a fast client costs
+no disk); once the consumer has taken nothing for a moment (its socket is blocked), the rest is
+drained at database speed, beyond the memory limit into an anonymous temporary file (its pages
+are the kernel's page cache, not the server's memory). A slow reader costs disk, not
+connections or RAM.
 """
 
 from __future__ import annotations
