@@ -83,7 +83,11 @@ class App:
         self.services = list(services)
         self.middleware = list(middleware)
         self.events = EventBus()
-        self.database: Storage = open_storage(self.config.database, pool_size=self.config.pool_size)
+        self.database: Storage = open_storage(
+            self.config.database,
+            pool_size=self.config.pool_size,
+            pool_timeout=self.config.pool_timeout,
+        )
         self.tables: dict[str, TableRuntime] = {}
         self.router = Router()
         self._build_tables(tables)

@@ -20,6 +20,7 @@ class Config:
 
     database: str = DEFAULT_DATABASE
     pool_size: int | None = None
+    pool_timeout: float | None = None
     auth: bool = False
     validate_responses: bool | None = None
     max_body_size: int = 10 * 1024 * 1024
@@ -67,4 +68,4 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
-_SECONDS = ("header_timeout", "body_timeout", "idle_timeout", "send_timeout")
+_SECONDS = ("header_timeout", "body_timeout", "idle_timeout", "send_timeout", "pool_timeout")

@@ -83,9 +83,15 @@ def test_open_storage_picks_the_backend_and_the_pool_size(monkeypatch: pytest.Mo
     storage = open_storage("postgresql://u@h/db", pool_size=7)
     assert isinstance(storage, PostgresStorage) and storage.pool_size == 7
     assert isinstance(open_storage("postgres://u@h/db"), PostgresStorage)
-    assert _pool_options("postgresql://u@h/db?pool_size=3&search_path=s", 9) == (
+    assert _pool_options("postgresql://u@h/db?pool_size=3&search_path=s", 9, None) == (
         "postgresql://u@h/db?search_path=s",
         3,
+        10.0,
+    )
+    assert _pool_options("postgresql://u@h/db?pool_timeout=2.5", None, 7) == (
+        "postgresql://u@h/db",
+        10,
+        2.5,
     )
     with pytest.raises(ValueError, match="unsupported database URL"):
         open_storage("mysql://u@h/db")
@@ -93,6 +99,9 @@ def test_open_storage_picks_the_backend_and_the_pool_size(monkeypatch: pytest.Mo
     app = App(tables=[Item], database="postgresql://u@h/db")
     assert app.config.pool_size == 4
     assert isinstance(app.database, PostgresStorage) and app.database.pool_size == 4
+    monkeypatch.setenv("CHARTER_POOL_TIMEOUT", "0.5")
+    app = App(tables=[Item], database="postgresql://u@h/db")
+    assert isinstance(app.database, PostgresStorage) and app.database.pool_timeout == 0.5
 
 
 def test_adapt_numbers_parameters_outside_quotes() -> None:
