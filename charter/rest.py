@@ -95,6 +95,7 @@ class TableResource:
         overrides = runtime.cls.__charter_overrides__
         self.custom_get = "get" in overrides or "allow_read" in overrides
         self.checks_read = "allow_read" in overrides
+        self.blind_patch = not {"patch", "allow_update"} & overrides
         self.raw_json = not runtime.hidden and not self.custom_get
         self._checked: set[str] = set()  # query strings known to compile
         self.properties = frozenset(
@@ -286,6 +287,17 @@ class TableResource:
 
     async def merge(self, request: Request, key: Any, codec: Codec | None) -> Response:
         data = await self._body(request, "patch")
+        if (
+            self.blind_patch
+            and request.header("if-match") is None
+            and not _prefers_representation(request)
+        ):
+            # Nothing needs the stored record first: merge at commit into whatever is current,
+            # so concurrent PATCHes of one record never conflict (404 if it is absent).
+            await self.runtime.merge_blind(key, data)
+            response = Response(204)
+            self._after_commit_etag(response, key)
+            return response
         instance = await self._load(key)
         if not instance._exists:
             raise NotFound(f"{self.name} {key!r} not found")
