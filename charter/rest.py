@@ -430,7 +430,7 @@ class TableResource:
             stream = self._stream_rows(rows, codec, known)
         # Run the query up to its first chunk before the status line is sent: an error there
         # is still an error response, not a 200 with a cut body.
-        primed = await _primed(stream)
+        primed = await _peeked(stream)
         return Response(200, stream=_until_disconnect(request, primed), headers=headers)
 
     async def _stream_rows(
@@ -581,12 +581,22 @@ async def _nothing() -> AsyncIterator[bytes]:
 
 
 async def _peeked(values: Any) -> AsyncIterator[Any]:
-    """``values`` with the first one already read."""
+    """``values`` with the first item already produced, so that its errors (a query that fails
+    to run) surface in the caller, before a status line or an opening bracket is sent."""
     iterator = values.__aiter__()
+
+    async def close() -> None:
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            await closer()
+
     try:
         first = await iterator.__anext__()
     except StopAsyncIteration:
         return _nothing()
+    except BaseException:
+        await close()
+        raise
 
     async def rest() -> AsyncIterator[Any]:
         try:
@@ -594,30 +604,7 @@ async def _peeked(values: Any) -> AsyncIterator[Any]:
             async for value in iterator:
                 yield value
         finally:
-            closer = getattr(iterator, "aclose", None)
-            if closer is not None:
-                await closer()
-
-    return rest()
-
-
-async def _primed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``chunks`` with its first chunk already produced (so its errors surface here)."""
-    try:
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        return _nothing()
-    except BaseException:
-        await chunks.aclose()  # type: ignore[attr-defined]
-        raise
-
-    async def rest() -> AsyncIterator[bytes]:
-        try:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await close()
 
     return rest()
 
