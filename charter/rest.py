@@ -19,7 +19,7 @@ import msgspec
 
 from .context import current_context
 from .errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
-from .http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, for_request, negotiate
+from .http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
 from .http.request import Request
 from .http.response import Response
 from .http.routing import Route, Router
@@ -123,7 +123,10 @@ class TableResource:
         body = await request.body()
         if not body:
             raise HttpError(400, "a body is required", code="MALFORMED_INPUT")
-        data = self.runtime.client_input(codec.decode(body))
+        value = codec.decode(body)
+        if isinstance(value, Form):  # texts, typed by the fields as query strings are
+            value = value.typed({n: f.type for n, f in self.schema.fields.items()})
+        data = self.runtime.client_input(value)
         if method in self.runtime.cls.__charter_overrides__:
             if method == "patch":
                 self.runtime.validate_partial(data)
