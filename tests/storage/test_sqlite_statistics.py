@@ -36,8 +36,8 @@ async def _write(app: App, start: int, stop: int) -> None:
 
 
 def _near(count: int | None, rows: int) -> bool:
-    """ANALYZE samples (``analysis_limit``): its row count is an estimate."""
-    return count is not None and abs(count - rows) <= rows // 5
+    """The analysed row count (exact below Statistics.FULL_ROWS, where nothing is sampled)."""
+    return count == rows
 
 
 def _count(path: Path) -> int | None:
