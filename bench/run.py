@@ -40,6 +40,8 @@ from typing import Any
 
 import httpx
 
+from charter.storage.sqlite_schema import Statistics
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 APPS_DIR = BENCH_DIR / "apps"
@@ -389,7 +391,10 @@ def _analyze_sqlite(app_name: str, url: str) -> str | None:
             tables = {row[0] for row in conn.execute("SELECT tbl FROM sqlite_stat1")}
         except sqlite3.OperationalError:
             tables = set()
-        return None if "Item" in tables else "Charter did not analyse its table after seeding"
+        rows = conn.execute('SELECT count(*) FROM "Item"').fetchone()[0]
+        if "Item" in tables or rows < Statistics.MIN_CHANGES:  # too few rows to analyse
+            return None
+        return f"Charter did not analyse its table after seeding {rows:,} rows"
     finally:
         conn.close()
 
