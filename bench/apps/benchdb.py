@@ -12,7 +12,7 @@ import re
 import sqlite3
 import threading
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 DEFAULT_DB = "sqlite:///bench/.work/peer.db"
 
@@ -113,6 +113,36 @@ def insert(row: tuple[Any, ...]) -> None:
     c = conn()
     with WRITE_LOCK:
         c.execute(INSERT, row)
+
+
+def analyze(path: str | None = None) -> None:
+    """``ANALYZE`` the database, so SQLite's planner knows the table's size and how selective
+    each index is (the harness runs it on every peer's file after seeding; without it SQLite
+    guesses, and picks the category index for the query scenario, a plan ~100x slower)."""
+    c = connect(path or db_path())
+    try:
+        with WRITE_LOCK:
+            c.execute("ANALYZE")
+    finally:
+        c.close()
+
+
+QUERY_REFUSED = "only category=C, limit(N), and price=gt=N with sort(-price)"
+
+
+def query_rows(category: str, query_string: str) -> list[tuple[Any, ...]] | None:
+    """The rows of a peer's ``GET /Item/?category=C...``: ``limit(N)`` alone (the list
+    scenario), or with ``price=gt=N&sort(-price)`` (the query scenario, hand-written SQL);
+    None for any other use of ``price`` (the peer answers 400). Every SQLite peer serves its
+    list through this, so they parse and query identically."""
+    limit = parse_limit(query_string)
+    keys = {key for key, _ in parse_qsl(query_string, keep_blank_values=True)}
+    if "price" not in keys:
+        return fetch_by_category(category, limit)
+    price_gt = parse_price_query(query_string)
+    if price_gt is None:
+        return None
+    return fetch_price_above_desc(category, price_gt, limit)
 
 
 def parse_limit(query_string: str) -> int:

@@ -57,16 +57,12 @@ def create_item(body: ItemIn, response: Response) -> Item:
 def list_items(category: str, request: Request) -> list[Item]:
     """``?category=C&limit(N)``, and the query scenario's
     ``?category=C&price=gt=P&sort(-price)&limit(N)`` as hand-written SQL
-    (benchdb.SELECT_PRICE_ABOVE_DESC). The URL is parsed minimally (benchdb.parse_limit and
-    parse_price_query): those literal forms only; any other use of ``price`` is refused."""
-    query = request.url.query
-    limit = benchdb.parse_limit(query)
-    if "price" not in request.query_params:
-        return [_item(row) for row in benchdb.fetch_by_category(category, limit)]
-    price_gt = benchdb.parse_price_query(query)
-    if price_gt is None:
-        raise HTTPException(status_code=400, detail="only price=gt=N with sort(-price)")
-    return [_item(row) for row in benchdb.fetch_price_above_desc(category, price_gt, limit)]
+    (benchdb.SELECT_PRICE_ABOVE_DESC). The URL is parsed minimally (benchdb.query_rows):
+    those literal forms only; any other use of ``price`` is refused."""
+    rows = benchdb.query_rows(category, request.url.query)
+    if rows is None:
+        raise HTTPException(status_code=400, detail=benchdb.QUERY_REFUSED)
+    return [_item(row) for row in rows]
 
 
 @app.post("/rpc/quote", response_model=Quote)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 import benchdb
 import quote
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from pydantic_models import Item, ItemIn, Quote, QuoteIn
 
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/bench_fastapi_pg"
@@ -52,7 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
 
 
-app = FastAPI(lifespan=lifespan)
+# The endpoints both PostgreSQL peers share (fastapi_pg_batch_app reads by id its own way).
+router = APIRouter()
 
 
 def pool(request: Request) -> asyncpg.Pool:
@@ -60,7 +61,6 @@ def pool(request: Request) -> asyncpg.Pool:
     return p
 
 
-@app.get("/Item/{item_id}", response_model=Item)
 async def read_item(item_id: str, request: Request) -> Item:
     row = await pool(request).fetchrow(SELECT_BY_ID, item_id)
     if row is None:
@@ -68,7 +68,7 @@ async def read_item(item_id: str, request: Request) -> Item:
     return Item(**dict(row))
 
 
-@app.post("/Item/", response_model=Item, status_code=201)
+@router.post("/Item/", response_model=Item, status_code=201)
 async def create_item(body: ItemIn, request: Request, response: Response) -> Item:
     item = Item(
         id=body.id if body.id is not None else str(uuid.uuid4()),
@@ -87,7 +87,7 @@ async def create_item(body: ItemIn, request: Request, response: Response) -> Ite
     return item
 
 
-@app.get("/Item/", response_model=list[Item])
+@router.get("/Item/", response_model=list[Item])
 async def list_items(category: str, request: Request) -> list[Item]:
     """``?category=C&limit(N)`` only (the conformance check's list; no scenario on this
     backend uses it)."""
@@ -96,7 +96,12 @@ async def list_items(category: str, request: Request) -> list[Item]:
     return [Item(**dict(row)) for row in rows]
 
 
-@app.post("/rpc/quote", response_model=Quote)
+@router.post("/rpc/quote", response_model=Quote)
 async def rpc_quote(body: QuoteIn) -> Quote:
     order = body.order
     return Quote(**quote.price(order.product_id, order.qty, order.express))
+
+
+app = FastAPI(lifespan=lifespan)
+app.get("/Item/{item_id}", response_model=Item)(read_item)
+app.include_router(router)

@@ -40,7 +40,7 @@ from .base import (
 )
 from .batcher import ReadBatcher, drain
 from .spill import Spill, batch_size, spilled
-from .sqlite_schema import migrate
+from .sqlite_schema import Statistics, migrate
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -129,6 +129,7 @@ class SQLiteStorage(Storage):
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._write_conn: sqlite3.Connection | None = None
+        self._stats: Statistics | None = None
         self._select: dict[str, str] = {}
         self._sql: dict[str, dict[int, str]] = {}
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
@@ -146,6 +147,8 @@ class SQLiteStorage(Storage):
             conn.execute("PRAGMA journal_mode = WAL")
         self._write_conn = conn
         await asyncio.to_thread(migrate, conn, schemas)
+        names = [schema.name for schema in schemas]
+        self._stats = await asyncio.to_thread(Statistics, conn, names)
         self.catalog = {schema.name: schema for schema in schemas}
         for schema in schemas:
             table = _quote(schema.name)
@@ -181,6 +184,8 @@ class SQLiteStorage(Storage):
         self._all.clear()
         self._idle.clear()
         if self._write_conn is not None:
+            with contextlib.suppress(sqlite3.Error):  # SQLite's advice for a closing connection
+                self._write_conn.execute("PRAGMA optimize")
             self._write_conn.close()
             self._write_conn = None
 
@@ -392,6 +397,8 @@ class SQLiteStorage(Storage):
                 break
             batch, stop = drain(self._queue, job, _BATCH)
             self._commit_batch(conn, batch)
+            if self._stats is not None:
+                self._stats.refresh(conn)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, list[int | None] | None, BaseException | None]] = []
@@ -443,6 +450,8 @@ class SQLiteStorage(Storage):
                 versions.append(None)
                 continue
             assert isinstance(change, Change)
+            if self._stats is not None:
+                self._stats.wrote(change.table)
             sql = self._sql[change.table]
             if change.expect is not None:
                 row = conn.execute(self._select[change.table], (change.key,)).fetchone()
