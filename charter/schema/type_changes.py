@@ -32,6 +32,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
+from ..errors import CharterError
+
 if typing.TYPE_CHECKING:
     from .table_schema import TableSchema
 
@@ -43,7 +45,7 @@ _INT64 = (-(2**63), 2**63 - 1)
 _encode = msgspec.json.encode
 
 
-class Unconvertible(Exception):
+class Unconvertible(CharterError):
     """A stored value the new type cannot hold without losing or inventing something."""
 
 
