@@ -145,10 +145,14 @@ class SQLiteStorage(Storage):
         conn = _connect(self.path)
         if not self.path.startswith("file:"):
             conn.execute("PRAGMA journal_mode = WAL")
-        self._write_conn = conn
-        await asyncio.to_thread(migrate, conn, schemas)
         names = [schema.name for schema in schemas]
-        self._stats = await asyncio.to_thread(Statistics, conn, names)
+        try:
+            await asyncio.to_thread(migrate, conn, schemas)
+            self._stats = await asyncio.to_thread(Statistics, conn, names)
+        except BaseException:  # a refused migration leaves nothing open
+            conn.close()
+            raise
+        self._write_conn = conn
         self.catalog = {schema.name: schema for schema in schemas}
         for schema in schemas:
             table = _quote(schema.name)
