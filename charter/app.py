@@ -47,6 +47,7 @@ class App:
         cors: a ``CORS`` policy, True for any origin, or None (off).
         max_body_size: largest accepted request body, in bytes (413 above).
         pool_size: database connections per worker process (PostgreSQL; default 10).
+        pool_timeout: seconds a request waits for a free connection, then 503 (PostgreSQL).
         header_timeout, body_timeout, idle_timeout, send_timeout: connection timeouts in
             seconds, and max_url_length, max_header_size: limits in bytes, enforced by the
             server protocol of ``charter serve`` (docs/cli.md).
@@ -67,6 +68,7 @@ class App:
         max_body_size: int | None = None,
         debug: bool | None = None,
         pool_size: int | None = None,
+        pool_timeout: float | None = None,
         header_timeout: float | None = None,
         body_timeout: float | None = None,
         idle_timeout: float | None = None,
@@ -90,6 +92,7 @@ class App:
             max_body_size=max_body_size,
             debug=debug,
             pool_size=pool_size,
+            pool_timeout=pool_timeout,
             header_timeout=header_timeout,
             body_timeout=body_timeout,
             idle_timeout=idle_timeout,
@@ -104,7 +107,11 @@ class App:
         self.cors: CORS | None = cors or None
         self.services = list(services)
         self.events = EventBus()
-        self.database: Storage = open_storage(self.config.database, pool_size=self.config.pool_size)
+        self.database: Storage = open_storage(
+            self.config.database,
+            pool_size=self.config.pool_size,
+            pool_timeout=self.config.pool_timeout,
+        )
         self.tables: dict[str, TableRuntime] = {}
         self.router = Router()
         self._build_tables(tables)

@@ -22,6 +22,7 @@ class Config:
 
     database: str = DEFAULT_DATABASE
     pool_size: int | None = None
+    pool_timeout: float | None = None
     auth: bool = False
     validate_responses: bool | None = None
     max_body_size: int = 10 * 1024 * 1024
@@ -102,6 +103,7 @@ _UNBUILT: dict[str, tuple[str, str]] = {
 
 _POSITIVE = (
     "pool_size",
+    "pool_timeout",
     "max_body_size",
     "header_timeout",
     "body_timeout",
@@ -131,4 +133,4 @@ def _parse(name: str, raw: str) -> Any:
     return raw
 
 
-_SECONDS = ("header_timeout", "body_timeout", "idle_timeout", "send_timeout")
+_SECONDS = ("header_timeout", "body_timeout", "idle_timeout", "send_timeout", "pool_timeout")

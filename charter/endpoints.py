@@ -18,7 +18,7 @@ import msgspec
 
 from .context import current_context
 from .errors import InvalidResponse, ValidationError
-from .http.codecs import Codec, for_request, negotiate
+from .http.codecs import Codec, negotiate, read_body
 from .http.request import Request
 from .http.response import Response
 from .results import HttpResult
@@ -139,7 +139,8 @@ class Endpoint:
                 kwargs.update(sig.bind_query(request.query))
             if self._has_body:
                 body = await request.body()
-                value = for_request(request.header("content-type")).decode(body) if body else None
+                content_type = request.header("content-type")
+                value = read_body(content_type, body, lambda: sig.body_types) if body else None
                 kwargs.update(sig.bind_body(value))
             for param in self._path:
                 try:

@@ -55,6 +55,7 @@ _DEFAULT_CODES: dict[int, str] = {
     422: "INVALID_PROPERTIES",
     429: "RATE_LIMITED",
     500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
     503: "UNAVAILABLE",
 }
 

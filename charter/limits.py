@@ -14,6 +14,7 @@ __all__ = [
     "INT_MAX",
     "INT_MIN",
     "MAX_BODY_DEPTH",
+    "MAX_FORM_FIELDS",
     "MAX_GROUP_DEPTH",
     "MAX_INDEXED_BYTES",
     "MAX_KEY_BYTES",
@@ -28,6 +29,9 @@ __all__ = [
 
 MAX_BODY_DEPTH: Final = 64
 """Arrays and objects nested in a request body (JSON, MessagePack, CBOR): 400 beyond."""
+
+MAX_FORM_FIELDS: Final = 1000
+"""Fields in one form body (urlencoded or multipart; each repeat counts): 400 beyond."""
 
 INT_MIN: Final = -(2**63)
 INT_MAX: Final = 2**63 - 1

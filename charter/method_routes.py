@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -13,7 +14,7 @@ from .contracts import Contract, RouteSpec, schema_type
 from .endpoints import Endpoint
 from .errors import CharterError, HttpError, NotFound, ValidationError
 from .grants import require
-from .http.codecs import for_request
+from .http.codecs import read_body
 from .http.request import Request
 from .http.response import Response
 from .http.routing import Route
@@ -188,7 +189,8 @@ class ContractEndpoint(Endpoint):
         kwargs: dict[str, Any] = {}
         if "payload" in self.takes or self.payload_type is not None:
             body = await request.body()
-            value = for_request(request.header("content-type")).decode(body) if body else None
+            content_type = request.header("content-type")
+            value = read_body(content_type, body, self._payload_types) if body else None
             payload = self._payload(value)
             if "payload" in self.takes:
                 kwargs["payload"] = payload
@@ -213,6 +215,16 @@ class ContractEndpoint(Endpoint):
         except msgspec.ValidationError as exc:
             details = [details_from_message(str(exc), ["path", param.name])]
             raise ValidationError(details=details) from None
+
+    def _payload_types(self) -> dict[str, Any]:
+        """The payload's attribute types, which type a form's fields (none: they stay text)."""
+        tp = self.payload_type
+        if tp is None or not isinstance(tp, type):
+            return {}
+        try:
+            return typing.get_type_hints(tp)
+        except (NameError, TypeError):
+            return {}
 
     def _payload(self, value: Any) -> Any:
         if self.payload_type is None:

@@ -356,6 +356,24 @@ class TableRuntime:
 
         await self._in_txn(write)
 
+    async def merge_blind(self, key: Any, data: Any) -> None:
+        """Set the given attributes in whatever version of the record is current at commit
+        (a PATCH without a precondition): concurrent ones never conflict. 404 when absent.
+
+        Only for writers that read nothing first: no hook, no override, no If-Match.
+        """
+        changes = self.validate_partial(data)
+        self._check_key(changes, key)
+        self._stamp(changes, created=False)
+        raw = self._encode(changes)
+        instance = self.instance(key, None)
+
+        async def write(txn: Transaction) -> None:
+            txn.merge(self.name, key, raw)
+            self._on_commit(txn, instance, "patch", changes)
+
+        await self._in_txn(write)
+
     def _write(
         self, txn: Transaction, instance: Any, record: dict[str, Any], kind: str, event: Any
     ) -> None:

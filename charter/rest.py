@@ -19,7 +19,7 @@ import msgspec
 
 from .context import current_context
 from .errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
-from .http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, for_request, negotiate
+from .http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
 from .http.request import Request
 from .http.response import Response
 from .http.routing import Route, Router
@@ -95,6 +95,7 @@ class TableResource:
         overrides = runtime.cls.__charter_overrides__
         self.custom_get = "get" in overrides or "allow_read" in overrides
         self.checks_read = "allow_read" in overrides
+        self.blind_patch = not {"patch", "allow_update"} & overrides
         self.raw_json = not runtime.hidden and not self.custom_get
         self._checked: set[str] = set()  # query strings known to compile
         self.properties = frozenset(
@@ -122,7 +123,10 @@ class TableResource:
         body = await request.body()
         if not body:
             raise HttpError(400, "a body is required", code="MALFORMED_INPUT")
-        data = self.runtime.client_input(codec.decode(body))
+        value = codec.decode(body)
+        if isinstance(value, Form):  # texts, typed by the fields as query strings are
+            value = value.typed({n: f.type for n, f in self.schema.fields.items()})
+        data = self.runtime.client_input(value)
         if method in self.runtime.cls.__charter_overrides__:
             if method == "patch":
                 self.runtime.validate_partial(data)
@@ -286,6 +290,17 @@ class TableResource:
 
     async def merge(self, request: Request, key: Any, codec: Codec | None) -> Response:
         data = await self._body(request, "patch")
+        if (
+            self.blind_patch
+            and request.header("if-match") is None
+            and not _prefers_representation(request)
+        ):
+            # Nothing needs the stored record first: merge at commit into whatever is current,
+            # so concurrent PATCHes of one record never conflict (404 if it is absent).
+            await self.runtime.merge_blind(key, data)
+            response = Response(204)
+            self._after_commit_etag(response, key)
+            return response
         instance = await self._load(key)
         if not instance._exists:
             raise NotFound(f"{self.name} {key!r} not found")
@@ -418,7 +433,7 @@ class TableResource:
             stream = self._stream_rows(rows, codec, known)
         # Run the query up to its first chunk before the status line is sent: an error there
         # is still an error response, not a 200 with a cut body.
-        primed = await _primed(stream)
+        primed = await _peeked(stream)
         return Response(200, stream=_until_disconnect(request, primed), headers=headers)
 
     async def _stream_rows(
@@ -569,12 +584,22 @@ async def _nothing() -> AsyncIterator[bytes]:
 
 
 async def _peeked(values: Any) -> AsyncIterator[Any]:
-    """``values`` with the first one already read."""
+    """``values`` with the first item already produced, so that its errors (a query that fails
+    to run) surface in the caller, before a status line or an opening bracket is sent."""
     iterator = values.__aiter__()
+
+    async def close() -> None:
+        closer = getattr(iterator, "aclose", None)
+        if closer is not None:
+            await closer()
+
     try:
         first = await iterator.__anext__()
     except StopAsyncIteration:
         return _nothing()
+    except BaseException:
+        await close()
+        raise
 
     async def rest() -> AsyncIterator[Any]:
         try:
@@ -582,30 +607,7 @@ async def _peeked(values: Any) -> AsyncIterator[Any]:
             async for value in iterator:
                 yield value
         finally:
-            closer = getattr(iterator, "aclose", None)
-            if closer is not None:
-                await closer()
-
-    return rest()
-
-
-async def _primed(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``chunks`` with its first chunk already produced (so its errors surface here)."""
-    try:
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        return _nothing()
-    except BaseException:
-        await chunks.aclose()  # type: ignore[attr-defined]
-        raise
-
-    async def rest() -> AsyncIterator[bytes]:
-        try:
-            yield first
-            async for chunk in chunks:
-                yield chunk
-        finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await close()
 
     return rest()
 

@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+import msgspec
+
 from .contention import hot_records
 from .storage import Change, ConflictError, Row, Storage
-from .storage.base import DELETE, INCREMENT, INSERT, PUT
+from .storage.base import DELETE, INCREMENT, INSERT, MERGE, PUT, MissingRecord
 
 __all__ = ["Transaction", "current_transaction", "run_in_transaction"]
 
@@ -24,6 +26,8 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 10
 MAX_BACKOFF = 0.05  # seconds
 
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
 _current: ContextVar[Transaction | None] = ContextVar("charter_transaction", default=None)
 
 
@@ -67,6 +71,8 @@ class Transaction:
             change = self._changes[slot]
             if change.kind == DELETE:
                 return None
+            if change.kind == MERGE:
+                return await self._merged(change)
             if change.kind != INCREMENT and change.data is not None:
                 return Row(change.data, 0)
         if not self.holds_hot:
@@ -94,7 +100,8 @@ class Transaction:
         previous = self._changes[slot]
         if previous.kind == INSERT and change.kind == PUT:
             change.kind = INSERT
-        change.expect = previous.expect
+        if previous.kind != MERGE:  # (a merge is blind: what replaces it keeps its own check)
+            change.expect = previous.expect
         self._changes[slot] = change
 
     def put(self, table: str, key: Any, data: str, *, insert: bool = False) -> None:
@@ -104,6 +111,37 @@ class Transaction:
 
     def delete(self, table: str, key: Any) -> None:
         self._stage(Change(DELETE, table, key, None, self._seen.get((table, key))))
+
+    def merge(self, table: str, key: Any, fields: str) -> None:
+        """Stage a conflict-free merge: ``fields`` (a JSON object) set in whatever version of
+        the record is current at commit, so concurrent merges of one record never conflict.
+
+        It is not version-checked, even if this transaction read the record: use it only for
+        values that do not depend on what was read. At commit a missing record is a 404
+        (``MissingRecord``). Merged into a write staged before it, it stays that write.
+        """
+        slot = self._index.get((table, key))
+        if slot is None:
+            self._stage(Change(MERGE, table, key, fields))
+            return
+        previous = self._changes[slot]
+        if previous.kind == DELETE:
+            raise MissingRecord(message=f"{table} {key!r} does not exist")
+        assert previous.data is not None
+        document = _decode(previous.data)
+        document.update(_decode(fields))
+        previous.data = _encode(document).decode()
+
+    async def _merged(self, change: Change) -> Row | None:
+        """A record as a staged merge will leave it (if nothing else changes it first)."""
+        row = await self.storage.fetch(change.table, change.key)
+        self._seen.setdefault((change.table, change.key), row.version if row is not None else 0)
+        if row is None:
+            return None
+        assert change.data is not None
+        document = _decode(row.data)
+        document.update(_decode(change.data))
+        return Row(_encode(document).decode(), row.version)
 
     def increment(self, table: str, key: Any, field: str, amount: float) -> None:
         """Stage a conflict-free increment, applied to whatever value is current at commit."""

@@ -399,3 +399,69 @@ def test_error_bodies_follow_the_accepted_format(client):
     as_csv = client.get("/Product/nope", headers={"accept": "text/csv"})
     assert as_csv.headers["content-type"] == "application/json"
     assert as_csv.json()["error"]["code"] == "NOT_FOUND"
+
+
+# -- every status and code Charter answers with is in docs/errors.md (issue 9) -----------------
+
+_ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+_DETAIL_CODES = {
+    "MISSING_PROPERTY", "EXTRANEOUS_PROPERTY", "UNMATCHING_PROPERTIES", "NUMERIC_CONSTRAINT",
+    "STRING_CONSTRAINT", "MORE_ITEMS_EXPECTED", "LESS_ITEMS_EXPECTED",
+}  # fmt: skip
+
+
+def _answered() -> tuple[set[str], set[int]]:
+    """The error codes and statuses written in charter/: ``default_code = "X"``,
+    ``code="X"``, the default codes by status, ``status_code = N``, ``HttpError(N`` and
+    ``Response(N`` for N >= 400."""
+    import re
+
+    from charter import errors
+
+    codes: set[str] = set(errors._DEFAULT_CODES.values()) | {"ERROR"}
+    statuses: set[int] = set(errors._DEFAULT_CODES)
+    for path in (_ROOT / "charter").rglob("*.py"):
+        text = path.read_text()
+        codes |= set(re.findall(r'\bcode\s*=\s*"([A-Z_]+)"', text))
+        codes |= set(re.findall(r'\bdefault_code\s*=\s*"([A-Z_]+)"', text))
+        numbers = re.findall(r"\bstatus_code\s*=\s*(\d{3})\b", text)
+        numbers += re.findall(r"\b(?:HttpError|Response|error_body)\(\s*(\d{3})\b", text)
+        statuses |= {int(n) for n in numbers if int(n) >= 400}
+    return codes - _DETAIL_CODES, statuses
+
+
+def test_every_error_code_and_status_is_documented():
+    codes, statuses = _answered()
+    assert {"NOT_ACCEPTABLE", "INVALID_RESPONSE", "URI_TOO_LONG", "NOT_IMPLEMENTED"} <= codes
+    assert {406, 414, 499, 501} <= statuses
+    doc = (_ROOT / "docs" / "errors.md").read_text()
+    rows = {
+        (cells[0].strip("` "), cells[1].strip())
+        for line in doc.splitlines()
+        if line.startswith("| `")
+        for cells in [line.strip("|").split("|")]
+    }
+    documented_codes = {code for code, _ in rows}
+    documented_statuses = {int(status) for _, status in rows if status.isdigit()}
+    assert codes - documented_codes == set()
+    assert statuses - documented_statuses == set()
+    for detail in _DETAIL_CODES:
+        assert f"`{detail}`" in doc, detail
+
+
+def test_the_documented_codes_are_answered(serve):
+    from charter import route
+
+    @route("GET", "/lying")
+    def lying() -> int:
+        return "not a number"  # type: ignore[return-value]
+
+    client = serve(Product, routes=[lying])
+    response = client.get("/Product/", headers={"accept": "image/png"})
+    assert response.status_code == 406
+    assert response.json()["error"]["code"] == "NOT_ACCEPTABLE"
+    response = client.get("/lying")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "INVALID_RESPONSE"
+    assert "not a number" not in response.text
+    assert HttpError(501, "not here").code == "NOT_IMPLEMENTED"

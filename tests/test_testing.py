@@ -5,6 +5,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import cbor2
 import httpx
 import pytest
 
@@ -77,8 +78,11 @@ def test_a_failing_startup_is_reported(tmp_path: Path):
 def test_client_options_are_passed_to_httpx(database):
     app = App(tables=[Note], database=database)
     with TestClient(app, headers={"accept": "application/cbor"}) as client:
-        client.put("/Note/n", json={"text": "hi"})
-        assert client.get("/Note/n").headers["content-type"] == "application/cbor"
+        assert client.put("/Note/n", json={"text": "hi"}).status_code == 204
+        response = client.get("/Note/n")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/cbor"
+        assert cbor2.loads(response.content)["text"] == "hi"
 
 
 def test_app_exceptions_become_responses_not_test_errors(database):

@@ -4,8 +4,9 @@ import asyncio
 
 import pytest
 
-from charter import App, Field, HttpError, Table
+from charter import App, Conflict, Field, HttpError, Table
 from charter.testing import TestClient
+from charter.transaction import run_in_transaction
 
 
 class Account(Table):
@@ -193,3 +194,52 @@ async def test_add_to_inside_a_transaction_commits_with_it(database):
             await Account.add_to("a", "balance", 10)
             await Account.add_to("a", "balance", 5)
         assert (await Account.get("a")).balance == 15
+
+
+class Counter(Table):
+    id: str = Field(primary_key=True)
+    n: int = 0
+
+
+async def test_explicit_transactions_commit_or_raise_and_lose_nothing(database: str) -> None:
+    """Explicit ``app.transaction()`` blocks are not re-run: each one commits or raises
+    ``Conflict``, and the counter equals the number that committed (no increment is lost)."""
+    app = App(tables=[Counter], database=database)
+    async with TestClient(app) as client:
+        await client.put("/Counter/c", json={"n": 0})
+
+        async def bump() -> None:
+            async with app.transaction():
+                current = await Counter.get("c")
+                assert current is not None
+                await asyncio.sleep(0)
+                await Counter.patch("c", {"n": current.n + 1})
+
+        results = await asyncio.gather(*(bump() for _ in range(20)), return_exceptions=True)
+        done = sum(1 for r in results if r is None)
+        assert done >= 1
+        assert all(r is None or isinstance(r, Conflict) for r in results)
+        assert (await client.get("/Counter/c")).json()["n"] == done
+
+
+async def test_read_modify_write_is_retried_until_it_commits(database: str) -> None:
+    """Transactions run by ``run_in_transaction`` (as every request is) are re-run on conflict:
+    all of them commit, and every increment is there."""
+    app = App(tables=[Counter], database=database)
+    async with TestClient(app) as client:
+        await client.put("/Counter/c", json={"n": 0})
+
+        async def step(txn: object) -> None:
+            current = await Counter.get("c")
+            assert current is not None
+            await asyncio.sleep(0)
+            await Counter.patch("c", {"n": current.n + 1})
+
+        gate = asyncio.Semaphore(4)
+
+        async def bump() -> None:
+            async with gate:
+                await run_in_transaction(app.database, step)
+
+        await asyncio.gather(*(bump() for _ in range(40)))
+        assert (await client.get("/Counter/c")).json()["n"] == 40

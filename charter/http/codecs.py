@@ -1,4 +1,5 @@
-"""Body formats and content negotiation: JSON, MessagePack, CBOR (both ways), CSV (responses).
+"""Body formats and content negotiation: JSON, MessagePack, CBOR (both ways), CSV (responses),
+and HTML forms (requests: ``forms.py``).
 
 A path suffix (``.json .msgpack .cbor .csv``) overrides the ``Accept`` header.
 """
@@ -11,7 +12,7 @@ import decimal
 import enum
 import io
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import cbor2
@@ -20,8 +21,20 @@ import msgspec
 from ..errors import HttpError, MalformedInput, UnsupportedMediaType
 from ..limits import MAX_BODY_DEPTH
 from ..schema.validation import too_deep
+from .forms import Form, parse_multipart, parse_urlencoded
 
-__all__ = ["CBOR", "CSV", "JSON", "MSGPACK", "SUFFIXES", "Codec", "for_request", "negotiate"]
+__all__ = [
+    "CBOR",
+    "CSV",
+    "JSON",
+    "MSGPACK",
+    "SUFFIXES",
+    "Codec",
+    "Form",
+    "for_request",
+    "negotiate",
+    "read_body",
+]
 
 _TOO_DEEP = f"body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels"
 
@@ -134,6 +147,25 @@ class _Cbor(Codec):
 _CBOR_NATIVE = (bytes, bytearray, dt.datetime, dt.date, uuid.UUID, decimal.Decimal)
 
 
+class _Form(Codec):
+    """A form body (request only): decodes to a ``Form`` of texts, typed by the reader.
+
+    A urlencoded body that starts with ``{`` or ``[`` is JSON: ``curl -d '{...}'`` labels JSON
+    with this type, and no form field name starts so.
+    """
+
+    def __init__(self, media_type: str, content_type: str) -> None:
+        self.media_type = media_type
+        self._content_type = content_type
+
+    def decode(self, body: bytes) -> Any:
+        if self.media_type == "multipart/form-data":
+            return parse_multipart(body, self._content_type)
+        if body.lstrip()[:1] in (b"{", b"["):
+            return JSON.decode(body)
+        return parse_urlencoded(body)
+
+
 class _Csv(Codec):
     media_type = "text/csv"
     streams_arrays = False
@@ -225,9 +257,18 @@ def for_request(content_type: str | None) -> Codec:
     if not content_type:
         return JSON
     media = content_type.split(";", 1)[0].strip().lower()
+    if media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return _Form(media, content_type)
     codec = _BY_TYPE.get(media)
     if codec is None or codec is CSV:
         if media.endswith("+json"):
             return JSON
         raise UnsupportedMediaType(f"cannot read a body of type {media!r}")
     return codec
+
+
+def read_body(content_type: str | None, body: bytes, types: Callable[[], Mapping[str, Any]]) -> Any:
+    """A request body's value; a form's fields are typed by ``types()`` (each name's declared
+    type) as query strings are (see ``forms.Form.typed``)."""
+    value = for_request(content_type).decode(body)
+    return value.typed(types()) if isinstance(value, Form) else value

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from typing import Any
 
+from ..errors import CharterError
 from .types import Connection, Send
 
 __all__ = ["ConnectionDropped", "Response"]
@@ -64,5 +65,5 @@ class Response:
         await send({"type": "http.response.body", "body": b""})
 
 
-class ConnectionDropped(ConnectionError):
+class ConnectionDropped(CharterError, ConnectionError):
     """The connection closed (client gone, or dropped by a timeout) while a stream was sent."""

@@ -29,7 +29,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from ..config import Config
-from ..errors import error_body
+from ..errors import CharterError, error_body
 from .types import CONNECTION
 
 __all__ = ["PROTOCOL", "CharterProtocol"]
@@ -43,7 +43,7 @@ _IDLE, _HEAD, _BODY = 0, 1, 2  # what the connection waits for from the client
 _LINGER = 2.0  # seconds a refused connection drains the client's bytes before it closes
 
 
-class _Rejected(Exception):
+class _Rejected(CharterError):
     """A request refused before it reaches the app."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

@@ -71,7 +71,13 @@ class Dialect:
         return sql
 
     def as_text(self, expression: str) -> str:
-        return f"CAST({expression} AS TEXT)"
+        """A value as the text comparators (``sw ew ct``) read it: text as is, a number as its
+        shortest decimal, with no fraction when it is integral (``85.0`` is ``"85"``)."""
+        raise NotImplementedError
+
+    def bool_text(self, expression: str) -> str:
+        """A declared boolean as the text comparators read it: ``"true"`` or ``"false"``."""
+        return self.as_text(expression)
 
     def json_array(self, items: list[str]) -> str:
         raise NotImplementedError
@@ -128,6 +134,21 @@ class SQLiteDialect(Dialect):
 
     def ends_with(self, expression: str) -> tuple[str, int]:
         return f"substr({expression}, -?) = ?", 2
+
+    def as_text(self, expression: str) -> str:
+        # json_extract gives a REAL for 85.0: integral values lose the fraction (up to 2^63),
+        # others take the fewest significant digits that read back as the same double.
+        e = expression
+        g = [f"printf('%!.{n}g', {e})" for n in (15, 16, 17)]
+        return (
+            f"(CASE WHEN typeof({e}) <> 'real' THEN CAST({e} AS TEXT)"
+            f" WHEN {e} = CAST({e} AS INTEGER) THEN CAST(CAST({e} AS INTEGER) AS TEXT)"
+            f" WHEN CAST({g[0]} AS REAL) = {e} THEN {g[0]}"
+            f" WHEN CAST({g[1]} AS REAL) = {e} THEN {g[1]} ELSE {g[2]} END)"
+        )
+
+    def bool_text(self, expression: str) -> str:
+        return f"(CASE {expression} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
 
     def json_array(self, items: list[str]) -> str:
         return f"json_array({', '.join(items)})"

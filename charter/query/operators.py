@@ -34,10 +34,19 @@ class Operator:
     text: bool = False  # compares text (sw/ew/ct): numbers are compared as their text
 
 
+# Against null, a range follows the order sorts use: null is lower than every value.
+_AGAINST_NULL = {
+    "<": "FALSE",  # nothing is lower than null
+    "<=": "{col} IS NULL",
+    ">": "{col} IS NOT NULL",
+    ">=": "TRUE",  # everything, null included
+}
+
+
 def _cmp(op: str) -> Render:
     def render(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
-        if value is None:  # nothing orders against null
-            return "FALSE", []
+        if value is None:
+            return _AGAINST_NULL[op].format(col=col), []
         return f"{col} {op} ?", [value]
 
     return render
@@ -75,8 +84,10 @@ def _contains(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
 
 def _between(d: Dialect, col: str, value: Any) -> tuple[str, list[Any]]:
     low, high = value
-    if low is None or high is None:
-        return "FALSE", []
+    if high is None:  # null is the lowest value: only null lies between (null, null)
+        return (f"{col} IS NULL", []) if low is None else ("FALSE", [])
+    if low is None:
+        return f"({col} IS NULL OR {col} <= ?)", [high]
     return f"{col} BETWEEN ? AND ?", [low, high]
 
 

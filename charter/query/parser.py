@@ -8,8 +8,8 @@ Grammar (tokens from ``lexer``; ``&`` and ``|`` may not be mixed at one level)::
     condition := WORD CMP value ("&" SHORTCMP "=" value)*   chained range: price=gt=1&lt=9
     value     := WORD? | WORD "," WORD                     (the second form for =bt= only)
     call      := "sort(" [+-]path ("," [+-]path)* ")" | "limit(" INT ["," INT] ")"
-               | "offset(" INT ")" | "explain(" ["true" | "false"] ")" | "select(" items ")"
-    items     := "[" names "]" | names ;  names := name ("," name)* ;  name := WORD ["{" names "}"]
+               | "offset(" INT ")" | "explain(" ["true" | "false"] ")" | "select(" items? ")"
+    items     := "[" names? "]" | names ;  names := name ("," name)* ;  name := WORD ["{" names "}"]
 
 Values are typed later by the attribute's declared type (``RawValue``) unless written with a
 prefix: ``number:`` ``boolean:`` ``string:`` ``date:``; the bare word ``null`` is None. Every
@@ -282,9 +282,8 @@ class _Parser:
             self.query.limit = self.integer(args[0], "limit()")
         elif len(args) == 2:
             start, end = self.integer(args[0], "limit()"), self.integer(args[1], "limit()")
-            if end < start:
-                self.fail("limit(start,end) needs end >= start", args[1])
-            self.query.offset, self.query.limit = start, end - start
+            # End before start is an empty page, as in HarperDB (not an error).
+            self.query.offset, self.query.limit = start, max(end - start, 0)
         else:
             self.fail("limit() takes one or two integers", args[2] if args else None)
 
@@ -301,9 +300,13 @@ class _Parser:
         self.query.explain = not args or args[0].text == "true"
 
     def call_select(self, name: Token) -> None:
+        # ``select()`` and ``select([])`` select nothing: empty objects (arrays), as in HarperDB.
+        if self.tok.kind == ")":
+            self.query.select = Select([], "object")
+            return
         if self.tok.kind == "[":
             self.take()
-            items = self.names("]")
+            items = self.names("]") if self.tok.kind != "]" else []
             self.expect("]", "']' to close the array select")
             self.query.select = Select(items, "array")
             return

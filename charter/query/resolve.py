@@ -74,9 +74,31 @@ class Target:
     @property
     def is_number(self) -> bool:
         if self.field is None or len(self.path) != 1:
-            return False
+            return self.is_version
         inner, _ = _strip_optional(self.field.type)
-        return inner in (int, float) or self.is_version
+        return inner in (int, float)
+
+    @property
+    def is_text(self) -> bool:
+        """Declared to hold text (a string, a key typed so, a date): read as is by ``sw``..."""
+        tp = _declared(self, False)
+        return tp is not None and tp is not Any and _kind_of_type(tp) in ("string", "date")
+
+    @property
+    def is_boolean(self) -> bool:
+        tp = _declared(self, False)
+        return tp is not None and _kind_of_type(tp) == "boolean"
+
+
+def _scalar(tp: Any) -> bool:
+    """Declared to hold one value (or a list of them): nothing is inside it to name."""
+    inner, _ = _strip_optional(tp)
+    if get_origin(inner) is Annotated:
+        inner = get_args(inner)[0]
+    if get_origin(inner) in (list, set, frozenset, tuple):
+        args = [a for a in get_args(inner) if a is not Ellipsis]
+        return bool(args) and all(_scalar(a) for a in args)
+    return _kind_of_type(inner) is not None
 
 
 def _list_item(tp: Any) -> bool:
@@ -134,6 +156,8 @@ def resolve(
         raise InvalidQuery(f"{what}: {full} is not an attribute of {schema.name}")
     if not all(part.isidentifier() and part.isascii() for part in (name, *rest)):
         raise InvalidQuery(f"{what}: {full!r} is not an attribute path")
+    if rest and spec is not None and _scalar(spec.type):
+        raise InvalidQuery(f"{what}: {full} names nothing: {name} holds no object")
     key = name == schema.primary_key and not rest
     return Target(tuple(hops), schema, (name, *rest), spec if not rest else None, is_key=key)
 

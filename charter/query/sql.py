@@ -156,8 +156,8 @@ class Compiler:
                 sql, params = render(self.d, f"{e}.value", value)
                 self.params.extend(params)
                 return f"EXISTS (SELECT 1 FROM {self.d.elements(col, e)} WHERE {sql})"
-            if op.text and target.is_number:
-                col = self.d.as_text(col)
+            if op.text and not target.is_text:  # one text for a number on every backend
+                col = self.d.bool_text(col) if target.is_boolean else self.d.as_text(col)
             sql, params = op.render(self.d, col, self._value(target, op, node.value))
             self.params.extend(params)
             return sql
@@ -201,14 +201,14 @@ class Compiler:
             return SCAN, None
         if not target.indexed or target.is_list or op.index is None:
             return SCAN, None
-        if op.text and target.is_number:  # compared as text: the index does not apply
+        if op.text and not target.is_text:  # compared as text: the index does not apply
             return SCAN, None
         index = target.path[0]
         if op.index == "equality":
             return (EQUALITY, index) if node.value is not None else (RANGE, index)
         values = node.value if op.name == "between" else [node.value]
         if not isinstance(values, list | tuple) or any(v is None for v in values):
-            return SCAN, None  # a range against null matches nothing: nothing to search
+            return SCAN, None  # against null a range holds for (nearly) every row or none
         return RANGE, index
 
     def walkable(self, query: Query) -> str | None:

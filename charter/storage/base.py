@@ -22,10 +22,20 @@ if TYPE_CHECKING:
     from ..query.model import Query
     from ..schema import TableSchema
 
-__all__ = ["DELETE", "INCREMENT", "INSERT", "PUT", "Change", "ConflictError", "Row", "Storage"]
+__all__ = [
+    "DELETE",
+    "INCREMENT",
+    "INSERT",
+    "MERGE",
+    "PUT",
+    "Change",
+    "ConflictError",
+    "Row",
+    "Storage",
+]
 
 log = logging.getLogger("charter.storage")
-PUT, INSERT, DELETE, INCREMENT = 1, 2, 3, 4
+PUT, INSERT, DELETE, INCREMENT, MERGE = 1, 2, 3, 4, 5
 
 
 class Row(NamedTuple):
@@ -42,7 +52,9 @@ class Change:
     """One write of a transaction.
 
     ``expect`` is the version the transaction saw (0: absent); ``None`` writes blindly.
-    For INCREMENT, ``data`` is the field name and ``amount`` the step.
+    For INCREMENT, ``data`` is the field name and ``amount`` the step. For MERGE, ``data`` is
+    a JSON object of top-level attributes to set (a null sets null) in whatever version is
+    current at commit, so concurrent merges of one record never conflict; the record must exist.
     """
 
     kind: int
@@ -116,7 +128,8 @@ class Storage(ABC):
         """Apply every change atomically; the new version of each (None for deletes).
 
         Raises ``ConflictError`` when an ``expect`` does not hold, ``DuplicateKey`` when an
-        INSERT names an existing key, ``MissingRecord`` when an INCREMENT finds no record.
+        INSERT names an existing key, ``MissingRecord`` when an INCREMENT or a MERGE finds no
+        record.
         """
 
 
@@ -130,11 +143,14 @@ def added_field_json(schema: TableSchema, name: str) -> str:
     return msgspec.json.encode(info.make_default() if info.has_default else None).decode()
 
 
-def open_storage(url: str, *, pool_size: int | None = None) -> Storage:
+def open_storage(
+    url: str, *, pool_size: int | None = None, pool_timeout: float | None = None
+) -> Storage:
     """The backend for a database URL (``sqlite:///path``, ``postgresql://...``).
 
     Args:
         pool_size: connections per process, for a backend that pools them (PostgreSQL).
+        pool_timeout: seconds a request waits for a pooled connection before a 503.
     """
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteStorage
@@ -147,7 +163,7 @@ def open_storage(url: str, *, pool_size: int | None = None) -> Storage:
             raise ImportError(
                 f"{url.split(':', 1)[0]}:// needs asyncpg: pip install 'charter[postgres]'"
             ) from exc
-        return PostgresStorage(url, pool_size=pool_size)
+        return PostgresStorage(url, pool_size=pool_size, pool_timeout=pool_timeout)
     raise ValueError(
         f"unsupported database URL {mask_url(url)!r} (expected sqlite:///path or postgresql://...)"
     )

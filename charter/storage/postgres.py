@@ -20,9 +20,10 @@ import decimal
 import functools
 import logging
 import random
+import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import asyncpg
@@ -32,6 +33,7 @@ from .base import (
     DELETE,
     INCREMENT,
     INSERT,
+    MERGE,
     PUT,
     Change,
     ConflictError,
@@ -41,8 +43,9 @@ from .base import (
     Storage,
 )
 from .postgres_dialect import POSTGRES, adapt
-from .postgres_errors import Outcome, outcome, translate
+from .postgres_errors import Outcome, no_connection, nul_in_query, outcome, translate
 from .postgres_schema import Connection, migrate, quote
+from .spill import Spill, batch_size, spilled
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -55,10 +58,10 @@ log = logging.getLogger("charter.storage")
 T = TypeVar("T")
 
 DEFAULT_POOL_SIZE = 10
+DEFAULT_POOL_TIMEOUT = 10.0  # seconds a request waits for a free connection, then 503
 _RETRIES = 4  # a change set failing with a serialization failure or deadlock is re-run
 _SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
-_PREFETCH = 1000
-_ACQUIRE_TIMEOUT = 30.0
+_BATCH_ROWS = 1000  # most rows a streaming read takes from its cursor at once
 _DRIVER_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
@@ -94,6 +97,8 @@ class _Table:
         "increment",
         "insert",
         "key_type",
+        "merge",
+        "merge_if",
         "select",
         "select_many",
         "update_if",
@@ -125,6 +130,12 @@ class _Table:
             "to_jsonb(COALESCE((data->>$2::text)::numeric, 0) + $3::numeric)), "
             "version = GREATEST($4, version + 1) WHERE id = $1 RETURNING version"
         )
+        # ``||`` replaces top-level attributes and keeps a null as null (a shallow merge).
+        merge = (
+            f"UPDATE {t} SET data = data || $2::text::jsonb, version = GREATEST($3, version + 1)"
+        )
+        self.merge = f"{merge} WHERE id = $1 RETURNING version"
+        self.merge_if = f"{merge} WHERE id = $1 AND version = $4 RETURNING version"
 
     def key(self, key: Any) -> Any:
         """``key`` as stored: SQLite's column affinity, made explicit."""
@@ -136,22 +147,28 @@ class _Table:
         return key
 
 
-def _pool_options(url: str, pool_size: int | None) -> tuple[str, int]:
-    """The DSN for asyncpg and the pool size (``?pool_size=N`` in the URL wins)."""
+def _pool_options(
+    url: str, pool_size: int | None, pool_timeout: float | None
+) -> tuple[str, int, float]:
+    """The DSN for asyncpg, the pool size and the pool timeout (``?pool_size=N`` and
+    ``?pool_timeout=S`` in the URL win)."""
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     size = pool_size or DEFAULT_POOL_SIZE
+    timeout = pool_timeout or DEFAULT_POOL_TIMEOUT
     kept = []
     for name, value in query:
         if name == "pool_size":
             size = int(value)
+        elif name == "pool_timeout":
+            timeout = float(value)
         else:
             kept.append((name, value))
     scheme = "postgresql" if parts.scheme.startswith("postgres") else parts.scheme
     dsn = urllib.parse.urlunsplit(
         (scheme, parts.netloc, parts.path, urllib.parse.urlencode(kept), parts.fragment)
     )
-    return dsn, max(1, size)
+    return dsn, max(1, size), max(0.001, timeout)
 
 
 _decode_json = msgspec.json.decode
@@ -173,14 +190,19 @@ class PostgresStorage(Storage):
         url: ``postgresql://user:password@host:port/database`` (asyncpg's DSN; extra query
             parameters such as ``search_path`` become server settings).
         pool_size: connections per process (``CHARTER_POOL_SIZE``; default 10).
+        pool_timeout: seconds a request waits for a free connection before it is answered
+            503 (``CHARTER_POOL_TIMEOUT``; default 10).
     """
 
-    def __init__(self, url: str, pool_size: int | None = None) -> None:
+    def __init__(
+        self, url: str, pool_size: int | None = None, pool_timeout: float | None = None
+    ) -> None:
         self.url = url
-        self._dsn, self.pool_size = _pool_options(url, pool_size)
+        self._dsn, self.pool_size, self.pool_timeout = _pool_options(url, pool_size, pool_timeout)
         self._pool: asyncpg.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tables: dict[str, _Table] = {}
+        self._floats: dict[str, dict[str, bool]] = {}
         self._waiting: dict[str, dict[Any, list[asyncio.Future[Row | None]]]] = {}
         self._flushing: set[asyncio.Future[None]] = set()
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
@@ -218,6 +240,7 @@ class PostgresStorage(Storage):
             )
         self.catalog = {schema.name: schema for schema in schemas}
         self._tables = {schema.name: _Table(schema) for schema in schemas}
+        self._floats = {schema.name: floats for schema in schemas if (floats := _floats(schema))}
         self._pool = pool
         self._loop = asyncio.get_running_loop()
 
@@ -251,17 +274,40 @@ class PostgresStorage(Storage):
     async def _collect(self, schema: TableSchema, query: Query) -> list[Row]:
         return [row async for row in self.search(schema, query)]
 
-    async def _run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
-        """``fn(connection)`` on a pooled connection, driver errors translated."""
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection, waited for at most ``pool_timeout`` (then 503)."""
         pool = self._require()
         try:
-            async with pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+            conn = await pool.acquire(timeout=self.pool_timeout)
+        except TimeoutError:
+            raise no_connection(self.pool_timeout) from None
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    async def _run(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """``fn(connection)`` on a pooled connection, driver errors translated."""
+        try:
+            async with self._connection() as conn:
                 return await fn(conn)
         except _DRIVER_ERRORS as exc:
             _raise(exc)
 
     def _compile(self, compiled: CompiledQuery) -> tuple[str, list[Any]]:
+        if _holds_nul(compiled.params):  # PostgreSQL text cannot hold one: refuse it here
+            raise nul_in_query()
         return _adapt(compiled.sql), compiled.params
+
+    def _row(self, table: str, data: str, version: int, related: str | None = None) -> Row:
+        """A stored row as Charter returns it: float attributes rendered as floats again."""
+        floats = self._floats.get(table)
+        if floats is not None and _LONG_NUMBER.search(data) is not None:
+            data = _render_floats(data, floats)
+        return Row(data, version, related)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -275,13 +321,16 @@ class PostgresStorage(Storage):
             return await self._hop(self.fetch(table, key))
         spec = self._tables[table]
         self._require()
+        key = spec.key(key)
+        if _holds_nul(key):  # no stored key can hold one (and it would fail the whole batch)
+            return None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Row | None] = loop.create_future()
         waiting = self._waiting.get(table)
         if waiting is None:
             waiting = self._waiting[table] = {}
             loop.call_soon(self._flush_soon, table)
-        waiting.setdefault(spec.key(key), []).append(future)
+        waiting.setdefault(key, []).append(future)
         return await future
 
     def _flush_soon(self, table: str) -> None:
@@ -297,16 +346,17 @@ class PostgresStorage(Storage):
         spec = self._tables[table]
         found: dict[Any, Row] = {}
         try:
-            pool = self._require()
             try:
-                if len(waiting) == 1:
-                    (key,) = waiting
-                    record = await pool.fetchrow(spec.select, key)
-                    if record is not None:
-                        found[key] = Row(record[0], record[1])
-                else:
-                    for record in await pool.fetch(spec.select_many, list(waiting)):
-                        found[spec.key(_decode_json(record[0]))] = Row(record[1], record[2])
+                async with self._connection() as conn:
+                    if len(waiting) == 1:
+                        (key,) = waiting
+                        record = await conn.fetchrow(spec.select, key)
+                        if record is not None:
+                            found[key] = self._row(table, record[0], record[1])
+                    else:
+                        for record in await conn.fetch(spec.select_many, list(waiting)):
+                            key = spec.key(_decode_json(record[0]))
+                            found[key] = self._row(table, record[1], record[2])
             except _DRIVER_ERRORS as exc:
                 _raise(exc)
         except BaseException as exc:  # every waiting request gets the error
@@ -323,46 +373,70 @@ class PostgresStorage(Storage):
                 if not future.done():
                     future.set_result(answer)
 
-    async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
-        """Rows as they are read: a small result in one hop, a large one through a cursor."""
+    def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        """Rows as they are read: a small result in one hop, a large one through a cursor.
+
+        The query is compiled (and a value PostgreSQL cannot compare refused) here, before the
+        first row is asked for, so such an error is raised before a response has started.
+        """
         from ..query.sql import compile_select
 
         if self._foreign():
-            for found in await self._hop(self._collect(schema, query)):
-                yield found
-            return
+            return self._hop_rows(schema, query)
         sql, params = self._compile(compile_select(schema, query, POSTGRES, self.catalog))
+        return self._search(schema.name, query, sql, params)
+
+    async def _hop_rows(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        for found in await self._hop(self._collect(schema, query)):
+            yield found
+
+    async def _search(
+        self, table: str, query: Query, sql: str, params: Sequence[Any]
+    ) -> AsyncIterator[Row]:
         if query.limit is not None and query.limit <= _SMALL_RESULT:
             records = await self._run(lambda c: c.fetch(sql, *params))
             for record in records:
-                yield Row(*record)
+                yield self._row(table, *record)
             return
-        async for row in self._stream(sql, params):
-            yield row
+        async with contextlib.aclosing(self._stream(table, sql, params)) as rows:
+            async for row in rows:
+                yield row
 
-    async def _stream(
-        self, sql: str, params: Sequence[Any], count: tuple[str, Sequence[Any]] | None = None
-    ) -> AsyncIterator[Any]:
-        """Rows through a server-side cursor on one connection, in one read-only snapshot
-        (first the count, when ``count`` is given). Closing the iterator ends the read."""
-        pool = self._require()
-        try:
-            conn = await pool.acquire(timeout=_ACQUIRE_TIMEOUT)
-        except _DRIVER_ERRORS as exc:
-            _raise(exc)
-        try:
-            snapshot = count is not None
-            async with conn.transaction(
-                isolation="repeatable_read" if snapshot else "read_committed", readonly=True
-            ):
-                if count is not None:
-                    yield int(await conn.fetchval(count[0], *count[1]))
-                async for row in conn.cursor(sql, *params, prefetch=_PREFETCH):
-                    yield Row(*row)
-        except _DRIVER_ERRORS as exc:
-            _raise(exc)
-        finally:
-            await pool.release(conn)
+    def _stream(
+        self,
+        table: str,
+        sql: str,
+        params: Sequence[Any],
+        count: tuple[str, Sequence[Any]] | None = None,
+    ) -> AsyncGenerator[Any, None]:
+        """Rows through a server-side cursor in one read-only snapshot (first the count, when
+        ``count`` is given), drained into a ``Spill`` at the database's pace: the connection
+        goes back to the pool when the cursor is exhausted, however slowly the rows are read,
+        and a request that reads a record while it iterates never waits on itself."""
+
+        async def produce(spill: Spill) -> None:
+            try:
+                async with self._connection() as conn:
+                    snapshot = count is not None
+                    async with conn.transaction(
+                        isolation="repeatable_read" if snapshot else "read_committed",
+                        readonly=True,
+                    ):
+                        if count is not None:
+                            spill.put_total(int(await conn.fetchval(count[0], *count[1])))
+                        cursor = await conn.cursor(sql, *params)
+                        size = _BATCH_ROWS
+                        while True:
+                            records = await cursor.fetch(size)
+                            rows = [self._row(table, *record) for record in records]
+                            await spill.put(rows)
+                            if len(records) < size:
+                                return
+                            size = batch_size(rows, _BATCH_ROWS)
+            except _DRIVER_ERRORS as exc:
+                _raise(exc)
+
+        return spilled(produce, counted=count is not None)
 
     async def search_counted(
         self, schema: TableSchema, query: Query
@@ -374,7 +448,7 @@ class PostgresStorage(Storage):
             return total, _iterate(await self._hop(self._collect(schema, query)))
         sql, params = self._compile(compile_select(schema, query, POSTGRES, self.catalog))
         counting = self._compile(compile_count(schema, query, POSTGRES, self.catalog))
-        rows = self._stream(sql, params, counting)
+        rows = self._stream(schema.name, sql, params, counting)
         total = await rows.__anext__()
         return int(total), rows
 
@@ -411,10 +485,9 @@ class PostgresStorage(Storage):
             return []
         if self._foreign():
             return await self._hop(self.commit(changes))
-        pool = self._require()
         for attempt in range(_RETRIES):
             try:
-                async with pool.acquire(timeout=_ACQUIRE_TIMEOUT) as conn:
+                async with self._connection() as conn:
                     if len(changes) == 1:  # one statement: atomic without BEGIN/COMMIT
                         return [await self._apply(conn, changes[0], _now())]
                     async with conn.transaction():
@@ -441,6 +514,28 @@ class PostgresStorage(Storage):
         key = spec.key(change.key)
         expect = change.expect
         kind = change.kind
+        if _holds_nul(key) and kind != PUT and kind != INSERT:
+            # No stored key holds a NUL: there is nothing to change (and PostgreSQL would
+            # refuse the statement). A write of one is refused as a value it cannot store.
+            if kind == DELETE and not expect:
+                return None
+            if kind == DELETE:
+                raise _conflict(change)
+            raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+        if kind == MERGE:
+            if expect is None:
+                version = await conn.fetchval(spec.merge, key, change.data, now)
+            elif expect == 0:  # it was seen to be absent: still absent, or a conflict
+                if await conn.fetchval(spec.exists, key) is not None:
+                    raise _conflict(change)
+                version = None
+            else:
+                version = await conn.fetchval(spec.merge_if, key, change.data, now, expect)
+                if version is None and await conn.fetchval(spec.exists, key) is not None:
+                    raise _conflict(change)
+            if version is None:
+                raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+            return int(version)
         if kind == INCREMENT:
             assert change.data is not None
             amount: Any = change.amount
@@ -504,3 +599,65 @@ def _now() -> int:
 @functools.lru_cache(maxsize=4096)
 def _adapt(sql: str) -> str:
     return adapt(sql)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether ``value`` (a key or query parameter) has a string with a NUL character in it:
+    PostgreSQL's text and JSONB cannot hold one, so no stored value can equal it."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    return False
+
+
+# JSONB keeps numbers as ``numeric``, which has no exponent form: a float written as ``1e308``
+# is read back as 309 digits, a JSON integer. msgspec writes floats from 1e16 up with an
+# exponent, so only a document with a run of 17 or more digits can hold such a float.
+_LONG_NUMBER = re.compile(r"\d{17}")
+
+
+def _float_shape(tp: Any) -> bool | None:
+    """For a field of type ``tp``: True if it holds a float, False if a list (or tuple) of
+    floats, None if neither (or a union with other number types: no way to tell them apart)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _float_shape(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _float_shape(members[0]) if len(members) == 1 else None
+    if tp is float:
+        return True
+    if origin in (list, tuple) and typing.get_args(tp):
+        items = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return False if all(_float_shape(a) is True for a in items) else None
+    return None
+
+
+def _floats(schema: TableSchema) -> dict[str, bool]:
+    """The attributes of ``schema`` that hold floats (True) or lists of floats (False)."""
+    shapes = {name: _float_shape(spec.type) for name, spec in schema.fields.items()}
+    return {name: shape for name, shape in shapes.items() if shape is not None}
+
+
+def _render_floats(data: str, floats: dict[str, bool]) -> str:
+    """``data`` with the integers JSONB made of float attributes written as floats again."""
+    document = _decode_json(data)
+    if not isinstance(document, dict):
+        return data
+    changed = False
+    for name, single in floats.items():
+        value = document.get(name)
+        if single:
+            if type(value) is int:
+                document[name] = float(value)
+                changed = True
+        elif isinstance(value, list) and any(type(item) is int for item in value):
+            document[name] = [float(v) if type(v) is int else v for v in value]
+            changed = True
+    return _encode(document).decode() if changed else data

@@ -61,7 +61,11 @@ class PostgresDialect(Dialect):
         return f"right({_text(expression)}, ?::int) = ?::text", 2
 
     def as_text(self, expression: str) -> str:
-        return f"({expression}{_TEXT}"
+        # A number loses its trailing zeros (85.0 is "85"), as on SQLite; ends with _TEXT.
+        # to_jsonb: the expression may be jsonb (an attribute) or bigint (the version).
+        e = f"to_jsonb({expression})"
+        number = f"to_jsonb(trim_scale(({expression})::numeric)::text)"
+        return f"(CASE WHEN jsonb_typeof({e}) = 'number' THEN {number} ELSE {e} END{_TEXT}"
 
     def json_array(self, items: list[str]) -> str:
         return f"jsonb_build_array({', '.join(items)})"

@@ -11,9 +11,9 @@ import enum
 
 import asyncpg
 
-from ..errors import Conflict, HttpError, Unavailable, ValidationError
+from ..errors import Conflict, HttpError, InvalidQuery, Unavailable, ValidationError
 
-__all__ = ["Outcome", "outcome", "translate"]
+__all__ = ["Outcome", "no_connection", "nul_in_query", "outcome", "translate"]
 
 
 class Outcome(enum.Enum):
@@ -84,3 +84,17 @@ def translate(exc: BaseException) -> HttpError | None:
 
         return ConflictError("the transaction conflicted with another one; try again")
     return Conflict("the write conflicts with a record that already exists")
+
+
+def no_connection(timeout: float) -> Unavailable:
+    """No pooled connection became free in time: a 503 the client may retry, never a hang."""
+    return Unavailable(
+        f"no database connection was free within {timeout:g} s",
+        headers={"retry-after": RETRY_AFTER},
+    )
+
+
+def nul_in_query() -> InvalidQuery:
+    """A query value with a NUL character: PostgreSQL cannot compare one (``22P05``), so it
+    is refused before it reaches the driver, the same way in every query."""
+    return InvalidQuery("a query value cannot hold a NUL character (\\u0000)")

@@ -15,17 +15,21 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 from .base import (
     DELETE,
     INCREMENT,
     INSERT,
+    MERGE,
     PUT,
     Change,
     ConflictError,
@@ -35,6 +39,7 @@ from .base import (
     Storage,
 )
 from .batcher import ReadBatcher, drain
+from .spill import Spill, batch_size, spilled
 from .sqlite_schema import migrate
 
 if TYPE_CHECKING:
@@ -50,6 +55,10 @@ _SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
 _FIRST_BATCH = 256
 _BATCH_ROWS = 1000
 _READERS = 4
+# An attribute name that a quoted JSON path label (``$."name"``) can spell.
+_PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f]+')
+_json_decode = msgspec.json.decode
+_json_encode = msgspec.json.encode
 
 
 def _path_from_url(url: str) -> str:
@@ -209,12 +218,20 @@ class SQLiteStorage(Storage):
         assert self._batcher is not None
         return await self._batcher.submit(run)  # type: ignore[no-any-return]
 
-    async def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
-        """Rows as they are read: a small result in one hop, a large one in batches."""
+    def search(self, schema: TableSchema, query: Query) -> AsyncIterator[Row]:
+        """Rows as they are read: a small result in one hop, a large one in batches.
+
+        The query is compiled here, before the first row is asked for, so a query that cannot
+        compile fails before a response has started.
+        """
         from ..query.sql import plan_select
 
         compiled, walking, probe = plan_select(schema, query, catalog=self.catalog)
-        sql, params = compiled.sql, compiled.params
+        return self._search(query, compiled, walking, probe)
+
+    async def _search(
+        self, query: Query, compiled: Any, walking: Any, probe: Any
+    ) -> AsyncIterator[Row]:
         if query.limit is not None and query.limit <= _SMALL_RESULT:
 
             def run(conn: sqlite3.Connection) -> list[Any]:
@@ -226,14 +243,17 @@ class SQLiteStorage(Storage):
             for row in rows:
                 yield Row(*row)
             return
-        async for row in self._stream(sql, params):
-            yield row
+        async with contextlib.aclosing(self._stream(compiled.sql, compiled.params)) as stream:
+            async for row in stream:
+                yield row
 
-    async def _stream(
+    def _stream(
         self, sql: str, params: Sequence[Any], count: tuple[str, Sequence[Any]] | None = None
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Rows read in batches on one connection (first the count, when ``count`` is given,
-        from the same snapshot). Closing the iterator closes the cursor: reading stops."""
+        from the same snapshot), drained into a ``Spill`` at SQLite's pace: the connection and
+        its snapshot (which holds back WAL checkpoints) are let go as soon as the cursor is
+        exhausted, however slowly the rows are read. Closing the iterator stops the reading."""
 
         def finish(conn: sqlite3.Connection, cursor: sqlite3.Cursor | None) -> None:
             if cursor is not None:
@@ -260,22 +280,39 @@ class SQLiteStorage(Storage):
                 return None, None, total, rows
             return conn, cursor, total, rows
 
-        loop = asyncio.get_running_loop()
-        conn, cursor, total, rows = await loop.run_in_executor(self._executor, first)
+        async def produce(spill: Spill) -> None:
+            conn, cursor, total, rows = await self._on_reader(first)
+            try:
+                if count is not None:
+                    spill.put_total(total)
+                await spill.put([Row(*row) for row in rows])
+                size = _BATCH_ROWS
+                while cursor is not None:
+                    # Read on demand while the client keeps up (a reader thread running ahead
+                    # would contend with the event loop for the GIL); drain once it does not.
+                    await spill.wanted()
+                    rows = await self._on_reader(cursor.fetchmany, size)
+                    batch = [Row(*row) for row in rows]
+                    await spill.put(batch)
+                    if len(rows) < size:
+                        return
+                    size = batch_size(batch, _BATCH_ROWS)
+            finally:
+                if conn is not None:
+                    finish(conn, cursor)
+
+        return spilled(produce, counted=count is not None)
+
+    async def _on_reader(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a reader thread. Cancelled meanwhile, it still waits for the thread
+        to be done, so that a connection is never used by two threads at once."""
+        job = asyncio.wrap_future(self._executor.submit(fn, *args))  # type: ignore[union-attr]
         try:
-            if count is not None:
-                yield total
-            while True:
-                for row in rows:
-                    yield Row(*row)
-                if cursor is None:
-                    return
-                rows = await loop.run_in_executor(self._executor, cursor.fetchmany, _BATCH_ROWS)
-                if not rows:
-                    return
-        finally:
-            if conn is not None:
-                finish(conn, cursor)
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await job
+            raise
 
     async def search_counted(
         self, schema: TableSchema, query: Query
@@ -427,7 +464,45 @@ class SQLiteStorage(Storage):
                 versions.append(None)
             elif change.kind == INCREMENT:
                 versions.append(self._increment(conn, change, now))
+            elif change.kind == MERGE:
+                versions.append(self._merge(conn, change, now))
         return versions
+
+    def _merge(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
+        """Set the given top-level attributes in the current document, exactly: ``json_set``
+        per attribute (``json_patch`` would delete on null and merge nested objects)."""
+        assert change.data is not None
+        fields = _json_decode(change.data)
+        table = _quote(change.table)
+        if not fields:
+            row = conn.execute(
+                f"UPDATE {table} SET version = max(?, version + 1) WHERE id = ? RETURNING version",
+                (now, change.key),
+            ).fetchone()
+        elif all(_PLAIN_KEY.fullmatch(name) for name in fields):
+            args: list[Any] = []
+            for name, value in fields.items():
+                args += (f'$."{name}"', _json_encode(value).decode())
+            pairs = ", ".join(["?, json(?)"] * len(fields))
+            row = conn.execute(
+                f"UPDATE {table} SET data = json_set(data, {pairs}), "
+                "version = max(?, version + 1) WHERE id = ? RETURNING version",
+                (*args, now, change.key),
+            ).fetchone()
+        else:  # a name a JSON path cannot spell: merge in Python (the writer is alone)
+            found = conn.execute(self._select[change.table], (change.key,)).fetchone()
+            row = None
+            if found is not None:
+                document = _json_decode(found[0])
+                document.update(fields)
+                row = conn.execute(
+                    f"UPDATE {table} SET data = ?, version = max(?, version + 1) "
+                    "WHERE id = ? RETURNING version",
+                    (_json_encode(document).decode(), now, change.key),
+                ).fetchone()
+        if row is None:
+            raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+        return int(row[0])
 
     def _increment(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
         path = f"$.{change.data}"

@@ -117,8 +117,8 @@ def test_sort_limit_offset_explain():
     ("qs", "position"),
     [
         ("name", 4), ("=x", 0), ("a=1&|b=2", 4), ("a=1|", 4), ("(a=1", 4), ("[a=1)", 4),
-        ("a=1)", 3), ("sort(", 5), ("limit(x)", 6), ("limit(1,2,3)", 10), ("limit(5,2)", 8),
-        ("offset()", 7), ("explain(maybe)", 8), ("select()", 7), ("select(a{)", 9),
+        ("a=1)", 3), ("sort(", 5), ("limit(x)", 6), ("limit(1,2,3)", 10),
+        ("offset()", 7), ("explain(maybe)", 8), ("select(,)", 7), ("select(a{)", 9),
         ("a=x=y", 1), ("a!b", 1), ("a=(1)", 2), ("(sort(a))", 1), ("a=1|sort(b)", 3),
         ("frobnicate(1)", 0), ("a.=1", 0), ("sort(-)", 5), ("a=1&b", 5),
     ],

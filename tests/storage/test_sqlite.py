@@ -7,9 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
-from charter import App, Conflict, Field, Table
+from charter import App, Field, Table
 from charter.testing import TestClient
-from charter.transaction import run_in_transaction
 
 
 class Slow(Table):
@@ -88,57 +87,3 @@ def test_a_failed_request_leaves_none_of_its_writes(tmp_path: Path) -> None:
         ok = client.post("/Pair/", json={"id": "q", "n": 1})
         assert ok.status_code == 201
         assert client.get("/Fast/side").json() == {"id": "side", "n": 1}
-
-
-async def test_concurrent_read_modify_write_loses_no_update(tmp_path: Path) -> None:
-    """Explicit ``app.transaction()`` blocks are not re-run: each one commits or raises
-    ``Conflict``, and the counter equals the number that committed (no increment is lost)."""
-
-    class Counter(Table):
-        id: str = Field(primary_key=True)
-        n: int = 0
-
-    app = App(tables=[Counter], database=f"sqlite:///{tmp_path}/rmw.db")
-    async with TestClient(app) as client:
-        await client.put("/Counter/c", json={"n": 0})
-
-        async def bump() -> None:
-            async with app.transaction():
-                current = await Counter.get("c")
-                assert current is not None
-                await asyncio.sleep(0)
-                await Counter.patch("c", {"n": current.n + 1})
-
-        results = await asyncio.gather(*(bump() for _ in range(20)), return_exceptions=True)
-        done = sum(1 for r in results if r is None)
-        assert done >= 1
-        assert all(r is None or isinstance(r, Conflict) for r in results)
-        assert (await client.get("/Counter/c")).json()["n"] == done
-
-
-async def test_concurrent_read_modify_write_is_retried_until_it_commits(tmp_path: Path) -> None:
-    """Transactions run by ``run_in_transaction`` (as every request is) are re-run on conflict:
-    all of them commit, and every increment is there."""
-
-    class Counter(Table):
-        id: str = Field(primary_key=True)
-        n: int = 0
-
-    app = App(tables=[Counter], database=f"sqlite:///{tmp_path}/retry.db")
-    async with TestClient(app) as client:
-        await client.put("/Counter/c", json={"n": 0})
-
-        async def step(txn: object) -> None:
-            current = await Counter.get("c")
-            assert current is not None
-            await asyncio.sleep(0)
-            await Counter.patch("c", {"n": current.n + 1})
-
-        gate = asyncio.Semaphore(4)  # contention a bounded number of retries always resolves
-
-        async def bump() -> None:
-            async with gate:
-                await run_in_transaction(app.database, step)
-
-        await asyncio.gather(*(bump() for _ in range(40)))
-        assert (await client.get("/Counter/c")).json()["n"] == 40
