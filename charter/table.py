@@ -268,6 +268,7 @@ class Table:
             "strict_queries": strict_queries,
         }
         options = {k: v for k, v in given.items() if v is not None}
+        _refuse_unbuilt(cls.__name__, options)
         cls.__charter_options__ = TableOptions(
             **{**_options_dict(parent), **options, "name": name or cls.__name__}
         )
@@ -389,3 +390,25 @@ class Table:
 
 def _options_dict(options: TableOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in TableOptions.__slots__}
+
+
+_CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout")
+
+
+def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:
+    """Caching and audit options are accepted by the SPEC but not built: never ignore them."""
+    from .config import not_available
+
+    for name in _CACHING:
+        if name in options:
+            raise not_available(
+                f"class {table}(Table, {name}=...)",
+                "caching tables (source, expiration, eviction, scan_interval, source_timeout)",
+                f"remove {name}= and write the records to the table yourself",
+            )
+    if options.get("audit"):
+        raise not_available(
+            f"class {table}(Table, audit=True)",
+            "the audit log",
+            "remove audit=True (a record's updated time is kept: get_updated_time())",
+        )
