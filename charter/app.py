@@ -9,22 +9,22 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .config import Config, not_available
-from .dispatch import Dispatcher
 from .errors import CharterError
-from .events import EventBus
 from .http.codecs import JSON
 from .http.cors import CORS
 from .http.response import Response
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
-from .method_routes import contract_route, service_routes, table_method_routes
-from .records import TableRuntime
-from .rest import add_table_routes, describe_table
+from .model.table import Table, bind_runtime
+from .runtime.events import EventBus
+from .runtime.storage_proxy import StorageProxy
+from .runtime.tables import TableRuntime
+from .runtime.transaction import Transaction, current_transaction
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
-from .storage_proxy import StorageProxy
-from .table import Table, bind_runtime
-from .transaction import Transaction, current_transaction
+from .web.dispatch import Dispatcher
+from .web.rest import add_table_routes, describe_table
+from .web.routes import contract_route, service_routes, table_method_routes
 
 __all__ = ["App"]
 
@@ -166,7 +166,7 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document describing every endpoint."""
-        from .openapi import build_openapi
+        from .web.openapi import build_openapi
 
         return build_openapi(self)
 
@@ -207,7 +207,7 @@ class App:
         if outer is not None:
             yield outer
             return
-        from .transaction import _current
+        from .runtime.transaction import _current
 
         if not self._started:
             await self.startup()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import perms
+from .model import perms
 
 __all__ = ["load_app", "main"]
 

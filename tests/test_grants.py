@@ -1,4 +1,4 @@
-"""``charter.grants``: an RPC's egroup bits and a contract route's roles are checked, in one place.
+"""``charter.runtime.grants``: RPC egroup bits and contract route roles, checked in one place.
 
 Sign-in does not exist yet, so a served request has no role and acts as a super user (SPEC 6):
 every check passes. The checks are real all the same: a ``RequestContext`` carrying a user and
@@ -27,7 +27,7 @@ from charter import (
     route,
     rpc,
 )
-from charter.grants import require
+from charter.runtime.grants import require
 from charter.testing import TestClient
 
 

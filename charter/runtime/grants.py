@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from .errors import Forbidden, Unauthorized
+from ..errors import Forbidden, Unauthorized
 
 if TYPE_CHECKING:
     from .context import RequestContext

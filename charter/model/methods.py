@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..errors import CharterError
 from . import perms as _perms
-from .errors import CharterError
 
 __all__ = ["MethodSpec", "RpcSpec", "Service", "delete", "get", "patch", "post", "put", "rpc"]
 
@@ -96,7 +96,7 @@ def rpc(
     """Serve a ``Service`` method at ``POST /rpc/{name}``.
 
     Args:
-        egroup: the endpoint group whose grant is checked (see ``charter.grants``).
+        egroup: the endpoint group whose grant is checked (see ``charter.runtime.grants``).
         perm: bits the caller's grant for ``egroup`` must hold (``granted & perm == perm``);
             default ``perms.X`` (execute).
         name: the RPC name (default: the method's name).

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .contracts import schema_json
-from .schema.signature import BODY, QUERY, Signature
+from ..model.contracts import schema_json
+from ..schema.signature import BODY, QUERY, Signature
 
 if TYPE_CHECKING:
-    from .app import App
-    from .records import TableRuntime
+    from ..app import App
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["build_openapi"]
 

@@ -15,15 +15,15 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .errors import CharterError, HttpError, NotFound
+from ..errors import CharterError, HttpError, NotFound
+from ..schema import TableOptions
 from .fields import FieldInfo, RelationshipInfo
 from .methods import MethodSpec, method_spec
-from .schema import TableOptions
 
 if TYPE_CHECKING:
-    from .context import RequestContext
-    from .query.model import Query
-    from .records import TableRuntime
+    from ..query.model import Query
+    from ..runtime.context import RequestContext
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["Table"]
 
@@ -86,8 +86,8 @@ def _runtime(cls: type[Table]) -> TableRuntime:
 
 
 def _choose_runtime(cls: type[Table], live: list[TableRuntime]) -> TableRuntime:
-    from .context import current_context
-    from .transaction import current_transaction
+    from ..runtime.context import current_context
+    from ..runtime.transaction import current_transaction
 
     context = current_context()
     if context is not None:
@@ -352,7 +352,7 @@ class Table:
         return self._version
 
     def get_context(self) -> RequestContext | None:
-        from .context import current_context
+        from ..runtime.context import current_context
 
         return self._context or current_context()
 
@@ -397,7 +397,7 @@ _CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout
 
 def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:
     """Caching and audit options are accepted by the SPEC but not built: never ignore them."""
-    from .config import not_available
+    from ..config import not_available
 
     for name in _CACHING:
         if name in options:

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from .errors import CharterError
-from .schema.from_json_schema import type_from_json_schema
+from ..errors import CharterError
+from ..schema.from_json_schema import type_from_json_schema
 
 __all__ = ["Contract", "RouteSpec", "endpoint_error_schema", "route", "schema_type"]
 
@@ -39,7 +39,7 @@ class Contract:
         query: the query string's schema.
         response: one schema or a list of them (including ``endpoint_error_schema(...)``).
         roles: role names allowed; True (any signed-in user), "unauthenticated" (anyone) or
-            "unauthenticated-only"; checked by ``charter.grants.require`` on every call.
+            "unauthenticated-only"; checked by ``charter.runtime.grants.require`` on every call.
     """
 
     payload: Any = None

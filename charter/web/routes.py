@@ -9,24 +9,24 @@ from urllib.parse import quote
 
 import msgspec
 
-from .context import RequestContext, current_context
-from .contracts import Contract, RouteSpec, schema_type
+from ..errors import CharterError, HttpError, NotFound, ValidationError
+from ..http.codecs import read_body
+from ..http.request import Request
+from ..http.response import Response
+from ..http.routing import Route
+from ..model.contracts import Contract, RouteSpec, schema_type
+from ..model.methods import MethodSpec, RpcSpec, Service
+from ..runtime.context import RequestContext, current_context
+from ..runtime.grants import require
+from ..runtime.transaction import current_transaction
+from ..schema.signature import INJECT as INJECTED
+from ..schema.signature import Param, Signature, compile_signature
+from ..schema.validation import details_from_message, validate_object
 from .endpoints import Endpoint
-from .errors import CharterError, HttpError, NotFound, ValidationError
-from .grants import require
-from .http.codecs import read_body
-from .http.request import Request
-from .http.response import Response
-from .http.routing import Route
-from .methods import MethodSpec, RpcSpec, Service
-from .schema.signature import INJECT as INJECTED
-from .schema.signature import Param, Signature, compile_signature
-from .schema.validation import details_from_message, validate_object
-from .transaction import current_transaction
 
 if TYPE_CHECKING:
-    from .app import App
-    from .records import TableRuntime
+    from ..app import App
+    from ..runtime.tables import TableRuntime
 
 __all__ = [
     "ContractEndpoint",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from . import perms
+from ..model import perms
 
 if TYPE_CHECKING:
-    from .app import App
-    from .http.request import Request
+    from ..app import App
+    from ..http.request import Request
     from .transaction import Transaction
 
 __all__ = ["RequestContext", "current_context"]
