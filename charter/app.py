@@ -19,10 +19,11 @@ from .model.table import Table, bind_runtime
 from .runtime.events import EventBus
 from .runtime.storage_proxy import StorageProxy
 from .runtime.tables import TableRuntime
-from .runtime.transaction import Transaction, current_transaction
+from .runtime.transaction import Transaction, _current, current_transaction
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
 from .web.dispatch import Dispatcher
+from .web.openapi import build_openapi
 from .web.rest import add_table_routes, describe_table
 from .web.routes import contract_route, service_routes, table_method_routes
 
@@ -166,8 +167,6 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document describing every endpoint."""
-        from .web.openapi import build_openapi
-
         return build_openapi(self)
 
     async def _openapi(self, request: Any) -> Response:
@@ -207,8 +206,6 @@ class App:
         if outer is not None:
             yield outer
             return
-        from .runtime.transaction import _current
-
         if not self._started:
             await self.startup()
         txn = Transaction(self.database)

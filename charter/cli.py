@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .model import perms
+from .redaction import mask_url
 
 __all__ = ["load_app", "main"]
 
@@ -55,8 +57,6 @@ def _banner(app: Any, spec: str, args: argparse.Namespace, workers: int, mode: s
     """What the server is and does, stated truthfully: nothing here may promise a protection."""
     from rich.console import Console
     from rich.markup import escape
-
-    from .redaction import mask_url
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     where = f"http://{args.host}:{args.port}"
@@ -144,7 +144,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
 
     help_format = _HelpFormatter
     parser = argparse.ArgumentParser(

@@ -21,6 +21,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from ..errors import MalformedInput
 from ..limits import MAX_FORM_FIELDS
+from ..schema.signature import _convert_text
 
 __all__ = ["Form", "parse_multipart", "parse_urlencoded"]
 
@@ -51,8 +52,6 @@ class Form(dict[str, list[str | bytes]]):
         that does not convert stays text, so validation reports it where it reports every
         other wrong value (a 422 naming the field).
         """
-        from ..schema.signature import _convert_text
-
         out: dict[str, Any] = {}
         for name, raw in self.items():
             tp = types.get(name)

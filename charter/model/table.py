@@ -15,10 +15,11 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from ..config import not_available
 from ..errors import CharterError, HttpError, NotFound
-from ..schema import TableOptions
 from .fields import FieldInfo, RelationshipInfo
 from .methods import MethodSpec, method_spec
+from .options import TableOptions
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -86,19 +87,9 @@ def _runtime(cls: type[Table]) -> TableRuntime:
 
 
 def _choose_runtime(cls: type[Table], live: list[TableRuntime]) -> TableRuntime:
-    from ..runtime.context import current_context
-    from ..runtime.transaction import current_transaction
-
-    context = current_context()
-    if context is not None:
-        for runtime in live:
-            if runtime.app is context.app:
-                return runtime
-    txn = current_transaction()
-    if txn is not None:
-        for runtime in live:
-            if runtime.app.database is txn.storage:
-                return runtime
+    for runtime in live:
+        if runtime.serves_current():  # the app of the running request or transaction
+            return runtime
     started = [r for r in live if r.app.started]
     if len(started) == 1:
         return started[0]
@@ -352,9 +343,8 @@ class Table:
         return self._version
 
     def get_context(self) -> RequestContext | None:
-        from ..runtime.context import current_context
-
-        return self._context or current_context()
+        """The request context this record was loaded in (else the running one)."""
+        return self._context or _runtime(type(self)).current_context()
 
     def was_loaded_from_source(self) -> bool:
         """True when this record was just fetched from a caching table's source."""
@@ -397,8 +387,6 @@ _CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout
 
 def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:
     """Caching and audit options are accepted by the SPEC but not built: never ignore them."""
-    from ..config import not_available
-
     for name in _CACHING:
         if name in options:
             raise not_available(

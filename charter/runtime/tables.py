@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import HttpError, NotFound, ValidationError
+from ..errors import Forbidden, HttpError, NotFound, ValidationError
+from ..model.table import maybe_await
 from ..query.model import Query
-from ..query.select import Projector
 from ..schema import TableSchema
 from ..schema.bounds import key_problem, value_problems
 from ..schema.validation import details_from_message, validate_object
 from ..storage import Row
-from .context import current_context
+from .context import RequestContext, current_context
+from .projection import Projector
 from .transaction import Transaction, current_transaction, run_in_transaction
 
 if TYPE_CHECKING:
@@ -88,6 +89,18 @@ class TableRuntime:
         return instance
 
     # -- transaction plumbing ------------------------------------------------------------------
+
+    def current_context(self) -> RequestContext | None:
+        """The running request's context (``Table.get_context`` asks through here)."""
+        return current_context()
+
+    def serves_current(self) -> bool:
+        """Whether the running request or transaction belongs to this runtime's app."""
+        context = current_context()
+        if context is not None:
+            return context.app is self.app
+        txn = current_transaction()
+        return txn is not None and txn.storage is self.app.database
 
     def _txn(self) -> Transaction | None:
         return current_transaction()
@@ -432,9 +445,6 @@ class TableRuntime:
         return instance
 
     async def _hook(self, instance: Any, hook: str) -> None:
-        from ..errors import Forbidden
-        from ..model.table import maybe_await
-
         if hook not in self.cls.__charter_overrides__:
             return
         context = current_context()

@@ -11,33 +11,19 @@ import types
 import typing
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import msgspec
 
 from ..errors import ValidationError
 from ..model.fields import MISSING, FieldInfo, RelationshipInfo
+from ..model.options import TableOptions
 from .bounds import key_problem, may_hold_int
 from .keys import new_uuid
 
 __all__ = ["FieldSpec", "TableOptions", "TableSchema", "build_schema"]
 
 _IMMUTABLE_DEFAULTS = (str, int, float, bool, bytes, type(None), tuple, frozenset)
-
-
-@dataclass(frozen=True, slots=True)
-class TableOptions:
-    """Options given as class keywords: ``class Weather(Table, expiration=60)``."""
-
-    name: str | None = None
-    source: Any = None
-    expiration: float | None = None
-    eviction: float | None = None
-    scan_interval: float | None = None
-    source_timeout: float = 10.0
-    audit: bool = False
-    extra: Literal["forbid", "allow"] = "forbid"
-    strict_queries: bool = False
 
 
 @dataclass(slots=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..model.contracts import schema_json
+from ..schema.contract_types import schema_json
 from ..schema.signature import BODY, QUERY, Signature
 
 if TYPE_CHECKING:

@@ -14,14 +14,16 @@ from ..http.codecs import read_body
 from ..http.request import Request
 from ..http.response import Response
 from ..http.routing import Route
-from ..model.contracts import Contract, RouteSpec, schema_type
+from ..model.contracts import Contract, RouteSpec
 from ..model.methods import MethodSpec, RpcSpec, Service
 from ..runtime.context import RequestContext, current_context
 from ..runtime.grants import require
 from ..runtime.transaction import current_transaction
+from ..schema.contract_types import schema_type
 from ..schema.signature import INJECT as INJECTED
 from ..schema.signature import Param, Signature, compile_signature
 from ..schema.validation import details_from_message, validate_object
+from .dispatch import error_response
 from .endpoints import Endpoint
 
 if TYPE_CHECKING:
@@ -252,8 +254,6 @@ class ContractEndpoint(Endpoint):
 
     def respond(self, request: Request, result: Any) -> Response:
         if isinstance(result, HttpError):
-            from .dispatch import error_response
-
             envelope = {
                 "error": {
                     "status": result.status_code,
