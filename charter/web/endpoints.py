@@ -22,7 +22,8 @@ from ..http.request import Request
 from ..http.response import Response
 from ..model.results import HttpResult
 from ..runtime.context import current_context
-from ..schema.signature import INJECT, PATH, QUERY, Partial, Signature, _strip_optional
+from ..schema.annotations import without_none
+from ..schema.signature import INJECT, PATH, QUERY, Partial, Signature
 from ..schema.validation import InputError, details_from_message
 
 __all__ = ["Endpoint"]
@@ -46,7 +47,7 @@ def _builtins(value: Any) -> Any:
 
 def _converter(annotation: Any) -> Callable[[Any], Any] | None:
     """How a checked value becomes what the parameter's annotation promises (None: as is)."""
-    base = _strip_optional(annotation)
+    base = without_none(annotation)[0]
     origin = get_origin(base)
     if origin is Partial:
         return lambda value: msgspec.to_builtins(value, builtin_types=_NATIVE)
