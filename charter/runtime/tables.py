@@ -138,6 +138,18 @@ class TableRuntime:
         row = await (txn.read(self.name, key) if txn else self.app.database.fetch(self.name, key))
         return self.instance(key, row, context)
 
+    async def load_readable(self, raw_key: str, context: Any = None) -> Any:
+        """The record a path names, for a request: 404 when the key cannot name one or there is
+        none, 403 when ``allow_read`` denies it."""
+        key = self.schema.coerce_key(raw_key)
+        if key is None:
+            raise NotFound(f"{self.name} {raw_key!r} not found")
+        instance = await self.load(key, context)
+        if not instance._exists:
+            raise NotFound(f"{self.name} {raw_key!r} not found")
+        await self._hook(instance, "allow_read")
+        return instance
+
     async def search(
         self, query: Query | dict[str, Any] | None, *, check_read: bool = False
     ) -> AsyncIterator[Any]:

@@ -320,3 +320,11 @@ def _return_kind(returns: Any, tables: Callable[[type], Any] | None) -> tuple[st
     if getattr(returns, "__charter_result__", False):
         return "result", Any
     return "value", resolve_type(returns, tables)
+
+
+def convert_path(param: Param, text: str) -> Any:
+    """A path parameter's text as its annotation says (``InputError`` at ``["path", name]``)."""
+    try:
+        return msgspec.convert(text, param.checked, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InputError([details_from_message(str(exc), ["path", param.name])]) from None

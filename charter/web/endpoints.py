@@ -23,8 +23,8 @@ from ..http.response import Response
 from ..model.results import HttpResult
 from ..runtime.context import current_context
 from ..schema.annotations import without_none
-from ..schema.signature import INJECT, PATH, QUERY, Partial, Signature
-from ..schema.validation import InputError, details_from_message
+from ..schema.signature import INJECT, PATH, QUERY, Partial, Signature, convert_path
+from ..schema.validation import InputError
 
 __all__ = ["Endpoint"]
 
@@ -144,14 +144,7 @@ class Endpoint:
                 value = read_body(content_type, body, lambda: sig.body_types) if body else None
                 kwargs.update(sig.bind_body(value))
             for param in self._path:
-                try:
-                    kwargs[param.name] = msgspec.convert(
-                        path[param.name], param.checked, strict=False
-                    )
-                except msgspec.ValidationError as exc:
-                    raise InputError(
-                        [details_from_message(str(exc), ["path", param.name])]
-                    ) from None
+                kwargs[param.name] = convert_path(param, path[param.name])
         except InputError as exc:
             raise ValidationError(details=exc.details) from None
         for name, convert in self._convert:

@@ -146,9 +146,7 @@ class TableResource:
             await self.runtime._hook(instance, "allow_read")
 
     async def _load(self, key: Any) -> Any:
-        txn = current_transaction()
-        assert txn is not None
-        return self.runtime.instance(key, await txn.read(self.name, key), current_context())
+        return await self.runtime.load(key, current_context())
 
     def _check_if_match(self, request: Request, instance: Any) -> None:
         header = request.header("if-match")
