@@ -33,7 +33,7 @@ from .methods import Service, delete, get, patch, post, put, rpc
 from .query import Condition, Group, Query, Sort
 from .results import HttpResp, HttpResult
 from .schema.signature import Partial
-from .table import Table
+from .table import Table, resource
 from .transaction import Transaction
 
 __version__ = "0.1.0"
@@ -80,6 +80,7 @@ __all__ = [
     "post",
     "put",
     "relationship",
+    "resource",
     "route",
     "rpc",
 ]
