@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import msgspec
 
 from ..errors import ValidationError
-from ..fields import MISSING, FieldInfo, RelationshipInfo
+from ..model.fields import MISSING, FieldInfo, RelationshipInfo
 from .bounds import key_problem, may_hold_int
 from .keys import new_uuid
 

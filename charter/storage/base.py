@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from ..errors import Conflict, NotFound
+from ..redaction import mask_url
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -164,5 +165,5 @@ def open_storage(
             ) from exc
         return PostgresStorage(url, pool_size=pool_size, pool_timeout=pool_timeout)
     raise ValueError(
-        f"unsupported database URL {url!r} (expected sqlite:///path or postgresql://...)"
+        f"unsupported database URL {mask_url(url)!r} (expected sqlite:///path or postgresql://...)"
     )

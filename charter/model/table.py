@@ -32,15 +32,15 @@ from typing import (
     overload,
 )
 
-from .errors import CharterError, HttpError, NotFound
+from ..errors import CharterError, HttpError, NotFound
+from ..schema import TableOptions
 from .fields import Field, FieldInfo, RelationshipInfo, relationship
 from .methods import MethodSpec, method_spec
-from .schema import TableOptions
 
 if TYPE_CHECKING:
-    from .context import RequestContext
-    from .query.model import Query
-    from .records import TableRuntime
+    from ..query.model import Query
+    from ..runtime.context import RequestContext
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["Table", "resource"]
 
@@ -303,8 +303,8 @@ def _runtime(cls: type[Table]) -> TableRuntime:
 
 
 def _choose_runtime(cls: type[Table], live: list[TableRuntime]) -> TableRuntime:
-    from .context import current_context
-    from .transaction import current_transaction
+    from ..runtime.context import current_context
+    from ..runtime.transaction import current_transaction
 
     context = current_context()
     if context is not None:
@@ -486,6 +486,7 @@ class Table:
             "strict_queries": strict_queries,
         }
         options = {k: v for k, v in given.items() if v is not None}
+        _refuse_unbuilt(cls.__name__, options)
         cls.__charter_options__ = TableOptions(
             **{**_options_dict(parent), **options, "name": name or cls.__name__}
         )
@@ -572,7 +573,7 @@ class Table:
         return self._version
 
     def get_context(self) -> RequestContext | None:
-        from .context import current_context
+        from ..runtime.context import current_context
 
         return self._context or current_context()
 
@@ -610,3 +611,25 @@ class Table:
 
 def _options_dict(options: TableOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in TableOptions.__slots__}
+
+
+_CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout")
+
+
+def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:
+    """Caching and audit options are accepted by the SPEC but not built: never ignore them."""
+    from ..config import not_available
+
+    for name in _CACHING:
+        if name in options:
+            raise not_available(
+                f"class {table}(Table, {name}=...)",
+                "caching tables (source, expiration, eviction, scan_interval, source_timeout)",
+                f"remove {name}= and write the records to the table yourself",
+            )
+    if options.get("audit"):
+        raise not_available(
+            f"class {table}(Table, audit=True)",
+            "the audit log",
+            "remove audit=True (a record's updated time is kept: get_updated_time())",
+        )

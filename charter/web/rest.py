@@ -17,22 +17,22 @@ from urllib.parse import quote, unquote
 
 import msgspec
 
-from .context import current_context
-from .errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
-from .http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
-from .http.request import Request
-from .http.response import Response
-from .http.routing import Route, Router
-from .query import parse_query_string
-from .query.model import Condition, Query, Select
-from .query.sql import compile_select
-from .schema.describe import describe
-from .storage import Row
-from .table import maybe_await
-from .transaction import current_transaction
+from ..errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
+from ..http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
+from ..http.request import Request
+from ..http.response import Response
+from ..http.routing import Route, Router
+from ..model.table import maybe_await
+from ..query import parse_query_string
+from ..query.model import Condition, Query, Select
+from ..query.sql import compile_select
+from ..runtime.context import current_context
+from ..runtime.transaction import current_transaction
+from ..schema.describe import describe
+from ..storage import Row
 
 if TYPE_CHECKING:
-    from .records import TableRuntime
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["add_table_routes", "describe_table"]
 

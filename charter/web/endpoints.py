@@ -16,14 +16,14 @@ from typing import Any, get_args, get_origin
 
 import msgspec
 
-from .context import current_context
-from .errors import InvalidResponse, ValidationError
-from .http.codecs import Codec, negotiate, read_body
-from .http.request import Request
-from .http.response import Response
-from .results import HttpResult
-from .schema.signature import INJECT, PATH, QUERY, Partial, Signature, _strip_optional
-from .schema.validation import InputError, details_from_message
+from ..errors import InvalidResponse, ValidationError
+from ..http.codecs import Codec, negotiate, read_body
+from ..http.request import Request
+from ..http.response import Response
+from ..model.results import HttpResult
+from ..runtime.context import current_context
+from ..schema.signature import INJECT, PATH, QUERY, Partial, Signature, _strip_optional
+from ..schema.validation import InputError, details_from_message
 
 __all__ = ["Endpoint"]
 

@@ -21,11 +21,13 @@ from typing import Any, Literal
 
 import msgspec
 
-from .schema.from_json_schema import type_from_json_schema
+from ..errors import CharterError
+from ..schema.from_json_schema import type_from_json_schema
 
 __all__ = ["Contract", "RouteSpec", "endpoint_error_schema", "route", "schema_type"]
 
 Roles = Sequence[str] | bool | Literal["unauthenticated", "unauthenticated-only"] | None
+_SPECIAL_ROLES = ("unauthenticated", "unauthenticated-only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +39,31 @@ class Contract:
         query: the query string's schema.
         response: one schema or a list of them (including ``endpoint_error_schema(...)``).
         roles: role names allowed; True (any signed-in user), "unauthenticated" (anyone) or
-            "unauthenticated-only".
+            "unauthenticated-only"; checked by ``charter.runtime.grants.require`` on every call.
     """
 
     payload: Any = None
     query: Any = None
     response: Any = None
     roles: Roles = None
+
+    def __post_init__(self) -> None:
+        roles = self.roles
+        if roles is None or roles is True or roles in _SPECIAL_ROLES:
+            return
+        if isinstance(roles, str):
+            # A plain string is a sequence of letters: "admin" would admit roles "a", "d"...
+            raise CharterError(
+                f"Contract(roles={roles!r}): give a list of role names, roles=[{roles!r}], or "
+                'one of True, "unauthenticated", "unauthenticated-only"'
+            )
+        if roles is False or not isinstance(roles, Sequence):
+            raise CharterError(
+                f"Contract(roles={roles!r}): roles is a list of role names, True, "
+                '"unauthenticated" or "unauthenticated-only"'
+            )
+        if not all(isinstance(r, str) and r for r in roles):
+            raise CharterError(f"Contract(roles={roles!r}): role names are non-empty strings")
 
     def response_shapes(self) -> list[Any]:
         if self.response is None:

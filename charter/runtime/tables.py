@@ -15,19 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..errors import HttpError, NotFound, ValidationError
+from ..query.model import Query
+from ..query.select import Projector
+from ..schema import TableSchema
+from ..schema.bounds import key_problem, value_problems
+from ..schema.validation import details_from_message, validate_object
+from ..storage import Row
 from .context import current_context
-from .errors import HttpError, NotFound, ValidationError
-from .query.model import Query
-from .query.select import Projector
-from .schema import TableSchema
-from .schema.bounds import key_problem, value_problems
-from .schema.validation import details_from_message, validate_object
-from .storage import Row
 from .transaction import Transaction, current_transaction, run_in_transaction
 
 if TYPE_CHECKING:
-    from .app import App
-    from .table import Table
+    from ..app import App
+    from ..model.table import Table
 
 __all__ = ["TableRuntime"]
 
@@ -432,8 +432,8 @@ class TableRuntime:
         return instance
 
     async def _hook(self, instance: Any, hook: str) -> None:
-        from .errors import Forbidden
-        from .table import maybe_await
+        from ..errors import Forbidden
+        from ..model.table import maybe_await
 
         if hook not in self.cls.__charter_overrides__:
             return

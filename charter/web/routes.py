@@ -9,25 +9,32 @@ from urllib.parse import quote
 
 import msgspec
 
-from .context import RequestContext, current_context
-from .contracts import Contract, RouteSpec, schema_type
+from ..errors import CharterError, HttpError, NotFound, ValidationError
+from ..http.codecs import read_body
+from ..http.request import Request
+from ..http.response import Response
+from ..http.routing import Route
+from ..model.contracts import Contract, RouteSpec, schema_type
+from ..model.methods import MethodSpec, RpcSpec, Service
+from ..runtime.context import RequestContext, current_context
+from ..runtime.grants import require
+from ..runtime.transaction import current_transaction
+from ..schema.signature import INJECT as INJECTED
+from ..schema.signature import Param, Signature, compile_signature
+from ..schema.validation import details_from_message, validate_object
 from .endpoints import Endpoint
-from .errors import CharterError, HttpError, NotFound, ValidationError
-from .http.codecs import read_body
-from .http.request import Request
-from .http.response import Response
-from .http.routing import Route
-from .methods import MethodSpec, RpcSpec, Service
-from .schema.signature import INJECT as INJECTED
-from .schema.signature import Param, compile_signature
-from .schema.validation import details_from_message, validate_object
-from .transaction import current_transaction
 
 if TYPE_CHECKING:
-    from .app import App
-    from .records import TableRuntime
+    from ..app import App
+    from ..runtime.tables import TableRuntime
 
-__all__ = ["ContractEndpoint", "contract_route", "service_routes", "table_method_routes"]
+__all__ = [
+    "ContractEndpoint",
+    "RpcEndpoint",
+    "contract_route",
+    "service_routes",
+    "table_method_routes",
+]
 
 INJECT = {RequestContext: "context", Request: "request"}
 _INJECTED_NAMES = ("ctx", "context", "request")
@@ -116,15 +123,29 @@ def service_routes(app: App, service: Any) -> list[Route]:
 def _rpc_route(app: App, instance: Service, spec: RpcSpec) -> Route:
     signature = compile_signature(spec.fn, skip_first=True, inject=INJECT, tables=_tables(app))
     meta: dict[str, Any] = {"egroup": spec.egroup, "perm": spec.perm, "signature": signature}
+    endpoint = RpcEndpoint(spec, signature, instance, meta=meta)
+    return Route("POST", f"/rpc/{spec.name}", endpoint, spec.name, "rpc", meta)
 
-    async def bound(request: Request, path: dict[str, str]) -> Any:
+
+class RpcEndpoint(Endpoint):
+    """An ``@rpc`` method: the caller's egroup grant is checked before its arguments are read."""
+
+    def __init__(
+        self, spec: RpcSpec, signature: Signature, instance: Service, meta: dict[str, Any]
+    ) -> None:
+        self.spec = spec
+
+        async def bound(request: Request, path: dict[str, str]) -> Any:
+            return instance
+
+        super().__init__(spec.fn, signature, spec.name, bound=bound, meta=meta)
+
+    async def arguments(self, request: Request, path: dict[str, str]) -> dict[str, Any]:
         context = current_context()
         if context is not None:
-            context.egroup = spec.egroup
-        return instance
-
-    endpoint = Endpoint(spec.fn, signature, spec.name, bound=bound, meta=meta)
-    return Route("POST", f"/rpc/{spec.name}", endpoint, spec.name, "rpc", meta)
+            context.egroup = self.spec.egroup
+        require(context, egroup=self.spec.egroup, perm=self.spec.perm)
+        return await super().arguments(request, path)
 
 
 class ContractEndpoint(Endpoint):
@@ -164,6 +185,7 @@ class ContractEndpoint(Endpoint):
         )
 
     async def arguments(self, request: Request, path: dict[str, str]) -> dict[str, Any]:
+        require(current_context(), roles=self.contract.roles)
         kwargs: dict[str, Any] = {}
         if "payload" in self.takes or self.payload_type is not None:
             body = await request.body()
