@@ -30,7 +30,7 @@ from .model.contracts import Contract, endpoint_error_schema, route
 from .model.fields import Field, relationship
 from .model.methods import Service, delete, get, patch, post, put, rpc
 from .model.results import HttpResp, HttpResult
-from .model.table import Table
+from .model.table import Table, resource
 from .query import Condition, Group, Query, Sort
 from .runtime.context import RequestContext, current_context
 from .runtime.transaction import Transaction
@@ -80,6 +80,7 @@ __all__ = [
     "post",
     "put",
     "relationship",
+    "resource",
     "route",
     "rpc",
 ]

@@ -48,6 +48,7 @@ PUBLIC = [
     "post",
     "put",
     "relationship",
+    "resource",
     "route",
     "rpc",
 ]

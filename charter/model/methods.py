@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from ..errors import CharterError
 from . import perms as _perms
@@ -25,6 +25,7 @@ from . import perms as _perms
 __all__ = ["MethodSpec", "RpcSpec", "Service", "delete", "get", "patch", "post", "put", "rpc"]
 
 F = TypeVar("F")
+Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,12 @@ class RpcSpec:
     fn: Callable[..., Any]
 
 
+@overload
+def rpc(fn: Fn, *, egroup: str | None = ..., perm: int = ..., name: str | None = ...) -> Fn: ...
+@overload
+def rpc(
+    fn: None = None, *, egroup: str | None = ..., perm: int = ..., name: str | None = ...
+) -> Callable[[Fn], Fn]: ...
 def rpc(
     fn: Callable[..., Any] | None = None,
     *,
