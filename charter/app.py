@@ -132,6 +132,9 @@ class App:
         self._dispatcher = Dispatcher(self.router, self.database, self.config, self.cors)
         self._started = False
         self._start_lock = asyncio.Lock()
+        # Only a fully built app serves its tables: a failed App(...) leaves no trace on them.
+        for runtime in self.tables.values():
+            bind_runtime(runtime.cls, runtime)
 
     # -- building ------------------------------------------------------------------------------
 
@@ -151,7 +154,6 @@ class App:
                 tables=self.tables,
                 lifecycle=self,
             )
-            bind_runtime(cls, runtime)
             self.tables[schema.name] = runtime
             schemas.append(schema)
         for schema in schemas:
