@@ -11,9 +11,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .context import RequestContext
-from .errors import HttpError, MethodNotAllowed, error_body
+from .errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body
 from .http.codecs import JSON, Codec, negotiate
-from .http.request import ClientDisconnected, Request
+from .http.request import Request
 from .http.response import Response
 from .http.types import CONNECTION, Connection, Receive, Scope, Send
 from .transaction import Transaction, run_in_transaction
