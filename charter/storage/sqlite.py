@@ -49,6 +49,7 @@ from .sqlite_errors import (
     charter_error,
     is_duplicate,
     outcome,
+    pause,
     retrying,
     translated,
 )
@@ -493,7 +494,7 @@ class SQLiteStorage(Storage):
                 if outcome(exc) is not Outcome.RETRY or not conn.in_transaction:
                     raise
             conn.execute("ROLLBACK TO job")
-            time.sleep(delay)
+            pause(delay)
         return self._apply(conn, changes)
 
     def _apply(

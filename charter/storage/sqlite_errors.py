@@ -32,6 +32,7 @@ __all__ = [
     "charter_error",
     "is_duplicate",
     "outcome",
+    "pause",
     "retrying",
     "translate",
     "translated",
@@ -131,6 +132,11 @@ def charter_error(exc: BaseException) -> BaseException:
     return error
 
 
+def pause(seconds: float) -> None:
+    """The wait between two attempts (one place, so that a test can stand in for it)."""
+    time.sleep(seconds)
+
+
 def translated(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``, a SQLite error the table names raised as its Charter error."""
     try:
@@ -158,5 +164,5 @@ def retrying(fn: Callable[..., T], *args: Any) -> T:
                 if error is None:
                     raise
                 raise error from exc
-        time.sleep(delay)
+        pause(delay)
     return translated(fn, *args)
