@@ -8,23 +8,24 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .config import Config
-from .dispatch import Dispatcher
+from .config import Config, not_available
 from .errors import CharterError
-from .events import EventBus
 from .http.codecs import JSON
 from .http.cors import CORS
 from .http.response import Response
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
-from .method_routes import contract_route, service_routes, table_method_routes
-from .records import TableRuntime
-from .rest import add_table_routes, describe_table
+from .model.table import Table, bind_runtime
+from .runtime.events import EventBus
+from .runtime.storage_proxy import StorageProxy
+from .runtime.tables import TableRuntime
+from .runtime.transaction import Transaction, _current, current_transaction
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
-from .storage_proxy import StorageProxy
-from .table import Table, bind_runtime
-from .transaction import Transaction, current_transaction
+from .web.dispatch import Dispatcher
+from .web.openapi import build_openapi
+from .web.rest import add_table_routes, describe_table
+from .web.routes import contract_route, service_routes, table_method_routes
 
 __all__ = ["App"]
 
@@ -38,15 +39,19 @@ class App:
         tables: ``Table`` subclasses served as REST resources.
         services: RPC service classes.
         routes: functions decorated with ``@route``.
-        middleware: ``Middleware`` entries, outermost first.
+        middleware: not available yet: a non-empty list raises ``CharterError``.
         database: ``sqlite:///path`` (default ``./data/charter.db``) or ``postgresql://...``.
-        auth: False (default): every request acts as a super user.
-        shared: ``redis://...`` for state shared by workers; in-process when None.
-        mqtt: ``mqtt://host:port`` to mirror tables as MQTT topics.
+        auth: False (the only value for now): every request acts as a super user. True, and
+            ``shared``, ``mqtt`` and ``debug``, name features not built yet and raise
+            ``CharterError`` rather than being ignored.
         validate_responses: check responses against their declared contracts.
         cors: a ``CORS`` policy, True for any origin, or None (off).
         max_body_size: largest accepted request body, in bytes (413 above).
         pool_size: database connections per worker process (PostgreSQL; default 10).
+        pool_timeout: seconds a request waits for a free connection, then 503 (PostgreSQL).
+        header_timeout, body_timeout, idle_timeout, send_timeout: connection timeouts in
+            seconds, and max_url_length, max_header_size: limits in bytes, enforced by the
+            server protocol of ``charter serve`` (docs/cli.md).
     """
 
     def __init__(
@@ -64,7 +69,21 @@ class App:
         max_body_size: int | None = None,
         debug: bool | None = None,
         pool_size: int | None = None,
+        pool_timeout: float | None = None,
+        header_timeout: float | None = None,
+        body_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        send_timeout: float | None = None,
+        max_url_length: int | None = None,
+        max_header_size: int | None = None,
     ) -> None:
+        if middleware:
+            raise not_available(
+                "App(middleware=[...])",
+                "middleware",
+                "check in the handler, or wrap the app (an ASGI callable) in ASGI middleware; "
+                "remove middleware=",
+            )
         self.config = Config.build(
             database=database,
             auth=auth,
@@ -74,6 +93,13 @@ class App:
             max_body_size=max_body_size,
             debug=debug,
             pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            idle_timeout=idle_timeout,
+            send_timeout=send_timeout,
+            max_url_length=max_url_length,
+            max_header_size=max_header_size,
         )
         if cors is True:
             cors = CORS()
@@ -81,7 +107,6 @@ class App:
             cors = CORS(allow_origins=self.config.cors_origins)
         self.cors: CORS | None = cors or None
         self.services = list(services)
-        self.middleware = list(middleware)
         self.events = EventBus()
         self.database: Storage = open_storage(
             self.config.database,
@@ -142,8 +167,6 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document describing every endpoint."""
-        from .openapi import build_openapi
-
         return build_openapi(self)
 
     async def _openapi(self, request: Any) -> Response:
@@ -183,8 +206,6 @@ class App:
         if outer is not None:
             yield outer
             return
-        from .transaction import _current
-
         if not self._started:
             await self.startup()
         txn = Transaction(self.database)

@@ -10,7 +10,7 @@ import pytest
 
 from charter import App, Field, Table, storage_proxy
 from charter.errors import CharterError, Forbidden, HttpError, ValidationError
-from charter.storage_proxy import Collection
+from charter.runtime.storage_proxy import Collection
 
 
 class Product(Table):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
+from ..redaction import mask_url
 from .base import Storage
 
 __all__ = ["BACKENDS", "open_storage"]
@@ -45,7 +46,7 @@ def open_storage(
     scheme = url.split(":", 1)[0] if ":" in url else ""
     if scheme not in BACKENDS:
         raise ValueError(
-            f"unsupported database URL {url!r} (expected sqlite:///path or postgresql://...)"
+            f"unsupported database URL {mask_url(url)!r} (expected sqlite:///path or postgresql://...)"
         )
     module_name, class_name, extra = BACKENDS[scheme]
     try:

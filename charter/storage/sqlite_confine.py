@@ -1,6 +1,6 @@
 """Run one SQL statement of a caller's confined to one table of a SQLite connection.
 
-The storage proxy's ``exec`` (see ``charter.storage_proxy``) runs SQL it did not write;
+The storage proxy's ``exec`` (see ``charter.runtime.storage_proxy``) runs SQL it did not write;
 this module decides what such a statement may touch and runs it.
 
 ``exec`` writes ``{table}`` for the collection's table (the text is replaced everywhere, string

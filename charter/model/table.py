@@ -15,15 +15,16 @@ import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .errors import CharterError, HttpError, NotFound
+from ..config import not_available
+from ..errors import CharterError, HttpError, NotFound
 from .fields import FieldInfo, RelationshipInfo
 from .methods import MethodSpec, method_spec
-from .schema import TableOptions
+from .options import TableOptions
 
 if TYPE_CHECKING:
-    from .context import RequestContext
-    from .query.model import Query
-    from .records import TableRuntime
+    from ..query.model import Query
+    from ..runtime.context import RequestContext
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["Table"]
 
@@ -86,19 +87,9 @@ def _runtime(cls: type[Table]) -> TableRuntime:
 
 
 def _choose_runtime(cls: type[Table], live: list[TableRuntime]) -> TableRuntime:
-    from .context import current_context
-    from .transaction import current_transaction
-
-    context = current_context()
-    if context is not None:
-        for runtime in live:
-            if runtime.app is context.app:
-                return runtime
-    txn = current_transaction()
-    if txn is not None:
-        for runtime in live:
-            if runtime.app.database is txn.storage:
-                return runtime
+    for runtime in live:
+        if runtime.serves_current():  # the app of the running request or transaction
+            return runtime
     started = [r for r in live if r.app.started]
     if len(started) == 1:
         return started[0]
@@ -268,6 +259,7 @@ class Table:
             "strict_queries": strict_queries,
         }
         options = {k: v for k, v in given.items() if v is not None}
+        _refuse_unbuilt(cls.__name__, options)
         cls.__charter_options__ = TableOptions(
             **{**_options_dict(parent), **options, "name": name or cls.__name__}
         )
@@ -351,9 +343,8 @@ class Table:
         return self._version
 
     def get_context(self) -> RequestContext | None:
-        from .context import current_context
-
-        return self._context or current_context()
+        """The request context this record was loaded in (else the running one)."""
+        return self._context or _runtime(type(self)).current_context()
 
     def was_loaded_from_source(self) -> bool:
         """True when this record was just fetched from a caching table's source."""
@@ -389,3 +380,23 @@ class Table:
 
 def _options_dict(options: TableOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in TableOptions.__slots__}
+
+
+_CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout")
+
+
+def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:
+    """Caching and audit options are accepted by the SPEC but not built: never ignore them."""
+    for name in _CACHING:
+        if name in options:
+            raise not_available(
+                f"class {table}(Table, {name}=...)",
+                "caching tables (source, expiration, eviction, scan_interval, source_timeout)",
+                f"remove {name}= and write the records to the table yourself",
+            )
+    if options.get("audit"):
+        raise not_available(
+            f"class {table}(Table, audit=True)",
+            "the audit log",
+            "remove audit=True (a record's updated time is kept: get_updated_time())",
+        )

@@ -15,19 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .context import current_context
-from .errors import HttpError, NotFound, ValidationError
-from .query.model import Query
-from .query.select import Projector
-from .schema import TableSchema
-from .schema.bounds import key_problem, value_problems
-from .schema.validation import details_from_message, validate_object
-from .storage import Row
+from ..errors import Forbidden, HttpError, NotFound, ValidationError
+from ..model.table import maybe_await
+from ..query.model import Query
+from ..schema import TableSchema
+from ..schema.bounds import key_problem, value_problems
+from ..schema.validation import details_from_message, validate_object
+from ..storage import Row
+from .context import RequestContext, current_context
+from .projection import Projector
 from .transaction import Transaction, current_transaction, run_in_transaction
 
 if TYPE_CHECKING:
-    from .app import App
-    from .table import Table
+    from ..app import App
+    from ..model.table import Table
 
 __all__ = ["TableRuntime"]
 
@@ -89,6 +90,18 @@ class TableRuntime:
 
     # -- transaction plumbing ------------------------------------------------------------------
 
+    def current_context(self) -> RequestContext | None:
+        """The running request's context (``Table.get_context`` asks through here)."""
+        return current_context()
+
+    def serves_current(self) -> bool:
+        """Whether the running request or transaction belongs to this runtime's app."""
+        context = current_context()
+        if context is not None:
+            return context.app is self.app
+        txn = current_transaction()
+        return txn is not None and txn.storage is self.app.database
+
     def _txn(self) -> Transaction | None:
         return current_transaction()
 
@@ -124,6 +137,18 @@ class TableRuntime:
         txn = self._txn()
         row = await (txn.read(self.name, key) if txn else self.app.database.fetch(self.name, key))
         return self.instance(key, row, context)
+
+    async def load_readable(self, raw_key: str, context: Any = None) -> Any:
+        """The record a path names, for a request: 404 when the key cannot name one or there is
+        none, 403 when ``allow_read`` denies it."""
+        key = self.schema.coerce_key(raw_key)
+        if key is None:
+            raise NotFound(f"{self.name} {raw_key!r} not found")
+        instance = await self.load(key, context)
+        if not instance._exists:
+            raise NotFound(f"{self.name} {raw_key!r} not found")
+        await self._hook(instance, "allow_read")
+        return instance
 
     async def search(
         self, query: Query | dict[str, Any] | None, *, check_read: bool = False
@@ -432,9 +457,6 @@ class TableRuntime:
         return instance
 
     async def _hook(self, instance: Any, hook: str) -> None:
-        from .errors import Forbidden
-        from .table import maybe_await
-
         if hook not in self.cls.__charter_overrides__:
             return
         context = current_context()

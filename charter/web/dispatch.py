@@ -10,16 +10,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .context import RequestContext
-from .errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body
-from .http.codecs import JSON, Codec, negotiate
-from .http.request import Request
-from .http.response import Response
-from .http.types import CONNECTION, Connection, Receive, Scope, Send
-from .transaction import Transaction, run_in_transaction
+from ..errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body
+from ..http.codecs import JSON, Codec, negotiate
+from ..http.request import Request
+from ..http.response import Response
+from ..http.types import CONNECTION, Connection, Receive, Scope, Send
+from ..runtime.context import RequestContext
+from ..runtime.transaction import Transaction, run_in_transaction
 
 if TYPE_CHECKING:
-    from .app import App
+    from ..app import App
 
 __all__ = ["Dispatcher", "error_response"]
 

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .contracts import schema_json
-from .schema.signature import BODY, QUERY, Signature
+from ..schema.contract_types import schema_json
+from ..schema.signature import BODY, QUERY, Signature
 
 if TYPE_CHECKING:
-    from .app import App
-    from .records import TableRuntime
+    from ..app import App
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["build_openapi"]
 
@@ -321,13 +321,8 @@ def build_openapi(app: App) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Charter API", "version": "1.0.0"},
         "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {
-                "basic": {"type": "http", "scheme": "basic"},
-                "bearer": {"type": "http", "scheme": "bearer"},
-            },
-        },
+        # No securitySchemes: sign-in does not exist yet, and the document says only what is.
+        "components": {"schemas": components},
     }
 
 

@@ -52,11 +52,11 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .errors import CharterError, HttpError, ValidationError
-from .storage.sqlite_confine import _VTABS, confine_text, run_confined
+from ..errors import CharterError, HttpError, ValidationError
+from ..storage.sqlite_confine import _VTABS, confine_text, run_confined
 
 if TYPE_CHECKING:
-    from .app import App
+    from ..app import App
 
 __all__ = ["Collection", "StorageProxy"]
 
