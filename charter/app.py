@@ -15,6 +15,7 @@ from .http.cors import CORS
 from .http.response import Response
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
+from .model.methods import Service
 from .model.table import Table, bind_runtime
 from .runtime.events import EventBus
 from .runtime.storage_proxy import StorageProxy
@@ -117,14 +118,18 @@ class App:
         self.router = Router()
         self._build_tables(tables)
         for service in self.services:
-            for rpc_route in service_routes(self, service):
+            instance = service() if isinstance(service, type) else service
+            if not isinstance(instance, Service):
+                raise CharterError(f"App(services=...) takes Service subclasses, not {service!r}")
+            instance.app = self  # a service knows its app
+            for rpc_route in service_routes(self.tables, instance, self.router.routes):
                 self._add_unique(rpc_route)
         for extra in routes:
             self.add_route(extra)
         self.router.add(Route("GET", "/openapi.json", self._openapi, "openapi", "meta"))
         self._openapi_doc: bytes | None = None
-        self.storage = StorageProxy(self)
-        self._dispatcher = Dispatcher(self)
+        self.storage = StorageProxy(self.database, self.tables, self)
+        self._dispatcher = Dispatcher(self.router, self.database, self.config, self.cors)
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -138,7 +143,14 @@ class App:
             schema = build_schema(cls, cls.__charter_options__)
             if schema.name in self.tables:
                 raise CharterError(f"two tables are named {schema.name!r}")
-            runtime = TableRuntime(self, cls, schema)
+            runtime = TableRuntime(
+                cls,
+                schema,
+                storage=self.database,
+                events=self.events,
+                tables=self.tables,
+                lifecycle=self,
+            )
             bind_runtime(cls, runtime)
             self.tables[schema.name] = runtime
             schemas.append(schema)
@@ -149,14 +161,16 @@ class App:
                         f"{schema.name}.{rel.name} relates to {rel.target}, which is not in the app"
                     )
         for runtime in self.tables.values():
-            for method_route in table_method_routes(self, runtime):
+            for method_route in table_method_routes(self.tables, runtime):
                 self.router.add(method_route)
         for runtime in self.tables.values():
             add_table_routes(self.router, runtime)
 
     def add_route(self, route: Route | Any) -> None:
         """Register one endpoint: a ``Route``, or a function decorated with ``@route``."""
-        self._add_unique(route if isinstance(route, Route) else contract_route(self, route))
+        self._add_unique(
+            route if isinstance(route, Route) else contract_route(self.tables, self.config, route)
+        )
 
     def _add_unique(self, route: Route) -> None:
         for existing in self.router.routes:
@@ -167,7 +181,7 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document describing every endpoint."""
-        return build_openapi(self)
+        return build_openapi(self.tables.values(), self.router.routes)
 
     async def _openapi(self, request: Any) -> Response:
         if self._openapi_doc is None:

@@ -118,7 +118,7 @@ def _call(app: App, method: str, path: str, body: bytes, user: Any, role: Any) -
             return sent.pop(0) if sent else {"type": "http.disconnect"}
 
         request = Request(scope, receive, app.config.max_body_size)
-        with RequestContext(app, request) as context:
+        with RequestContext(request, storage=app.database) as context:
             context.user = user
             context.role = role
             return await route_.handler(request, **params)
@@ -210,7 +210,7 @@ def test_unauthenticated_admits_anyone(app: App) -> None:
 
 
 def test_require_is_the_kontract_rule(app: App) -> None:
-    context = RequestContext(app)
+    context = RequestContext()
     context.user = "ann"
     for granted in range(8):
         context.role = Role("r", egroups={"g": granted})
@@ -223,7 +223,7 @@ def test_require_is_the_kontract_rule(app: App) -> None:
 
 
 def test_a_request_without_a_role_is_a_super_user_only_while_auth_is_off(app: App) -> None:
-    context = RequestContext(app)
+    context = RequestContext()
     assert context.is_super_user
     require(context, egroup="g", perm=perms.RWX, roles=["admin"])
     context.role = Role("clerk")

@@ -90,7 +90,7 @@ def _choose_runtime(cls: type[Table], live: list[TableRuntime]) -> TableRuntime:
     for runtime in live:
         if runtime.serves_current():  # the app of the running request or transaction
             return runtime
-    started = [r for r in live if r.app.started]
+    started = [r for r in live if r.running]
     if len(started) == 1:
         return started[0]
     if not started:

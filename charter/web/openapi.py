@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..http.routing import Route
 from ..schema.contract_types import schema_json
 from ..schema.signature import BODY, QUERY, Signature
 
 if TYPE_CHECKING:
-    from ..app import App
     from ..runtime.tables import TableRuntime
 
 __all__ = ["build_openapi"]
@@ -282,13 +283,13 @@ def _signature_operation(
     return operation
 
 
-def build_openapi(app: App) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``app``."""
+def build_openapi(tables: Iterable[TableRuntime], routes: Iterable[Route]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of an app's tables and routes."""
     schemas = _Schemas()
     paths: dict[str, Any] = {}
-    for runtime in app.tables.values():
+    for runtime in tables:
         paths.update(_table_paths(runtime, schemas))
-    for route in app.router.routes:
+    for route in routes:
         signature = route.meta.get("signature")
         if route.kind not in ("method", "rpc", "route") or signature is None:
             continue

@@ -89,7 +89,7 @@ class TableResource:
         self.schema = runtime.schema
         self.name = runtime.name
         self.path = "/" + quote(runtime.name)
-        self.database = runtime.app.database
+        self.database = runtime.storage
         overrides = runtime.cls.__charter_overrides__
         self.custom_get = "get" in overrides or "allow_read" in overrides
         self.checks_read = "allow_read" in overrides
@@ -372,7 +372,7 @@ class TableResource:
     @property
     def catalog(self) -> dict[str, Any]:
         if self._catalog is None:
-            self._catalog = {name: rt.schema for name, rt in self.runtime.app.tables.items()}
+            self._catalog = {name: rt.schema for name, rt in self.runtime.tables.items()}
         return self._catalog
 
     async def search(self, request: Request, codec: Codec) -> Response:

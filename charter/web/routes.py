@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import msgspec
 
+from ..config import Config
 from ..errors import CharterError, HttpError, ValidationError
 from ..http.codecs import read_body
 from ..http.request import Request
@@ -25,7 +27,6 @@ from .dispatch import error_response
 from .endpoints import Endpoint
 
 if TYPE_CHECKING:
-    from ..app import App
     from ..runtime.tables import TableRuntime
 
 __all__ = [
@@ -40,9 +41,9 @@ INJECTABLE = {RequestContext: "context", Request: "request"}  # types a signatur
 _INJECTED_NAMES = ("ctx", "context", "request")
 
 
-def _tables(app: App) -> Any:
+def _tables(tables: Mapping[str, TableRuntime]) -> Any:
     def record_type(cls: type) -> Any:
-        runtime = app.tables.get(getattr(cls, "__charter_name__", ""))
+        runtime = tables.get(getattr(cls, "__charter_name__", ""))
         if runtime is None:
             raise CharterError(f"{cls.__name__} is used in a signature but is not in the app")
         return runtime.schema.create_type
@@ -50,16 +51,18 @@ def _tables(app: App) -> Any:
     return record_type
 
 
-def table_method_routes(app: App, runtime: TableRuntime) -> list[Route]:
+def table_method_routes(tables: Mapping[str, TableRuntime], runtime: TableRuntime) -> list[Route]:
     """Routes for a table's ``@get/@post/...`` methods: static and per record."""
     routes = []
     base = "/" + quote(runtime.name)
     for spec in runtime.cls.__charter_methods__.values():
-        routes.append(_method_route(app, runtime, spec, base))
+        routes.append(_method_route(tables, runtime, spec, base))
     return routes
 
 
-def _method_route(app: App, runtime: TableRuntime, spec: MethodSpec, base: str) -> Route:
+def _method_route(
+    tables: Mapping[str, TableRuntime], runtime: TableRuntime, spec: MethodSpec, base: str
+) -> Route:
     fn = spec.fn
     # Looked up through the MRO: a classmethod inherited from a parent table is one too.
     is_classmethod = isinstance(inspect.getattr_static(runtime.cls, spec.name, None), classmethod)
@@ -69,7 +72,7 @@ def _method_route(app: App, runtime: TableRuntime, spec: MethodSpec, base: str) 
         skip_first=skip_first,
         query_params=spec.verb == "GET",
         inject=INJECTABLE,
-        tables=_tables(app),
+        tables=_tables(tables),
     )
     name = f"{runtime.name}.{spec.name}"
     meta: dict[str, Any] = {"table": runtime.name, "static": spec.static, "signature": signature}
@@ -89,28 +92,29 @@ async def _const(value: Any) -> Any:
     return value
 
 
-def service_routes(app: App, service: Any) -> list[Route]:
-    """``POST /rpc/{name}`` for every ``@rpc`` method of a service (class or instance)."""
-    instance = service() if isinstance(service, type) else service
-    if not isinstance(instance, Service):
-        raise CharterError(f"App(services=...) takes Service subclasses, not {service!r}")
-    instance.app = app
+def service_routes(
+    tables: Mapping[str, TableRuntime], instance: Service, existing: Iterable[Route]
+) -> list[Route]:
+    """``POST /rpc/{name}`` for every ``@rpc`` method of a service instance (``existing``: the
+    routes already declared, where another service may have taken a name)."""
     service_name = type(instance).__name__
-    declared = {r.name: r.meta.get("service") for r in app.router.routes if r.kind == "rpc"}
+    declared = {r.name: r.meta.get("service") for r in existing if r.kind == "rpc"}
     routes = []
     for spec in type(instance).rpc_methods():
         if spec.name in declared:
             raise CharterError(
                 f"rpc {spec.name!r} is declared by both {declared[spec.name]} and {service_name}"
             )
-        route = _rpc_route(app, instance, spec)
+        route = _rpc_route(tables, instance, spec)
         route.meta["service"] = service_name
         routes.append(route)
     return routes
 
 
-def _rpc_route(app: App, instance: Service, spec: RpcSpec) -> Route:
-    signature = compile_signature(spec.fn, skip_first=True, inject=INJECTABLE, tables=_tables(app))
+def _rpc_route(tables: Mapping[str, TableRuntime], instance: Service, spec: RpcSpec) -> Route:
+    signature = compile_signature(
+        spec.fn, skip_first=True, inject=INJECTABLE, tables=_tables(tables)
+    )
     meta: dict[str, Any] = {"egroup": spec.egroup, "perm": spec.perm, "signature": signature}
     endpoint = RpcEndpoint(spec, signature, instance, meta=meta)
     return Route("POST", f"/rpc/{spec.name}", endpoint, spec.name, "rpc", meta)
@@ -140,14 +144,16 @@ class RpcEndpoint(Endpoint):
 class ContractEndpoint(Endpoint):
     """A ``@route`` handler: payload and query checked against its contract."""
 
-    def __init__(self, app: App, spec: RouteSpec, **kwargs: Any) -> None:
+    def __init__(
+        self, tables: Mapping[str, TableRuntime], config: Config, spec: RouteSpec, **kwargs: Any
+    ) -> None:
         contract = spec.contract or Contract()
         names = set(_path_names(spec.path))
         signature = compile_signature(
-            spec.fn, inject=INJECTABLE, tables=_tables(app), path_params=frozenset(names)
+            spec.fn, inject=INJECTABLE, tables=_tables(tables), path_params=frozenset(names)
         )
         shapes = contract.response_shapes()
-        self.app = app
+        self.config = config
         self.contract = contract
         self.payload_type = (
             schema_type(contract.payload, f"{spec.name}Payload") if contract.payload else None
@@ -248,7 +254,7 @@ class ContractEndpoint(Endpoint):
 
     def validating(self) -> bool:
         """Contract responses are checked when ``validate_responses`` is on."""
-        return self.app.config.validate_responses is True
+        return self.config.validate_responses is True
 
 
 def _details(
@@ -320,14 +326,14 @@ def _path_names(path: str) -> list[str]:
     return re.findall(r"\{([a-zA-Z_][a-zA-Z0-9_]*)", path)
 
 
-def contract_route(app: App, fn: Any) -> Route:
+def contract_route(tables: Mapping[str, TableRuntime], config: Config, fn: Any) -> Route:
     """The route of a function decorated with ``@route``."""
     spec = getattr(fn, "__charter_route_spec__", None)
     if not isinstance(spec, RouteSpec):
         raise CharterError(f"{fn!r} is not a route: decorate it with @route")
     contract = spec.contract
     meta: dict[str, Any] = {"contract": contract, "roles": contract.roles if contract else None}
-    endpoint = ContractEndpoint(app, spec, meta=meta)
+    endpoint = ContractEndpoint(tables, config, spec, meta=meta)
     meta["signature"] = endpoint.signature
     return Route(spec.method, spec.path, endpoint, spec.name, "route", meta)
 
