@@ -112,11 +112,17 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
             conn.execute(
                 f"CREATE INDEX {_quote(name)} ON {table} (json_extract(data, '$.{field}'), id)"
             )
-    conn.execute(
-        "INSERT INTO _charter_tables (name, fields, indexes) VALUES (?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes",
-        (schema.name, json.dumps(field_types(schema)), json.dumps(sorted(wanted))),
-    )
+    recorded = (json.dumps(field_types(schema)), json.dumps(sorted(wanted)))
+    before = conn.execute(
+        "SELECT fields, indexes FROM _charter_tables WHERE name = ?", (schema.name,)
+    ).fetchone()
+    if before is None or tuple(before) != recorded:  # (unchanged: a read-only file starts)
+        conn.execute(
+            "INSERT INTO _charter_tables (name, fields, indexes) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET fields = excluded.fields, "
+            "indexes = excluded.indexes",
+            (schema.name, *recorded),
+        )
 
 
 def _convert_types(conn: sqlite3.Connection, changes: TypeChanges) -> None:

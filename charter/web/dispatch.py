@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from ..config import Config
-from ..errors import HttpError, MethodNotAllowed, error_body
+from ..errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body
 from ..http.codecs import JSON, Codec, negotiate
 from ..http.cors import CORS
-from ..http.request import ClientDisconnected, Request
+from ..http.request import Request
 from ..http.response import Response
 from ..http.routing import Router
 from ..http.types import CONNECTION, Connection, Receive, Scope, Send
