@@ -42,8 +42,8 @@ def _lot(i: int, kind: str) -> dict[str, Any]:
 
 
 def _top(rows: dict[str, dict[str, Any]], kind: str) -> list[str]:
-    found = sorted((r for r in rows.values() if r["kind"] == kind), key=lambda r: r["id"])
-    found.sort(key=lambda r: r["price"], reverse=True)
+    found = [r for r in rows.values() if r["kind"] == kind]
+    found.sort(key=lambda r: (r["price"], r["id"]), reverse=True)  # ties by id, descending
     return [r["id"] for r in found[:5]]
 
 
