@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
+from ..errors import CharterError
 from .model import Condition, Group, Query, Select, SelectItem, Sort
 
 __all__ = ["LRU", "copy_query", "query_key"]
@@ -32,8 +33,8 @@ _EXACT = (str, int, bool, type(None))
 _BY_REPR = (dt.datetime, dt.date, dt.time, uuid.UUID, decimal.Decimal)
 
 
-class _Unnamed(Exception):
-    """A value the key cannot name exactly."""
+class _Unnamed(CharterError):
+    """A value the key cannot name exactly (never leaves ``query_key``)."""
 
 
 def _value(value: Any) -> Hashable:
