@@ -352,10 +352,13 @@ class Compiler:
         if query.sort is None:
             return ""
         terms = []
-        for sort in check_sort(query.sort):
+        chain = check_sort(query.sort)
+        for sort in chain:
             value = self.sort_value(self.schema, alias, sort.path)
             terms.append(self.d.order_term(value, sort.descending))
-        terms.append(self.d.order_term(self.d.key(alias), False))  # a total order
+        # A total order: ties go by key, in the last attribute's direction, so that walking an
+        # index of (value, key) backwards gives ``sort(-value)`` with no sort of its own.
+        terms.append(self.d.order_term(self.d.key(alias), bool(chain[-1].descending)))
         return " ORDER BY " + ", ".join(terms)
 
     def page(self, query: Query) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import msgspec
 
 from ..errors import Conflict, NotFound, Unavailable
+from ..query.sql import compile_select
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -143,8 +144,6 @@ class Storage(ABC):
 
     async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
         """The plan of ``query``: its conditions in execution order and how each is served."""
-        from ..query.sql import compile_select
-
         compiled = compile_select(schema, query, catalog=getattr(self, "catalog", None))
         return {"table": schema.name, "conditions": compiled.plan, "sql": compiled.sql}
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import asyncpg
 import msgspec
 
+from ..query.sql import CompiledQuery, compile_count, compile_select
 from .base import (
     DELETE,
     INCREMENT,
@@ -49,7 +50,6 @@ from .spill import Spill, batch_size, spilled
 
 if TYPE_CHECKING:
     from ..query.model import Query
-    from ..query.sql import CompiledQuery
     from ..schema import TableSchema
 
 __all__ = ["PostgresStorage"]
@@ -379,8 +379,6 @@ class PostgresStorage(Storage):
         The query is compiled (and a value PostgreSQL cannot compare refused) here, before the
         first row is asked for, so such an error is raised before a response has started.
         """
-        from ..query.sql import compile_select
-
         if self._foreign():
             return self._hop_rows(schema, query)
         sql, params = self._compile(compile_select(schema, query, POSTGRES, self.catalog))
@@ -441,8 +439,6 @@ class PostgresStorage(Storage):
     async def search_counted(
         self, schema: TableSchema, query: Query
     ) -> tuple[int, AsyncIterator[Row]]:
-        from ..query.sql import compile_count, compile_select
-
         if self._foreign():
             total = await self._hop(self.count(schema, query))
             return total, _iterate(await self._hop(self._collect(schema, query)))
@@ -453,8 +449,6 @@ class PostgresStorage(Storage):
         return int(total), rows
 
     async def count(self, schema: TableSchema, query: Query) -> int:
-        from ..query.sql import compile_count
-
         if self._foreign():
             return await self._hop(self.count(schema, query))
         sql, params = self._compile(compile_count(schema, query, POSTGRES, self.catalog))
@@ -462,8 +456,6 @@ class PostgresStorage(Storage):
 
     async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
         """The compiler's plan, the SQL, and PostgreSQL's own ``EXPLAIN`` of it."""
-        from ..query.sql import compile_select
-
         if self._foreign():
             return await self._hop(self.explain(schema, query))
         compiled = compile_select(schema, query, POSTGRES, self.catalog, describe=True)

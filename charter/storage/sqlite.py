@@ -22,12 +22,14 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
+from ..query.cache import LRU, query_key
+from ..query.sql import SQLITE, CompiledQuery, compile_count, compile_select, plan_select
 from .base import (
     DELETE,
     INCREMENT,
@@ -69,6 +71,8 @@ _FIRST_BATCH = 256
 _BATCH_ROWS = 1000
 _READERS = 4
 _BUSY_TIMEOUT = 30.0  # seconds a statement waits for a lock held by another process
+_PLANS = 2048  # planned queries remembered (see _Plan)
+_UNKNOWN_WRITES = 1 << 40  # what a raw write counts for: it may have changed any row
 # An attribute name that a quoted JSON path label (``$."name"``) can spell.
 _PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f]+')
 _json_decode = msgspec.json.decode
@@ -159,6 +163,8 @@ class SQLiteStorage(Storage):
         self._stats: Statistics | None = None
         self._select: dict[str, str] = {}
         self._sql: dict[str, dict[int, str]] = {}
+        self._plans: LRU[Hashable, _Plan] = LRU(_PLANS)
+        self._written: dict[str, int] = {}  # writes applied per table, ever (see _Plan)
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -181,6 +187,7 @@ class SQLiteStorage(Storage):
             raise
         self._write_conn = conn
         self.catalog = {schema.name: schema for schema in schemas}
+        self._written = dict.fromkeys(self.catalog, 0)
         for schema in schemas:
             table = _quote(schema.name)
             self._select[schema.name] = f"SELECT data, version FROM {table} WHERE id = ?"
@@ -261,20 +268,24 @@ class SQLiteStorage(Storage):
         """Rows as they are read: a small result in one hop, a large one in batches.
 
         The query is compiled here, before the first row is asked for, so a query that cannot
-        compile fails before a response has started.
+        compile fails before a response has started. A query planned before (the same
+        ``query_key``) is not planned again: the schema does not change while the app runs.
         """
-        from ..query.sql import plan_select
+        key = query_key(query)
+        plan = self._plans.get((schema.name, key)) if key is not None else None
+        if plan is None:
+            plan = _Plan(*plan_select(schema, query, catalog=self.catalog))
+            if key is not None:
+                self._plans.put((schema.name, key), plan)
+        return self._search(schema.name, query, plan)
 
-        compiled, walking, probe = plan_select(schema, query, catalog=self.catalog)
-        return self._search(query, compiled, walking, probe)
-
-    async def _search(
-        self, query: Query, compiled: Any, walking: Any, probe: Any
-    ) -> AsyncIterator[Row]:
+    async def _search(self, table: str, query: Query, plan: _Plan) -> AsyncIterator[Row]:
+        compiled = plan.default
         if query.limit is not None and query.limit <= _SMALL_RESULT:
+            written = self._written
 
             def run(conn: sqlite3.Connection) -> list[Any]:
-                chosen = _choose(conn, compiled, walking, probe)
+                chosen = _choose(conn, plan, written.get(table, 0))
                 return conn.execute(chosen.sql, chosen.params).fetchall()
 
             assert self._batcher is not None
@@ -358,8 +369,6 @@ class SQLiteStorage(Storage):
     async def search_counted(
         self, schema: TableSchema, query: Query
     ) -> tuple[int, AsyncIterator[Row]]:
-        from ..query.sql import compile_count, compile_select
-
         compiled = compile_select(schema, query, catalog=self.catalog)
         counting = compile_count(schema, query, catalog=self.catalog)
         rows = self._stream(compiled.sql, compiled.params, (counting.sql, counting.params))
@@ -367,8 +376,6 @@ class SQLiteStorage(Storage):
         return int(total), rows
 
     async def count(self, schema: TableSchema, query: Query) -> int:
-        from ..query.sql import compile_count
-
         compiled = compile_count(schema, query, catalog=self.catalog)
         return await self._read(
             lambda c: int(c.execute(compiled.sql, compiled.params).fetchone()[0])
@@ -376,12 +383,10 @@ class SQLiteStorage(Storage):
 
     async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
         """The compiler's plan, the SQL and SQLite's own ``EXPLAIN QUERY PLAN``."""
-        from ..query.sql import SQLITE, plan_select
-
-        default, walking, probe = plan_select(schema, query, catalog=self.catalog, describe=True)
+        plan = _Plan(*plan_select(schema, query, catalog=self.catalog, describe=True))
 
         def run(conn: sqlite3.Connection) -> tuple[Any, list[str]]:
-            chosen = _choose(conn, default, walking, probe)
+            chosen = _choose(conn, plan, 0)  # a new plan: probed now, as the table is
             text = SQLITE.explain(chosen.sql)
             return chosen, [r[3] for r in conn.execute(text, chosen.params)]
 
@@ -504,10 +509,14 @@ class SQLiteStorage(Storage):
         versions: list[int | None] = []
         for change in changes:
             if isinstance(change, _Callable):
+                for table in self._written:
+                    self._written[table] += _UNKNOWN_WRITES
                 change.fn(conn)
                 versions.append(None)
                 continue
             assert isinstance(change, Change)
+            if change.table in self._written:
+                self._written[change.table] += 1
             if self._stats is not None:
                 self._stats.wrote(change.table)
             sql = self._sql[change.table]
@@ -586,15 +595,59 @@ class SQLiteStorage(Storage):
         return int(row[0])
 
 
-def _choose(conn: sqlite3.Connection, default: Any, walking: Any | None, probe: Any | None) -> Any:
+class _Plan:
+    """A planned query (``plan_select``) and, when a probe decides between its two
+    statements, the probe's last verdict.
+
+    Why: the probe reads up to a few hundred rows, several times what the page it decides for
+    costs. A verdict holds until the table has seen enough writes to change it: the count of
+    matches moves by at most one per written record, so a "default" verdict (``found`` below
+    the threshold) holds for ``threshold - found`` writes; a "walk" verdict (the count capped
+    at the threshold) for a quarter of the threshold, after which the matches are at least
+    three quarters of it (the walk then reads at most a third more than at the threshold).
+    A raw write (the storage proxy's) may change any row: it ends every verdict. And after
+    ``REPROBE_USES`` uses the probe runs again, for writes this process does not see (another
+    process on the same file). Either plan gives the same rows; a verdict only decides which
+    is faster.
+    """
+
+    __slots__ = ("default", "probe", "until", "uses", "walk", "walking")
+
+    REPROBE_USES = 1000
+
+    def __init__(
+        self,
+        default: CompiledQuery,
+        walking: CompiledQuery | None,
+        probe: CompiledQuery | None,
+    ) -> None:
+        self.default = default
+        self.walking = walking
+        self.probe = probe
+        self.walk: bool | None = None  # the probe's verdict, None before the first probe
+        self.until = 0  # the table's write count at which the verdict ends
+        self.uses = 0
+
+
+def _choose(conn: sqlite3.Connection, plan: _Plan, written: int) -> CompiledQuery:
     """The statement to run: walk the sort's index when the probe finds the conditions
-    unselective (or when there is nothing to probe), else the default plan."""
+    unselective (or when there is nothing to probe), else the default plan. ``written`` is the
+    table's write count (``SQLiteStorage._written``), to know when a verdict has expired."""
+    walking, probe = plan.walking, plan.probe
     if walking is None:
-        return default
+        return plan.default
     if probe is None:
         return walking
+    walk = plan.walk
+    if walk is not None and written < plan.until and plan.uses < _Plan.REPROBE_USES:
+        plan.uses += 1  # a lost increment between threads only delays the next probe
+        return walking if walk else plan.default
     found = conn.execute(probe.sql, probe.params).fetchone()[0]
-    return walking if found >= probe.threshold else default
+    walk = found >= probe.threshold
+    plan.until = written + (probe.threshold // 4 if walk else probe.threshold - found)
+    plan.uses = 0
+    plan.walk = walk
+    return walking if walk else plan.default
 
 
 class _Callable:

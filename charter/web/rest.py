@@ -23,6 +23,7 @@ from ..http.response import Response
 from ..http.routing import Route, Router
 from ..model.table import maybe_await
 from ..query import parse_query_string
+from ..query.cache import LRU, copy_query
 from ..query.model import Condition, Query, Select
 from ..query.sql import compile_select
 from ..runtime.context import current_context
@@ -37,7 +38,7 @@ __all__ = ["add_table_routes", "describe_table"]
 
 _json_decode = msgspec.json.decode
 _WHOLE_RESULT = 100  # a page up to this many records is sent in one piece, not streamed
-_CHECKED_QUERIES = 1024  # query strings remembered as valid, per table
+_CHECKED_QUERIES = 1024  # query strings remembered parsed and valid, per table
 
 
 def _etag(version: int) -> str:
@@ -95,7 +96,7 @@ class TableResource:
         self.checks_read = "allow_read" in overrides
         self.blind_patch = not {"patch", "allow_update"} & overrides
         self.raw_json = not runtime.hidden and not self.custom_get
-        self._checked: set[str] = set()  # query strings known to compile
+        self._checked: LRU[str, Query] = LRU(_CHECKED_QUERIES)  # parsed, known to compile
         self.properties = frozenset(
             [f for f in self.schema.fields if f not in runtime.hidden]
             + list(self.schema.relationships)
@@ -358,16 +359,17 @@ class TableResource:
         return f"{self.path}/{text}"
 
     def _query(self, request: Request) -> Query:
+        """The request's query, parsed once per query string: a copy of the parsed query,
+        so that what application code does to it stays in that request."""
         text = request.query_string
-        if text in self._checked:
-            return parse_query_string(text)
+        known = self._checked.get(text)
+        if known is not None:
+            return copy_query(known)
         query = parse_query_string(text)
         # Reject a bad query before the response starts; returned=False attributes do not exist.
         compile_select(self.schema, query, catalog=self.catalog, public=True)
-        if len(self._checked) >= _CHECKED_QUERIES:
-            self._checked.clear()
-        self._checked.add(text)
-        return query
+        self._checked.put(text, query)
+        return copy_query(query)
 
     @property
     def catalog(self) -> dict[str, Any]:

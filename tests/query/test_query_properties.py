@@ -92,8 +92,10 @@ def _holds(item: dict[str, Any], node: Condition | Group) -> bool:
 
 def _reference(query: Query) -> list[str]:
     rows = [i for i in ITEMS if all(_holds(i, c) for c in query.conditions)]
-    rows.sort(key=lambda r: r["id"])
-    for sort in reversed(query.sort.chain() if query.sort else []):
+    chain = query.sort.chain() if query.sort else []
+    # Ties go by id, in the last sort attribute's direction.
+    rows.sort(key=lambda r: r["id"], reverse=bool(chain and chain[-1].descending))
+    for sort in reversed(chain):
         # SQLite orders null first; sort by (is not null, value), reversed for descending
         def key(r: dict[str, Any], s: Sort = sort) -> tuple[bool, Any]:
             value = _value(r, s.path)
