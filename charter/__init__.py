@@ -4,10 +4,7 @@ Declare tables and typed methods in Python; Charter serves them as REST resource
 query language, with validation and transactions enforced from the declarations.
 """
 
-from . import perms
 from .app import App
-from .context import RequestContext, current_context
-from .contracts import Contract, endpoint_error_schema, route
 from .errors import (
     CharterError,
     Conflict,
@@ -25,16 +22,19 @@ from .errors import (
     UnsupportedMediaType,
     ValidationError,
 )
-from .fields import Field, relationship
 from .http.cors import CORS
 from .http.request import Request
 from .http.response import Response
-from .methods import Service, delete, get, patch, post, put, rpc
+from .model import perms
+from .model.contracts import Contract, endpoint_error_schema, route
+from .model.fields import Field, relationship
+from .model.methods import Service, delete, get, patch, post, put, rpc
+from .model.results import HttpResp, HttpResult
+from .model.table import Table, resource
 from .query import Condition, Group, Query, Sort
-from .results import HttpResp, HttpResult
+from .runtime.context import RequestContext, current_context
+from .runtime.transaction import Transaction
 from .schema.signature import Partial
-from .table import Table
-from .transaction import Transaction
 
 __version__ = "0.1.0"
 
@@ -80,6 +80,7 @@ __all__ = [
     "post",
     "put",
     "relationship",
+    "resource",
     "route",
     "rpc",
 ]

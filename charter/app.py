@@ -8,23 +8,25 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .config import Config
-from .dispatch import Dispatcher
+from .config import Config, not_available
 from .errors import CharterError
-from .events import EventBus
 from .http.codecs import JSON
 from .http.cors import CORS
 from .http.response import Response
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
-from .method_routes import contract_route, service_routes, table_method_routes
-from .records import TableRuntime
-from .rest import add_table_routes, describe_table
+from .model.methods import Service
+from .model.table import Table, bind_runtime
+from .runtime.events import EventBus
+from .runtime.storage_proxy import StorageProxy
+from .runtime.tables import TableRuntime
+from .runtime.transaction import Transaction, _current, current_transaction
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
-from .storage_proxy import StorageProxy
-from .table import Table, bind_runtime
-from .transaction import Transaction, current_transaction
+from .web.dispatch import Dispatcher
+from .web.openapi import build_openapi
+from .web.rest import add_table_routes, describe_table
+from .web.routes import contract_route, service_routes, table_method_routes
 
 __all__ = ["App"]
 
@@ -38,15 +40,19 @@ class App:
         tables: ``Table`` subclasses served as REST resources.
         services: RPC service classes.
         routes: functions decorated with ``@route``.
-        middleware: ``Middleware`` entries, outermost first.
+        middleware: not available yet: a non-empty list raises ``CharterError``.
         database: ``sqlite:///path`` (default ``./data/charter.db``) or ``postgresql://...``.
-        auth: False (default): every request acts as a super user.
-        shared: ``redis://...`` for state shared by workers; in-process when None.
-        mqtt: ``mqtt://host:port`` to mirror tables as MQTT topics.
+        auth: False (the only value for now): every request acts as a super user. True, and
+            ``shared``, ``mqtt`` and ``debug``, name features not built yet and raise
+            ``CharterError`` rather than being ignored.
         validate_responses: check responses against their declared contracts.
         cors: a ``CORS`` policy, True for any origin, or None (off).
         max_body_size: largest accepted request body, in bytes (413 above).
         pool_size: database connections per worker process (PostgreSQL; default 10).
+        pool_timeout: seconds a request waits for a free connection, then 503 (PostgreSQL).
+        header_timeout, body_timeout, idle_timeout, send_timeout: connection timeouts in
+            seconds, and max_url_length, max_header_size: limits in bytes, enforced by the
+            server protocol of ``charter serve`` (docs/cli.md).
     """
 
     def __init__(
@@ -64,7 +70,21 @@ class App:
         max_body_size: int | None = None,
         debug: bool | None = None,
         pool_size: int | None = None,
+        pool_timeout: float | None = None,
+        header_timeout: float | None = None,
+        body_timeout: float | None = None,
+        idle_timeout: float | None = None,
+        send_timeout: float | None = None,
+        max_url_length: int | None = None,
+        max_header_size: int | None = None,
     ) -> None:
+        if middleware:
+            raise not_available(
+                "App(middleware=[...])",
+                "middleware",
+                "check in the handler, or wrap the app (an ASGI callable) in ASGI middleware; "
+                "remove middleware=",
+            )
         self.config = Config.build(
             database=database,
             auth=auth,
@@ -74,6 +94,13 @@ class App:
             max_body_size=max_body_size,
             debug=debug,
             pool_size=pool_size,
+            pool_timeout=pool_timeout,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            idle_timeout=idle_timeout,
+            send_timeout=send_timeout,
+            max_url_length=max_url_length,
+            max_header_size=max_header_size,
         )
         if cors is True:
             cors = CORS()
@@ -81,7 +108,6 @@ class App:
             cors = CORS(allow_origins=self.config.cors_origins)
         self.cors: CORS | None = cors or None
         self.services = list(services)
-        self.middleware = list(middleware)
         self.events = EventBus()
         self.database: Storage = open_storage(
             self.config.database,
@@ -92,16 +118,23 @@ class App:
         self.router = Router()
         self._build_tables(tables)
         for service in self.services:
-            for rpc_route in service_routes(self, service):
+            instance = service() if isinstance(service, type) else service
+            if not isinstance(instance, Service):
+                raise CharterError(f"App(services=...) takes Service subclasses, not {service!r}")
+            instance.app = self  # a service knows its app
+            for rpc_route in service_routes(self.tables, instance, self.router.routes):
                 self._add_unique(rpc_route)
         for extra in routes:
             self.add_route(extra)
         self.router.add(Route("GET", "/openapi.json", self._openapi, "openapi", "meta"))
         self._openapi_doc: bytes | None = None
-        self.storage = StorageProxy(self)
-        self._dispatcher = Dispatcher(self)
+        self.storage = StorageProxy(self.database, self.tables, self)
+        self._dispatcher = Dispatcher(self.router, self.database, self.config, self.cors)
         self._started = False
         self._start_lock = asyncio.Lock()
+        # Only a fully built app serves its tables: a failed App(...) leaves no trace on them.
+        for runtime in self.tables.values():
+            bind_runtime(runtime.cls, runtime)
 
     # -- building ------------------------------------------------------------------------------
 
@@ -113,8 +146,14 @@ class App:
             schema = build_schema(cls, cls.__charter_options__)
             if schema.name in self.tables:
                 raise CharterError(f"two tables are named {schema.name!r}")
-            runtime = TableRuntime(self, cls, schema)
-            bind_runtime(cls, runtime)
+            runtime = TableRuntime(
+                cls,
+                schema,
+                storage=self.database,
+                events=self.events,
+                tables=self.tables,
+                lifecycle=self,
+            )
             self.tables[schema.name] = runtime
             schemas.append(schema)
         for schema in schemas:
@@ -124,14 +163,16 @@ class App:
                         f"{schema.name}.{rel.name} relates to {rel.target}, which is not in the app"
                     )
         for runtime in self.tables.values():
-            for method_route in table_method_routes(self, runtime):
+            for method_route in table_method_routes(self.tables, runtime):
                 self.router.add(method_route)
         for runtime in self.tables.values():
             add_table_routes(self.router, runtime)
 
     def add_route(self, route: Route | Any) -> None:
         """Register one endpoint: a ``Route``, or a function decorated with ``@route``."""
-        self._add_unique(route if isinstance(route, Route) else contract_route(self, route))
+        self._add_unique(
+            route if isinstance(route, Route) else contract_route(self.tables, self.config, route)
+        )
 
     def _add_unique(self, route: Route) -> None:
         for existing in self.router.routes:
@@ -142,9 +183,7 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document describing every endpoint."""
-        from .openapi import build_openapi
-
-        return build_openapi(self)
+        return build_openapi(self.tables.values(), self.router.routes)
 
     async def _openapi(self, request: Any) -> Response:
         if self._openapi_doc is None:
@@ -183,8 +222,6 @@ class App:
         if outer is not None:
             yield outer
             return
-        from .transaction import _current
-
         if not self._started:
             await self.startup()
         txn = Transaction(self.database)

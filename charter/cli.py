@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
+from .model import perms
+from .redaction import mask_url
+
 __all__ = ["load_app", "main"]
 
 _APP_ENV = "CHARTER_APP"
@@ -49,18 +53,26 @@ def _factory() -> Any:
     return load_app(os.environ[_APP_ENV])
 
 
-def _banner(app: Any, spec: str, host: str, port: int, workers: int, mode: str) -> None:
+def _banner(app: Any, spec: str, args: argparse.Namespace, workers: int, mode: str) -> None:
+    """What the server is and does, stated truthfully: nothing here may promise a protection."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[bold]Charter[/] {mode} [cyan]{spec}[/] at [bold]http://{host}:{port}[/]")
-    console.print(f"  database: {app.config.database}")
-    console.print(f"  workers:  {workers}")
-    if not app.config.auth:
-        console.print(
-            "  [yellow]auth: off[/] - every request acts as a super user "
-            "(App(auth=True) to require sign-in)"
-        )
+    where = f"http://{args.host}:{args.port}"
+    console.print(f"[bold]Charter[/] {mode} [cyan]{escape(spec)}[/] at [bold]{where}[/]")
+    console.print(f"  database:   {escape(mask_url(app.config.database))}")
+    console.print(f"  workers:    {workers}")
+    if args.access_log:
+        console.print("  access log: on")
+    else:
+        console.print("  access log: off (--access-log to log every request)")
+    if mode == "dev":
+        console.print("  responses:  validated against their declarations")
+    console.print(
+        "  [yellow]auth: off[/] - sign-in does not exist yet: every request acts as a super "
+        "user; serve this only to trusted clients"
+    )
 
 
 def _serve(args: argparse.Namespace, *, reload: bool = False) -> None:
@@ -72,11 +84,10 @@ def _serve(args: argparse.Namespace, *, reload: bool = False) -> None:
         os.environ["CHARTER_DATABASE"] = args.database
     if reload:
         os.environ.setdefault("CHARTER_VALIDATE_RESPONSES", "1")
-        os.environ.setdefault("CHARTER_DEBUG", "1")
     os.environ[_APP_ENV] = args.app
     app = load_app(args.app)
     workers = getattr(args, "workers", 1) or 1
-    _banner(app, args.app, args.host, args.port, workers, "dev" if reload else "serving")
+    _banner(app, args.app, args, workers, "dev" if reload else "serving")
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
@@ -110,29 +121,66 @@ def _routes(args: argparse.Namespace) -> None:
         table.add_column(column)
     for route in app.router.routes:
         shown = ("egroup", "perm", "roles", "static")
-        details = ", ".join(f"{k}={route.meta[k]}" for k in shown if route.meta.get(k) is not None)
+        details = ", ".join(
+            f"{k}={_shown(k, route.meta[k])}" for k in shown if route.meta.get(k) is not None
+        )
         table.add_row(route.method, route.path, route.name, route.kind, details)
     Console(width=160).print(table)
 
 
+def _shown(key: str, value: Any) -> str:
+    if key == "perm":
+        return f"{value} ({perms.label(value)})"
+    return str(value)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="charter", description="Charter command line.")
+
+    help_format = _HelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="charter", description="Charter command line.", formatter_class=help_format
+    )
+    parser.add_argument("--version", action="version", version=f"charter {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def server_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("app", help="module:attr, file.py:attr or file.py")
-        sub.add_argument("--host", default="127.0.0.1")
-        sub.add_argument("--port", type=int, default=8000)
-        sub.add_argument("--database", help="sqlite:///path or postgresql://... (CHARTER_DATABASE)")
-        sub.add_argument("--log-level", default="info")
-        sub.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+        sub.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+        sub.add_argument("--port", type=int, default=8000, help="port to listen on")
+        sub.add_argument(
+            "--database",
+            help="sqlite:///path or postgresql://... (default: CHARTER_DATABASE, else the "
+            "app's, else sqlite:///./data/charter.db)",
+        )
+        sub.add_argument("--log-level", default="info", help="uvicorn's log level")
+        sub.add_argument(
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            default=False,
+            help="log one line per request",
+        )
 
-    serve = commands.add_parser("serve", help="serve an app")
+    serve = commands.add_parser("serve", help="serve an app", formatter_class=help_format)
     server_options(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port")
-    dev = commands.add_parser("dev", help="serve an app and reload it when its files change")
+    dev = commands.add_parser(
+        "dev",
+        help="serve an app and reload it when its files change",
+        formatter_class=help_format,
+    )
     server_options(dev)
-    routes = commands.add_parser("routes", help="list every endpoint of an app")
+    routes = commands.add_parser(
+        "routes", help="list every endpoint of an app", formatter_class=help_format
+    )
     routes.add_argument("app", help="module:attr, file.py:attr or file.py")
     return parser
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["DEFAULT_DATABASE", "Config"]
+from .errors import CharterError
+
+__all__ = ["DEFAULT_DATABASE", "Config", "not_available"]
 
 DEFAULT_DATABASE = "sqlite:///./data/charter.db"
 _TRUE = {"1", "true", "yes", "on"}
@@ -38,14 +40,78 @@ class Config:
 
     @classmethod
     def build(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Config:
-        """Settings from ``App(...)`` arguments, then the environment (which wins)."""
+        """Settings from ``App(...)`` arguments, then the environment (which wins).
+
+        Raises:
+            CharterError: a setting names a feature that is not built yet (``_UNBUILT``).
+            ValueError: a value is out of range or a variable does not parse.
+        """
         env = os.environ if environ is None else environ
         config = cls(**{k: v for k, v in given.items() if v is not None})
+        from_env: set[str] = set()
         for spec in fields(cls):
             raw = env.get(f"CHARTER_{spec.name.upper()}")
             if raw is not None:
                 setattr(config, spec.name, _parse(spec.name, raw))
+                from_env.add(spec.name)
+        for name in _POSITIVE:
+            value = getattr(config, name)
+            if value is not None and not value > 0:
+                where = _origin(name, env if name in from_env else None)
+                raise ValueError(f"{where} must be a positive number, not {value!r}")
+        for name, (feature, advice) in _UNBUILT.items():
+            if getattr(config, name):
+                where = _origin(name, env if name in from_env else None)
+                undo = f"unset CHARTER_{name.upper()}" if name in from_env else f"remove {name}="
+                raise not_available(where, feature, f"{advice}; {undo}")
         return config
+
+
+def _origin(name: str, env: Mapping[str, str] | None) -> str:
+    """Where a setting came from, for an error message: never its text (it may hold a secret)."""
+    if env is None:
+        return f"App({name}=...)"
+    variable = f"CHARTER_{name.upper()}"
+    return f"{variable}={env[variable]}" if name in ("auth", "debug") else variable
+
+
+def not_available(where: str, feature: str, advice: str) -> CharterError:
+    """The error for an option whose feature is not built yet: it must not be silently ignored."""
+    return CharterError(
+        f"{where} asks for {feature}, which this release does not provide yet; {advice}"
+    )
+
+
+# Settings accepted by the SPEC whose features come in later releases: setting one raises
+# rather than being ignored, so nobody believes they are protected (auth) or shared (shared).
+_UNBUILT: dict[str, tuple[str, str]] = {
+    "auth": (
+        "sign-in, users and permissions",
+        "every request acts as a super user, so serve the app only to trusted clients "
+        "(or behind a proxy that authenticates)",
+    ),
+    "shared": (
+        "a key-value store shared by workers (app.shared, Redis)",
+        "keep shared state in a table",
+    ),
+    "mqtt": ("MQTT", "use REST to read and write tables"),
+    "debug": (
+        "debug mode",
+        "unexpected errors are logged in full by the server either way",
+    ),
+}
+
+_POSITIVE = (
+    "pool_size",
+    "pool_timeout",
+    "max_body_size",
+    "header_timeout",
+    "body_timeout",
+    "idle_timeout",
+    "send_timeout",
+    "max_url_length",
+    "max_header_size",
+)
 
 
 def _parse(name: str, raw: str) -> Any:
@@ -59,12 +125,11 @@ def _parse(name: str, raw: str) -> Any:
     if name in ("max_body_size", "pool_size", "max_url_length", "max_header_size"):
         return int(raw)
     if name in _SECONDS:
-        seconds = float(raw)
-        if not seconds > 0:
-            raise ValueError(f"CHARTER_{name.upper()}={raw!r} is not a positive number of seconds")
-        return seconds
+        return float(raw)
     if name == "cors_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
+    if name in ("shared", "mqtt"):
+        return raw.strip() or None
     return raw
 
 

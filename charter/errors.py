@@ -1,20 +1,41 @@
 """The one error tree of Charter and the error envelope every protocol answers with.
 
+Every exception Charter raises descends from ``CharterError``. An ``HttpError`` becomes a
+response with the envelope; the others are raised to code (start-up, a script) and never reach a
+client as they are. Constructors follow one convention: ``HttpError(status, message=None,
+code=None, details=None, headers=None)``, and every subclass, whose status is its class's,
+``Cls(message=None, *, code=None, details=None, headers=None)``; a message built from other
+values comes from a classmethod (``DuplicateKey.for_key(table, key)``). The tree (the module a
+class is defined in, when not this one):
+
 CharterError
-└── HttpError(status_code, message, code, details)
-    ├── MalformedInput          400 MALFORMED_INPUT
-    ├── InvalidQuery            400 INVALID_QUERY
-    ├── Unauthorized            401 UNAUTHORIZED
-    ├── Forbidden               403 FORBIDDEN
-    ├── NotFound                404 NOT_FOUND
-    ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
-    ├── Conflict                409 CONFLICT
-    ├── PreconditionFailed      412 PRECONDITION_FAILED
-    ├── PayloadTooLarge         413 PAYLOAD_TOO_LARGE
-    ├── UnsupportedMediaType    415 UNSUPPORTED_MEDIA_TYPE
-    ├── ValidationError         422 INVALID_PROPERTIES
-    ├── RateLimited             429 RATE_LIMITED
-    └── Unavailable             503 UNAVAILABLE
+├── HttpError                   any status, code from the status
+│   ├── MalformedInput          400 MALFORMED_INPUT
+│   ├── InvalidQuery            400 INVALID_QUERY
+│   ├── Unauthorized            401 UNAUTHORIZED
+│   ├── Forbidden               403 FORBIDDEN
+│   ├── NotFound                404 NOT_FOUND
+│   │   └── MissingRecord       404 an update or increment of no record (storage.base)
+│   ├── MethodNotAllowed        405 METHOD_NOT_ALLOWED
+│   ├── Conflict                409 CONFLICT (and SQLite/PostgreSQL unique violations)
+│   │   ├── ConflictError       409 a record changed since it was read; re-run (storage.base)
+│   │   └── DuplicateKey        409 a create names an existing key (storage.base)
+│   ├── PreconditionFailed      412 PRECONDITION_FAILED
+│   ├── PayloadTooLarge         413 PAYLOAD_TOO_LARGE (and a value too big for SQLite)
+│   ├── UnsupportedMediaType    415 UNSUPPORTED_MEDIA_TYPE
+│   ├── ValidationError         422 INVALID_PROPERTIES (and values a database cannot store)
+│   ├── RateLimited             429 RATE_LIMITED
+│   ├── ClientDisconnected      499 CLIENT_DISCONNECTED
+│   ├── InvalidResponse         500 INVALID_RESPONSE
+│   └── Unavailable             503 UNAVAILABLE (a database busy, unreachable, unwritable)
+│       └── StorageFull         503 STORAGE_FULL the database's disk is full (storage.base)
+├── InputError                  input that does not validate, with details (schema.validation)
+├── Unconvertible               a stored value a new field type cannot hold (schema.type_changes)
+└── ConnectionDropped           also a ConnectionError: closed mid-stream (http.response)
+
+Database errors are translated where they surface, through one table per backend:
+``storage.sqlite_errors`` (by ``sqlite_errorcode``) and ``storage.postgres_errors`` (by
+SQLSTATE). What a table does not name stays a 500 whose body reveals nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +44,7 @@ from typing import Any
 
 __all__ = [
     "CharterError",
+    "ClientDisconnected",
     "Conflict",
     "Forbidden",
     "HttpError",
@@ -92,11 +114,12 @@ class HttpError(CharterError):
 
 
 class _Fixed(HttpError):
-    """An HttpError whose status is fixed by its class."""
+    """An HttpError whose status is fixed by its class: only the message is positional."""
 
     def __init__(
         self,
         message: str | None = None,
+        *,
         code: str | None = None,
         details: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
@@ -190,6 +213,14 @@ class ValidationError(_Fixed):
     status_code = 422
     default_code = "INVALID_PROPERTIES"
     default_message = "payload is invalid"
+
+
+class ClientDisconnected(_Fixed):
+    """499: the client went away before its body was read; nothing is sent to it."""
+
+    status_code = 499
+    default_code = "CLIENT_DISCONNECTED"
+    default_message = "client disconnected"
 
 
 class InvalidResponse(_Fixed):

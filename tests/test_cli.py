@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -48,12 +49,13 @@ def test_serve_answers_over_a_socket_and_says_where(app_file: Path, tmp_path: Pa
     assert f"http://127.0.0.1:{server.port}" in log
     assert database in log
     assert "auth: off" in log
+    assert "every request acts as a super user" in log
+    assert "auth=True" not in log  # no hint that sign-in can be turned on: it does not exist
+    assert "access log: off" in log
     assert (tmp_path / "served.db").exists()
 
 
 def test_serve_with_module_attr_and_env_database(app_file: Path, tmp_path: Path) -> None:
-    import os
-
     env_db = f"sqlite:///{tmp_path}/env.db"
     os.environ["CHARTER_DATABASE"] = env_db
     try:
@@ -155,7 +157,9 @@ def test_dev_reloads_when_the_app_changes(app_file: Path, tmp_path: Path) -> Non
             time.sleep(0.2)
         assert status == 200
     finally:
-        server.stop()
+        log = server.stop()
+    assert "Charter dev" in log
+    assert "access log: off" in log
 
 
 @pytest.mark.parametrize(
@@ -193,3 +197,56 @@ def test_timeouts_and_limits_are_settings() -> None:
     assert Config.build({}).header_timeout == 10.0
     with pytest.raises(ValueError):
         Config.build({"CHARTER_IDLE_TIMEOUT": "0"})
+
+
+def test_version() -> None:
+    import charter
+
+    out = subprocess.run(
+        [sys.executable, "-m", "charter.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == f"charter {charter.__version__}"
+
+
+@pytest.mark.parametrize("command", ["serve", "dev"])
+def test_help_shows_the_defaults(command: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "charter.cli", command, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    for default in ("(default: 127.0.0.1)", "(default: 8000)", "(default: info)"):
+        assert default in out, default
+    assert "(default: None)" not in out
+    assert ("(default: 1)" in out) is (command == "serve")  # --workers
+
+
+def test_the_banner_and_log_never_show_the_database_password(
+    app_file: Path, postgres_url: str
+) -> None:
+    # The test server trusts local connections: the password is accepted and ignored.
+    secret = "pw-never-shown"
+    database = postgres_url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
+    database += f"&password={secret}"
+    with Server(f"{app_file}:app", "--database", database, "--access-log") as server:
+        assert httpx.post(server.url + "/Note/", json={"text": "x"}).status_code == 201
+        log = server.read_log()
+    assert secret not in log
+    assert "postgresql://postgres:***@127.0.0.1" in log
+    assert "password=***" in log
+    assert "access log: on" in log
+
+
+def test_connection_limits_given_to_app_reach_the_server(tmp_path: Path) -> None:
+    path = tmp_path / "limited.py"
+    path.write_text(APP.replace("App(tables=[Note])", "App(tables=[Note], max_url_length=100)"))
+    with Server(f"{path}:app", "--database", f"sqlite:///{tmp_path}/l.db") as server:
+        assert httpx.get(server.url + "/Note/" + "a" * 50).status_code == 404
+        refused = httpx.get(server.url + "/Note/" + "a" * 200)
+    assert refused.status_code == 414
+    assert refused.json()["error"]["code"] == "URI_TOO_LONG"

@@ -27,6 +27,17 @@ def test_every_cli_command_is_documented() -> None:
         assert f"charter {name}" in text, name
 
 
+def test_every_cli_option_is_documented() -> None:
+    text = (ROOT / "docs" / "cli.md").read_text()
+    parser = _parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command").choices
+    for sub in [parser, *subparsers.values()]:
+        for action in sub._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert option in text, (sub.prog, option)
+
+
 def test_readme_links_resolve_and_show_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make run" in readme and "make test" in readme

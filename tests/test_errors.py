@@ -465,3 +465,83 @@ def test_the_documented_codes_are_answered(serve):
     assert response.json()["error"]["code"] == "INVALID_RESPONSE"
     assert "not a number" not in response.text
     assert HttpError(501, "not here").code == "NOT_IMPLEMENTED"
+
+
+# -- one error tree (issue 10) ---------------------------------------------------------------
+
+
+def _charter_errors() -> dict[str, type]:
+    """Every public exception class any charter module defines, by name."""
+    import importlib
+    import pkgutil
+
+    import charter
+
+    found: dict[str, type] = {}
+    for module in pkgutil.walk_packages(charter.__path__, "charter."):
+        for value in vars(importlib.import_module(module.name)).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__.startswith("charter")
+                and not value.__name__.startswith("_")
+            ):
+                found[value.__name__] = value
+    return found
+
+
+def _drawn_tree(text: str) -> dict[str, str | None]:
+    """Each class drawn in a box-drawing tree (``├── Name``) -> the class drawn above it."""
+    import re
+
+    parents: dict[str, str | None] = {}
+    stack: list[str] = []
+    for line in text.splitlines():
+        match = re.match(r"^((?:[│ ]   )*)(?:[├└]── )?([A-Z][A-Za-z]+)\b", line)
+        if match is None or not (line.startswith("CharterError") or "── " in line):
+            continue
+        depth = len(match.group(1)) // 4 + (1 if "── " in line else 0)
+        del stack[depth:]
+        parents[match.group(2)] = stack[-1] if stack else None
+        stack.append(match.group(2))
+    return parents
+
+
+def test_the_drawn_tree_names_every_error_class_under_its_real_parent():
+    from charter import errors
+
+    classes = _charter_errors()
+    drawn = _drawn_tree(errors.__doc__ or "")
+    assert drawn["CharterError"] is None
+    assert set(classes) == set(drawn), set(classes) ^ set(drawn)
+    for name, parent in drawn.items():
+        if parent is None:
+            continue
+        bases = [b for b in classes[name].__mro__[1:] if b.__name__ in classes]
+        assert bases[0].__name__ == parent, (name, parent, bases)
+    assert {"HttpError", "ClientDisconnected", "DuplicateKey", "StorageFull"} <= set(drawn)
+    # docs/errors.md draws the same tree.
+    assert _drawn_tree((_ROOT / "docs" / "errors.md").read_text()) == drawn
+
+
+def test_every_http_error_subclass_takes_the_message_then_keywords():
+    import inspect
+
+    from charter.errors import HttpError
+    from charter.storage import DuplicateKey, MissingRecord
+
+    subclasses = [c for c in _charter_errors().values() if issubclass(c, HttpError)]
+    assert len(subclasses) > 15
+    for cls in subclasses:
+        if cls is HttpError:
+            continue
+        parameters = list(inspect.signature(cls).parameters.values())
+        positional = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+        keywords = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+        assert positional == ["message"], cls
+        assert keywords == {"code", "details", "headers"}, cls
+        error = cls("why", code="X", details=[{"a": 1}], headers={"h": "v"})
+        assert (error.message, error.code, error.headers) == ("why", "X", {"h": "v"})
+    assert inspect.signature(HttpError).parameters.keys() >= {"status", "message", "code"}
+    assert DuplicateKey.for_key("T", "k").message == "T 'k' already exists"
+    assert MissingRecord.for_key("T", 1).status_code == 404

@@ -48,6 +48,7 @@ PUBLIC = [
     "post",
     "put",
     "relationship",
+    "resource",
     "route",
     "rpc",
 ]
@@ -134,3 +135,25 @@ def test_every_exception_class_in_the_package_has_the_one_root():
 
 def test_version():
     assert isinstance(charter.__version__, str)
+
+
+def test_every_modules_all_names_what_it_defines() -> None:
+    """``__all__`` agrees with each module: every listed name exists there."""
+    for module in pkgutil.walk_packages(charter.__path__, "charter."):
+        loaded = importlib.import_module(module.name)
+        for name in getattr(loaded, "__all__", ()):
+            assert hasattr(loaded, name), f"{module.name}.__all__ lists {name}"
+
+
+def test_public_names_come_from_the_package_not_its_internals() -> None:
+    """The README and docs import public names from ``charter`` (and ``charter.testing``)."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(charter.__file__).resolve().parent.parent
+    internal = re.compile(r"from charter\.(model|web|storage|schema|http)\b")
+    for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        if page.name == "architecture.md":
+            continue
+        for line in page.read_text().splitlines():
+            assert not internal.search(line), f"{page.name}: {line}"

@@ -326,7 +326,7 @@ app = App(services=[Orders], database="sqlite:///{tmp_path}/cli.db")
     line = next(line for line in out.splitlines() if "/rpc/place_order" in line)
     assert "POST" in line
     assert "egroup=api-v1" in line
-    assert "perm=6" in line
+    assert "perm=6 (RW_)" in line
 
 
 def test_two_services_with_one_rpc_name_is_an_error(database):
@@ -357,3 +357,60 @@ def test_a_subclass_overrides_an_inherited_rpc(serve):
     client = serve(services=[Child])
     assert client.post("/rpc/hello").json() == "child"
     assert client.post("/rpc/shared").json() == "shared"
+
+
+# -- permission bits -------------------------------------------------------------------------------
+
+
+def test_perms_are_an_int_flag_with_kontract_values():
+    assert (perms.R, perms.W, perms.X) == (4, 2, 1)
+    assert isinstance(perms.RW, perms.Perm) and perms.RW == perms.R | perms.W == 6
+    assert (perms.RX, perms.WX, perms.RWX, perms.NONE) == (5, 3, 7, 0)
+    kontract = (perms.R__, perms._W_, perms.__X, perms.RW_, perms.R_X, perms._WX, perms.RWX)
+    assert kontract == (4, 2, 1, 6, 5, 3, 7)
+    assert perms.label(perms.RX) == "R_X" and perms.label(0) == "___"
+    assert perms.allows(perms.RWX, perms.RW) and not perms.allows(perms.RX, perms.W)
+
+
+def test_every_bit_can_be_named_inside_a_class_body():
+    class Jobs(Service):
+        @rpc(egroup="jobs", perm=perms.X)
+        async def run(self) -> int:
+            return 1
+
+        @rpc(egroup="jobs", perm=perms.R | perms.X)
+        async def status(self) -> int:
+            return 2
+
+    assert [s.perm for s in Jobs.rpc_methods()] == [perms.X, perms.RX]
+
+
+def test_the_kontract_spelling_of_x_is_mangled_inside_a_class_body():
+    # Why perms.X exists: Python turns ``perms.__X`` in a class body into ``perms._Jobs__X``.
+    with pytest.raises(AttributeError, match="_Jobs__X"):
+
+        class Jobs(Service):
+            @rpc(perm=perms.__X)
+            async def run(self) -> int:
+                return 1
+
+
+def test_the_default_perm_is_execute():
+    class Jobs(Service):
+        @rpc
+        async def run(self) -> int:
+            return 1
+
+    (spec,) = Jobs.rpc_methods()
+    assert spec.perm == perms.X == 1 and spec.egroup is None
+
+
+@pytest.mark.parametrize("perm", [8, -1, "RW_", True, 2.0])
+def test_a_perm_outside_the_three_bits_is_an_error(perm):
+    with pytest.raises(CharterError, match="permission bits"):
+        rpc(perm=perm)
+
+
+def test_an_empty_egroup_is_an_error():
+    with pytest.raises(CharterError, match="egroup"):
+        rpc(egroup="")

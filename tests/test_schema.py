@@ -185,9 +185,9 @@ FORBIDDEN_IN_SANS_IO = {
     "charter.http",
     "charter.storage",
     "charter.app",
-    "charter.dispatch",
-    "charter.records",
-    "charter.transaction",
+    "charter.web.dispatch",
+    "charter.runtime.tables",
+    "charter.runtime.transaction",
 }
 
 

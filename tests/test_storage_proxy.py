@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from charter import App, Field, Table, storage_proxy
+from charter import App, Field, Table
 from charter.errors import CharterError, Forbidden, HttpError, ValidationError
-from charter.storage_proxy import Collection
+from charter.runtime import storage_proxy
+from charter.runtime.storage_proxy import Collection
 
 
 class Product(Table):
@@ -681,12 +682,14 @@ async def test_timed_out_read_does_not_disturb_the_writer(attacked: App) -> None
     assert (await Product.get("t2")).name == "after"
 
 
-async def test_exec_needs_sqlite(tmp_path: Path) -> None:
-    app = App(tables=[Product], database=db_url(tmp_path))
-    app.database = object()  # type: ignore[assignment]
-    with pytest.raises(HttpError) as caught:
-        await app.storage.carts.get("k")
-    assert caught.value.status_code == 501
+async def test_exec_needs_sqlite(postgres_url: str) -> None:
+    app = App(tables=[Product], database=postgres_url)
+    try:
+        with pytest.raises(HttpError) as caught:
+            await app.storage.carts.get("k")
+        assert caught.value.status_code == 501
+    finally:
+        await app.shutdown()
 
 
 LEXICAL_ONLY = ("OR ROLLBACK",)  # only the text check refuses these (SQLite has no hook)

@@ -782,3 +782,17 @@ async def test_the_table_api_opens_storage_itself_in_a_script(database):
             assert (await Scripted.get("a")).n == 3
     finally:
         await app.shutdown()
+
+
+def test_a_failed_app_leaves_no_trace_on_its_tables(tmp_path):
+    class Lonely(Table):
+        id: str = Field(primary_key=True)
+        other_id: str | None = None
+        other: Brand | None = relationship(from_="other_id")
+
+    with pytest.raises(CharterError):
+        App(tables=[Lonely], database=f"sqlite:///{tmp_path}/a.db")  # Brand is not in it
+    with pytest.raises(CharterError, match="not part of a built App"):
+        Lonely.primary_key  # noqa: B018
+    App(tables=[Brand, Lonely], database=f"sqlite:///{tmp_path}/b.db")
+    assert Lonely.primary_key == "id"

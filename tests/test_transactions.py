@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from charter import App, Conflict, Field, HttpError, Table
+from charter.runtime.transaction import run_in_transaction
 from charter.testing import TestClient
-from charter.transaction import run_in_transaction
 
 
 class Account(Table):

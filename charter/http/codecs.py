@@ -11,8 +11,9 @@ import datetime as dt
 import decimal
 import enum
 import io
+import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import cbor2
@@ -36,6 +37,7 @@ __all__ = [
     "read_body",
 ]
 
+_SPOOL_IN_MEMORY = 8 << 20  # a MessagePack array that was not counted first spills to disk
 _TOO_DEEP = f"body nests arrays and objects deeper than {MAX_BODY_DEPTH} levels"
 
 
@@ -81,13 +83,28 @@ class Codec:
     def decode(self, body: bytes) -> Any:
         raise UnsupportedMediaType(f"{self.media_type} is not accepted as a request body")
 
-    # Array streaming: a collection is written as open + item + sep + item ... + close.
-    open_array = b"["
-    separator = b","
-    close_array = b"]"
+    async def stream_array(
+        self,
+        items: AsyncIterator[Any],
+        *,
+        count: int | None = None,
+        columns: list[str] | None = None,
+    ) -> AsyncIterator[bytes]:
+        """``items`` as one array in this format, written as they come (a collection response).
 
-    def encode_item(self, value: Any) -> bytes:
-        return self.encode(value)
+        Args:
+            count: how many items there are, when the caller knows it (MessagePack needs it
+                first; without it the items are spooled, in bounded memory, and counted).
+            columns: the CSV columns.
+        """
+        if not self.streams_arrays:
+            yield self.encode([item async for item in items])
+            return
+        first = True
+        async for item in items:
+            yield (b"[" if first else b",") + self.encode(item)
+            first = False
+        yield b"[]" if first else b"]"
 
 
 class _Msgspec(Codec):
@@ -111,6 +128,40 @@ class _Msgspec(Codec):
     def encode(self, value: Any) -> bytes:
         return self._encoder.encode(value)  # type: ignore[no-any-return]
 
+    async def stream_array(
+        self,
+        items: AsyncIterator[Any],
+        *,
+        count: int | None = None,
+        columns: list[str] | None = None,
+    ) -> AsyncIterator[bytes]:
+        if self.streams_arrays:  # JSON
+            async for chunk in super().stream_array(items):
+                yield chunk
+            return
+        # MessagePack: an array starts with its length.
+        if count is not None:
+            yield _msgpack_header(count)
+            sent = 0
+            async for item in items:
+                if sent == count:  # cannot happen: the count and the rows share one snapshot
+                    break
+                sent += 1
+                yield self.encode(item)
+            while sent < count:  # nor this; keep the document well formed regardless
+                sent += 1
+                yield b"\xc0"
+            return
+        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
+            count = 0
+            async for item in items:
+                spool.write(self.encode(item))
+                count += 1
+            yield _msgpack_header(count)
+            spool.seek(0)
+            while chunk := spool.read(1 << 16):
+                yield chunk
+
     def decode(self, body: bytes) -> Any:
         try:
             value = self._decoder.decode(body)
@@ -131,6 +182,18 @@ class _Cbor(Codec):
         return cbor2.dumps(
             msgspec.to_builtins(value, builtin_types=_CBOR_NATIVE, enc_hook=_enc_hook)
         )
+
+    async def stream_array(
+        self,
+        items: AsyncIterator[Any],
+        *,
+        count: int | None = None,
+        columns: list[str] | None = None,
+    ) -> AsyncIterator[bytes]:
+        yield b"\x9f"  # an indefinite-length array, closed by a break
+        async for item in items:
+            yield self.encode(item)
+        yield b"\xff"
 
     def decode(self, body: bytes) -> Any:
         try:
@@ -179,6 +242,20 @@ class _Csv(Codec):
                     columns.append(key)
         return self.header(columns) + b"".join(self.row(columns, r) for r in rows)
 
+    async def stream_array(
+        self,
+        items: AsyncIterator[Any],
+        *,
+        count: int | None = None,
+        columns: list[str] | None = None,
+    ) -> AsyncIterator[bytes]:
+        """A header line, then a line per item (an object by column, a list in column order,
+        or one value in the first column); nested values are JSON text in their cell."""
+        names = columns or []
+        yield self.header(names)
+        async for item in items:
+            yield self.row(names, item)
+
     @staticmethod
     def header(columns: Iterable[str]) -> bytes:
         out = io.StringIO()
@@ -188,11 +265,21 @@ class _Csv(Codec):
     @staticmethod
     def row(columns: list[str], row: Any) -> bytes:
         out = io.StringIO()
-        if not isinstance(row, dict):
+        if isinstance(row, list | tuple):
+            csv.writer(out).writerow([_cell(v) for v in row])
+        elif not isinstance(row, dict):
             csv.writer(out).writerow([_cell(row)])
         else:
             csv.writer(out).writerow([_cell(row.get(c)) for c in columns])
         return out.getvalue().encode()
+
+
+def _msgpack_header(count: int) -> bytes:
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
 
 
 def _cell(value: Any) -> Any:

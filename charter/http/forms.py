@@ -10,10 +10,9 @@ limit applies as for every body; a form is flat, so it cannot nest, and it holds
 from __future__ import annotations
 
 import contextlib
-import typing
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import msgspec
 from python_multipart.exceptions import MultipartParseError
@@ -21,6 +20,8 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from ..errors import MalformedInput
 from ..limits import MAX_FORM_FIELDS
+from ..schema.annotations import is_list_type, without_none
+from ..schema.signature import _convert_text
 
 __all__ = ["Form", "parse_multipart", "parse_urlencoded"]
 
@@ -51,13 +52,11 @@ class Form(dict[str, list[str | bytes]]):
         that does not convert stays text, so validation reports it where it reports every
         other wrong value (a 422 naming the field).
         """
-        from ..schema.signature import _convert_text
-
         out: dict[str, Any] = {}
         for name, raw in self.items():
             tp = types.get(name)
             texts = [_text(value, tp, name) for value in raw]
-            many = len(texts) > 1 or name in self.lists or (tp is not None and _is_list(tp))
+            many = len(texts) > 1 or name in self.lists or (tp is not None and is_list_type(tp))
             value: Any = texts if many else texts[0]
             if tp is not None and tp is not Any:
                 # A text that does not convert stays: validation answers 422 for it.
@@ -68,7 +67,7 @@ class Form(dict[str, list[str | bytes]]):
 
 
 def _text(value: str | bytes, tp: Any, name: str) -> str | bytes:
-    if isinstance(value, str) or _strip_optional(tp) is bytes:
+    if isinstance(value, str) or without_none(tp)[0] is bytes:
         return value
     try:
         return value.decode("utf-8")
@@ -76,18 +75,7 @@ def _text(value: str | bytes, tp: Any, name: str) -> str | bytes:
         raise MalformedInput(f"form field {name!r} is not UTF-8 text") from None
 
 
-def _strip_optional(tp: Any) -> Any:
-    args = [a for a in get_args(tp) if a is not type(None)]
-    if get_origin(tp) in (typing.Union, _UNION) and len(args) == 1:
-        return args[0]
-    return tp
-
-
 _UNION = type(int | None)
-
-
-def _is_list(tp: Any) -> bool:
-    return get_origin(_strip_optional(tp)) in (list, set, frozenset, tuple)
 
 
 def parse_urlencoded(body: bytes) -> Form:

@@ -6,17 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from ..errors import HttpError, MalformedInput, PayloadTooLarge
+from ..errors import ClientDisconnected, MalformedInput, PayloadTooLarge
 from .types import Receive, Scope
 
 __all__ = ["Request"]
-
-
-class ClientDisconnected(HttpError):
-    """The client went away before the body was read."""
-
-    status_code = 499
-    default_code = "CLIENT_DISCONNECTED"
 
 
 class Request:
@@ -124,7 +117,7 @@ class Request:
         while more:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnected(499, "client disconnected")
+                raise ClientDisconnected()
             chunk = message.get("body", b"")
             more = message.get("more_body", False)
             size += len(chunk)
@@ -143,7 +136,7 @@ class Request:
         # The common case, a body in one message, without the stream's machinery.
         message = await self.receive()
         if message["type"] == "http.disconnect":
-            raise ClientDisconnected(499, "client disconnected")
+            raise ClientDisconnected()
         first: bytes = message.get("body", b"")
         if len(first) > self.max_body_size:
             raise PayloadTooLarge(f"body is larger than {self.max_body_size} bytes")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .dialect import Dialect
+from .model import COMPARATOR_ALIASES
 
 __all__ = ["OPERATORS", "URL_COMPARATORS", "Operator", "operator"]
 
@@ -113,6 +114,4 @@ URL_COMPARATORS["=eq="] = "equals"
 
 def operator(name: str) -> Operator | None:
     """The operator called ``name`` (a comparator name or a two-letter alias such as ``gt``)."""
-    from .model import COMPARATOR_ALIASES
-
     return OPERATORS.get(COMPARATOR_ALIASES.get(name, name))

@@ -22,7 +22,8 @@ import msgspec
 from ..errors import InvalidQuery
 from ..limits import MAX_PATH_HOPS
 from ..schema import TableSchema
-from ..schema.table_schema import FieldSpec, RelationshipSpec, _strip_optional
+from ..schema.annotations import without_none
+from ..schema.table_schema import FieldSpec, RelationshipSpec
 from .parser import RawValue
 
 __all__ = ["Catalog", "Hop", "Target", "resolve", "typed_value"]
@@ -75,7 +76,7 @@ class Target:
     def is_number(self) -> bool:
         if self.field is None or len(self.path) != 1:
             return self.is_version
-        inner, _ = _strip_optional(self.field.type)
+        inner, _ = without_none(self.field.type)
         return inner in (int, float)
 
     @property
@@ -92,7 +93,7 @@ class Target:
 
 def _scalar(tp: Any) -> bool:
     """Declared to hold one value (or a list of them): nothing is inside it to name."""
-    inner, _ = _strip_optional(tp)
+    inner, _ = without_none(tp)
     if get_origin(inner) is Annotated:
         inner = get_args(inner)[0]
     if get_origin(inner) in (list, set, frozenset, tuple):
@@ -102,12 +103,12 @@ def _scalar(tp: Any) -> bool:
 
 
 def _list_item(tp: Any) -> bool:
-    inner, _ = _strip_optional(tp)
+    inner, _ = without_none(tp)
     return get_origin(inner) in (list, set, frozenset, tuple)
 
 
 def _composite(tp: Any) -> bool:
-    inner, _ = _strip_optional(tp)
+    inner, _ = without_none(tp)
     if get_origin(inner) is Annotated:
         inner = get_args(inner)[0]
     if get_origin(inner) in (list, set, frozenset, tuple, dict) or inner in (list, dict):
@@ -178,7 +179,7 @@ def typed_value(target: Target, value: Any, *, element: bool = False, text: bool
     tp = _declared(target, element)
     if isinstance(value, RawValue):
         if tp is not None and tp is not Any:
-            inner, _ = _strip_optional(tp)
+            inner, _ = without_none(tp)
             try:
                 value = msgspec.convert(str(value), inner, strict=False)
             except (msgspec.ValidationError, TypeError):
@@ -199,7 +200,7 @@ def _declared(target: Target, element: bool) -> Any:
     if tp is None and target.is_key:
         tp = target.schema.key_type
     if tp is not None and element:
-        inner, _ = _strip_optional(tp)
+        inner, _ = without_none(tp)
         args = get_args(inner)
         tp = args[0] if args else Any
     return tp
@@ -223,7 +224,7 @@ def _kind(value: Any) -> str | None:
 
 def _kind_of_type(tp: Any) -> str | None:
     """The kind of value a declared type holds (None: several, or a list or an object)."""
-    inner, _ = _strip_optional(tp)
+    inner, _ = without_none(tp)
     if get_origin(inner) is Annotated:
         inner = get_args(inner)[0]
     if inner is bool:

@@ -20,6 +20,7 @@ from ..schema import TableSchema
 from .dialect import SQLITE, Dialect
 from .model import Condition, Group, Query, Sort
 from .operators import Operator, operator
+from .related_sql import related_column
 from .resolve import Catalog, Hop, Target, resolve, typed_value
 
 __all__ = [
@@ -441,8 +442,6 @@ def compile_select(
         walk: drive the search by this attribute's index, in sort order (``plan_select``).
         describe: fill ``plan`` with everything ``explain(true)`` reports.
     """
-    from .select import related_column
-
     c = Compiler(schema, catalog, dialect, public, describe)
     alias = "t0"
     selection = query.selection

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar, get_args, get_origin
 import msgspec
 
 from ..limits import MAX_BODY_DEPTH
+from .annotations import is_list_type, without_none
 from .validation import InputError, details_from_message, too_deep, validate_object
 
 __all__ = ["Param", "Partial", "Signature", "compile_signature"]
@@ -147,14 +148,6 @@ def _convert_text(value: Any, type_: Any) -> Any:
         raise
 
 
-def _strip_optional(tp: Any) -> Any:
-    if get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return tp
-
-
 def is_byte_stream(tp: Any) -> bool:
     """True for ``AsyncIterator[bytes]`` / ``AsyncIterable[bytes]`` / ``AsyncGenerator``."""
     origin = get_origin(tp)
@@ -164,10 +157,6 @@ def is_byte_stream(tp: Any) -> bool:
         collections.abc.AsyncGenerator,
     )
     return origin in streams and get_args(tp)[:1] == (bytes,)
-
-
-def _is_list(tp: Any) -> bool:
-    return get_origin(_strip_optional(tp)) in (list, set, frozenset, tuple)
 
 
 def resolve_type(tp: Any, tables: Callable[[type], Any] | None = None) -> Any:
@@ -211,7 +200,7 @@ def _partial(tp: Any, tables: Callable[[type], Any] | None) -> Any:
     out = []
     for f in fields:
         annotation = hints.get(f.name, Any) if hints else _struct_hint(tp, f.name)
-        nested = _strip_optional(annotation)
+        nested = without_none(annotation)[0]
         if _is_object_type(nested):
             annotation = _partial(nested, tables) | None
         out.append((f.name, annotation, msgspec.UNSET))
@@ -266,7 +255,7 @@ def compile_signature(
         annotation = hints.get(p.name, Any)
         default = p.default if p.default is not inspect.Parameter.empty else msgspec.NODEFAULT
         positional = p.kind != p.KEYWORD_ONLY
-        base = _strip_optional(annotation)
+        base = without_none(annotation)[0]
         injected = next((v for k, v in inject.items() if base is k), None)
         if injected is not None:
             params.append(Param(p.name, annotation, None, INJECT, default, positional))
@@ -277,7 +266,9 @@ def compile_signature(
         checked = resolve_type(annotation, tables)
         source = PATH if p.name in path_params else QUERY if query_params else BODY
         params.append(
-            Param(p.name, annotation, checked, source, default, positional, _is_list(annotation))
+            Param(
+                p.name, annotation, checked, source, default, positional, is_list_type(annotation)
+            )
         )
     returns = hints.get("return", Any)
     return_kind, result_type = _return_kind(returns, tables)
@@ -329,3 +320,11 @@ def _return_kind(returns: Any, tables: Callable[[type], Any] | None) -> tuple[st
     if getattr(returns, "__charter_result__", False):
         return "result", Any
     return "value", resolve_type(returns, tables)
+
+
+def convert_path(param: Param, text: str) -> Any:
+    """A path parameter's text as its annotation says (``InputError`` at ``["path", name]``)."""
+    try:
+        return msgspec.convert(text, param.checked, strict=False)
+    except msgspec.ValidationError as exc:
+        raise InputError([details_from_message(str(exc), ["path", param.name])]) from None

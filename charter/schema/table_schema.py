@@ -7,37 +7,23 @@ from __future__ import annotations
 
 import copy
 import functools
-import types
 import typing
 import uuid
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
 
 from ..errors import ValidationError
-from ..fields import MISSING, FieldInfo, RelationshipInfo
+from ..model.fields import MISSING, FieldInfo, RelationshipInfo
+from ..model.options import TableOptions
+from .annotations import without_none
 from .bounds import key_problem, may_hold_int
 from .keys import new_uuid
 
 __all__ = ["FieldSpec", "TableOptions", "TableSchema", "build_schema"]
 
 _IMMUTABLE_DEFAULTS = (str, int, float, bool, bytes, type(None), tuple, frozenset)
-
-
-@dataclass(frozen=True, slots=True)
-class TableOptions:
-    """Options given as class keywords: ``class Weather(Table, expiration=60)``."""
-
-    name: str | None = None
-    source: Any = None
-    expiration: float | None = None
-    eviction: float | None = None
-    scan_interval: float | None = None
-    source_timeout: float = 10.0
-    audit: bool = False
-    extra: Literal["forbid", "allow"] = "forbid"
-    strict_queries: bool = False
 
 
 @dataclass(slots=True)
@@ -119,16 +105,6 @@ class TableSchema:
         return key
 
 
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) < len(get_args(tp)):
-            inner = args[0] if len(args) == 1 else Union[tuple(args)]  # noqa: UP007
-            return inner, True
-    return tp, False
-
-
 def _unwrap_annotated(tp: Any) -> tuple[Any, FieldInfo | None]:
     if get_origin(tp) is Annotated:
         base, *meta = get_args(tp)
@@ -148,7 +124,7 @@ def _checked_type(tp: Any, info: FieldInfo) -> Any:
         meta_kwargs["description"] = info.description
     if not meta_kwargs:
         return tp
-    inner, optional = _strip_optional(tp)
+    inner, optional = without_none(tp)
     checked: Any = Annotated.__class_getitem__((inner, msgspec.Meta(**meta_kwargs)))  # type: ignore[attr-defined]
     return (checked | None) if optional else checked
 
@@ -158,7 +134,7 @@ def _is_table(tp: Any) -> bool:
 
 
 def _relationship_target(tp: Any) -> tuple[Any, bool]:
-    inner, _ = _strip_optional(tp)
+    inner, _ = without_none(tp)
     if get_origin(inner) in (list, typing.List):  # noqa: UP006
         (item,) = get_args(inner)
         return item, True
@@ -207,7 +183,7 @@ def build_schema(cls: type, options: TableOptions) -> TableSchema:
                 info.default = default
         else:
             info = FieldInfo(default)
-        _, optional = _strip_optional(tp)
+        _, optional = without_none(tp)
         if optional and not info.has_default:
             info.default = None
         fields[attr] = FieldSpec(attr, tp, info, _checked_type(tp, info), optional)
@@ -222,7 +198,7 @@ def build_schema(cls: type, options: TableOptions) -> TableSchema:
         fields["id"].info.indexed = True
         keys = ["id"]
     key = keys[0]
-    key_type, _ = _strip_optional(fields[key].type)
+    key_type, _ = without_none(fields[key].type)
     if key_type not in (str, int, uuid.UUID):
         raise TypeError(f"primary key {name}.{key} must be str, int or UUID, not {key_type!r}")
     if key_type is str and fields[key].info.min_length is None:

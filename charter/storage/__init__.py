@@ -1,6 +1,15 @@
-"""Storage backends: a small async ABC and its implementations."""
+"""Storage backends: a small async ABC, its implementations, and the factory that picks one."""
 
-from .base import Change, ConflictError, DuplicateKey, MissingRecord, Row, Storage, open_storage
+from .base import (
+    Change,
+    ConflictError,
+    DuplicateKey,
+    MissingRecord,
+    Row,
+    Storage,
+    StorageFull,
+)
+from .factory import open_storage
 
 __all__ = [
     "Change",
@@ -9,5 +18,6 @@ __all__ = [
     "MissingRecord",
     "Row",
     "Storage",
+    "StorageFull",
     "open_storage",
 ]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, Unavailable
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -29,8 +29,11 @@ __all__ = [
     "PUT",
     "Change",
     "ConflictError",
+    "DuplicateKey",
+    "MissingRecord",
     "Row",
     "Storage",
+    "StorageFull",
 ]
 
 log = logging.getLogger("charter.storage")
@@ -64,21 +67,44 @@ class Change:
     amount: float = 0
 
 
+# Storage errors follow the constructor convention of ``charter.errors`` (the message first,
+# the rest by keyword); ``for_key`` builds the message that names a record.
+
+
 class ConflictError(Conflict):
     """A record changed after this transaction read it; the transaction may be retried."""
 
     retryable = True
 
+    @classmethod
+    def for_key(cls, table: str, key: Any) -> ConflictError:
+        """The record ``key`` of ``table`` changed since it was read."""
+        return cls(f"{table} {key!r} changed concurrently")
+
 
 class DuplicateKey(Conflict):
     """A create named a primary key that already exists."""
 
-    def __init__(self, table: str, key: Any) -> None:
-        super().__init__(f"{table} {key!r} already exists")
+    @classmethod
+    def for_key(cls, table: str, key: Any) -> DuplicateKey:
+        """A create of ``key`` in ``table``, which holds it already."""
+        return cls(f"{table} {key!r} already exists")
 
 
 class MissingRecord(NotFound):
     """An increment or update named a record that does not exist."""
+
+    @classmethod
+    def for_key(cls, table: str, key: Any) -> MissingRecord:
+        """An update of ``key`` in ``table``, which does not hold it."""
+        return cls(f"{table} {key!r} does not exist")
+
+
+class StorageFull(Unavailable):
+    """503: the database cannot grow (its disk, or a size limit, is full); see Retry-After."""
+
+    default_code = "STORAGE_FULL"
+    default_message = "the database is full"
 
 
 class Storage(ABC):
@@ -140,29 +166,3 @@ def added_field_json(schema: TableSchema, name: str) -> str:
             "%s.%s was added without a default: existing records get null", schema.name, name
         )
     return msgspec.json.encode(info.make_default() if info.has_default else None).decode()
-
-
-def open_storage(
-    url: str, *, pool_size: int | None = None, pool_timeout: float | None = None
-) -> Storage:
-    """The backend for a database URL (``sqlite:///path``, ``postgresql://...``).
-
-    Args:
-        pool_size: connections per process, for a backend that pools them (PostgreSQL).
-        pool_timeout: seconds a request waits for a pooled connection before a 503.
-    """
-    if url.startswith("sqlite:"):
-        from .sqlite import SQLiteStorage
-
-        return SQLiteStorage(url)
-    if url.startswith(("postgresql:", "postgres:")):
-        try:
-            from .postgres import PostgresStorage
-        except ImportError as exc:  # asyncpg is the optional ``postgres`` extra
-            raise ImportError(
-                f"{url.split(':', 1)[0]}:// needs asyncpg: pip install 'charter[postgres]'"
-            ) from exc
-        return PostgresStorage(url, pool_size=pool_size, pool_timeout=pool_timeout)
-    raise ValueError(
-        f"unsupported database URL {url!r} (expected sqlite:///path or postgresql://...)"
-    )

@@ -22,9 +22,10 @@ J = TypeVar("J")
 _MAX_BATCH = 128
 
 Job = tuple[Callable[[Any], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+Result = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
-def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _resolve(results: list[Result]) -> None:
     for future, value, error in results:
         if future.done():
             continue
@@ -49,11 +50,27 @@ def drain(jobs: queue.SimpleQueue[J | None], first: J, most: int) -> tuple[list[
     return batch, False
 
 
-class ReadBatcher:
-    """Threads, each with a connection from ``connect``, answering queued reads in batches."""
+def _call(fn: Callable[[Any], Any], conn: Any) -> Any:
+    return fn(conn)
 
-    def __init__(self, connect: Callable[[], Any], threads: int = 2) -> None:
+
+class ReadBatcher:
+    """Threads, each with a connection from ``connect``, answering queued reads in batches.
+
+    ``call(fn, connection)`` runs each read (a backend passes one that retries and translates
+    its errors). A thread that cannot connect answers its reads with the error and tries again
+    for the next ones: a read never waits for a thread that is gone.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        threads: int = 2,
+        *,
+        call: Callable[[Callable[[Any], Any], Any], Any] = _call,
+    ) -> None:
         self._connect = connect
+        self._call = call
         self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._run, name=f"charter-read-{i}", daemon=True)
@@ -76,29 +93,41 @@ class ReadBatcher:
             thread.join()
 
     def _run(self) -> None:
-        conn = self._connect()
+        conn: Any = None
         try:
             while True:
                 job = self._queue.get()
                 if job is None:
                     return
                 batch, stop = drain(self._queue, job, _MAX_BATCH)
-                self._answer(conn, batch)
+                if conn is None:
+                    try:
+                        conn = self._call(lambda _: self._connect(), None)
+                    except Exception as exc:  # each read of the batch is answered with it
+                        _deliver([(loop, (future, None, exc)) for _, loop, future in batch])
+                if conn is not None:
+                    self._answer(conn, batch)
                 if stop:
                     return
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
-    @staticmethod
-    def _answer(conn: Any, batch: list[Job]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    def _answer(self, conn: Any, batch: list[Job]) -> None:
+        answers: list[tuple[asyncio.AbstractEventLoop, Result]] = []
         for fn, loop, future in batch:
-            outcome: tuple[asyncio.Future[Any], Any, BaseException | None]
             try:
-                outcome = (future, fn(conn), None)
+                answers.append((loop, (future, self._call(fn, conn), None)))
             except Exception as exc:  # reported to the waiting request
-                outcome = (future, None, exc)
-            by_loop.setdefault(loop, []).append(outcome)
-        for loop, results in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, results)
+                answers.append((loop, (future, None, exc)))
+        _deliver(answers)
+
+
+def _deliver(answers: list[tuple[asyncio.AbstractEventLoop, Result]]) -> None:
+    """Resolve the futures with a single call into each waiting event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Result]] = {}
+    for loop, result in answers:
+        by_loop.setdefault(loop, []).append(result)
+    for loop, results in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, results)

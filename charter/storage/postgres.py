@@ -521,7 +521,7 @@ class PostgresStorage(Storage):
                 return None
             if kind == DELETE:
                 raise _conflict(change)
-            raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+            raise MissingRecord.for_key(change.table, change.key)
         if kind == MERGE:
             if expect is None:
                 version = await conn.fetchval(spec.merge, key, change.data, now)
@@ -534,7 +534,7 @@ class PostgresStorage(Storage):
                 if version is None and await conn.fetchval(spec.exists, key) is not None:
                     raise _conflict(change)
             if version is None:
-                raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+                raise MissingRecord.for_key(change.table, change.key)
             return int(version)
         if kind == INCREMENT:
             assert change.data is not None
@@ -543,7 +543,7 @@ class PostgresStorage(Storage):
                 amount = decimal.Decimal(repr(amount))
             version = await conn.fetchval(spec.increment, key, change.data, amount, now)
             if version is None:
-                raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+                raise MissingRecord.for_key(change.table, change.key)
             return int(version)
         if kind == DELETE:
             if expect is None:
@@ -559,12 +559,12 @@ class PostgresStorage(Storage):
                 current = await conn.fetchval(spec.version, key)
                 if current != expect:
                     raise _conflict(change)
-                raise DuplicateKey(change.table, change.key)
+                raise DuplicateKey.for_key(change.table, change.key)
             version = await conn.fetchval(spec.insert, key, change.data, now)
             if version is None:
                 if expect == 0:
                     raise _conflict(change)
-                raise DuplicateKey(change.table, change.key)
+                raise DuplicateKey.for_key(change.table, change.key)
             return int(version)
         if kind != PUT:
             raise ValueError(f"unknown change kind {kind}")
@@ -580,7 +580,7 @@ class PostgresStorage(Storage):
 
 
 def _conflict(change: Change) -> ConflictError:
-    return ConflictError(f"{change.table} {change.key!r} changed concurrently")
+    return ConflictError.for_key(change.table, change.key)
 
 
 def _lock_order(change: Change) -> tuple[str, str, str]:

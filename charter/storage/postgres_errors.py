@@ -12,6 +12,7 @@ import enum
 import asyncpg
 
 from ..errors import Conflict, HttpError, InvalidQuery, Unavailable, ValidationError
+from .base import ConflictError, StorageFull
 
 __all__ = ["Outcome", "no_connection", "nul_in_query", "outcome", "translate"]
 
@@ -23,6 +24,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # the whole change set is re-run; 409 if it keeps failing
     UNAVAILABLE = "unavailable"  # 503 with Retry-After; the pool reconnects by itself
     INVALID = "invalid"  # 422: a value PostgreSQL cannot store
+    FULL = "full"  # 503 STORAGE_FULL with Retry-After: the disk is full
 
 
 # SQLSTATE (or its two-character class) -> outcome.
@@ -36,6 +38,7 @@ SQLSTATES: dict[str, Outcome] = {
     "57P02": Outcome.UNAVAILABLE,  # crash_shutdown
     "57P03": Outcome.UNAVAILABLE,  # cannot_connect_now (starting up, shutting down)
     "53300": Outcome.UNAVAILABLE,  # too_many_connections
+    "53100": Outcome.FULL,  # disk_full
     "53": Outcome.UNAVAILABLE,  # insufficient_resources (disk full, out of memory)
     "25006": Outcome.UNAVAILABLE,  # read_only_sql_transaction (a standby, mid-failover)
     "22P05": Outcome.INVALID,  # untranslatable_character (\u0000 in a string)
@@ -52,6 +55,7 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
 )
 
 RETRY_AFTER = "1"  # seconds: a restart or failover usually takes about that
+RETRY_AFTER_FULL = "30"  # seconds: someone has to free space first
 
 
 def outcome(exc: BaseException) -> Outcome | None:
@@ -77,11 +81,11 @@ def translate(exc: BaseException) -> HttpError | None:
         return None
     if verdict is Outcome.UNAVAILABLE:
         return Unavailable("the database is unavailable", headers={"retry-after": RETRY_AFTER})
+    if verdict is Outcome.FULL:
+        return StorageFull("the database's disk is full", headers={"retry-after": RETRY_AFTER_FULL})
     if verdict is Outcome.INVALID:
         return ValidationError("a value cannot be stored (it holds a NUL or invalid character)")
     if verdict is Outcome.RETRY:
-        from .base import ConflictError
-
         return ConflictError("the transaction conflicted with another one; try again")
     return Conflict("the write conflicts with a record that already exists")
 

@@ -5,8 +5,10 @@ for TEXT (the key is JSONB too, so it compares with document attributes without 
 ``postgres_dialect``). Declared indexes are B-tree expression indexes on exactly the expression
 the query compiler emits for the attribute; a GIN index (``jsonb_path_ops``) on ``data`` serves
 containment (``@>``). A new field gets its default in existing documents; a removed one is moved
-to ``_charter_archive`` (nothing is lost). Everything runs in one transaction under an advisory
-lock, so workers starting together migrate once, one after the other.
+to ``_charter_archive`` (nothing is lost); a field whose type changed has its stored values
+converted, or the start is refused (``charter.schema.type_changes``). Everything runs in one
+transaction under an advisory lock, so workers starting together migrate once, one after the
+other.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from ..errors import CharterError
+from ..schema.type_changes import TypeChanges, field_types
 from .base import added_field_json
 from .postgres_dialect import POSTGRES
 
@@ -86,6 +90,7 @@ async def _migrate_table(conn: Connection, schema: TableSchema) -> None:
     fields = list(schema.fields)
     if before is not None:
         known = json.loads(before)
+        await _convert_types(conn, TypeChanges(schema, known))
         for name in fields:
             if name not in known:
                 await _add_field(conn, schema, name)
@@ -124,9 +129,40 @@ async def _migrate_table(conn: Connection, schema: TableSchema) -> None:
         "$3::text::jsonb) ON CONFLICT (name) DO UPDATE SET fields = excluded.fields, "
         "indexes = excluded.indexes",
         schema.name,
-        json.dumps(fields),
+        json.dumps(field_types(schema)),
         json.dumps(sorted(wanted)),
     )
+
+
+async def _convert_types(conn: Connection, changes: TypeChanges) -> None:
+    """Convert the stored values of the fields whose type changed, or refuse (nothing changed).
+
+    Every record is read and checked before any is written, inside the migration's transaction
+    and advisory lock (so one worker converts, and the others then find the types recorded).
+    Expression indexes follow the rewritten documents.
+    """
+    if not changes:
+        return
+    table = quote(changes.table)
+    rewrites: list[tuple[str, str, str]] = []
+    async for key, data in conn.cursor(f"SELECT id::text, data::text FROM {table} ORDER BY id"):
+        for name, value in changes.check(json.loads(key), json.loads(data)).items():
+            rewrites.append((name, value.decode(), key))
+    problem = changes.problem()
+    if problem is not None:
+        raise CharterError(problem)
+    await conn.executemany(
+        f"UPDATE {table} SET data = jsonb_set(data, ARRAY[$1::text], $2::text::jsonb), "
+        "version = greatest($4::bigint, version + 1) WHERE id = $3::text::jsonb",
+        [(*r, int(time.time() * 1000)) for r in rewrites],
+    )
+    if rewrites:
+        log.warning(
+            "%s: %s changed type; %d stored values converted",
+            changes.table,
+            ", ".join(changes.changed),
+            len(rewrites),
+        )
 
 
 async def _add_field(conn: Connection, schema: TableSchema, name: str) -> None:

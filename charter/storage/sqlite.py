@@ -6,6 +6,9 @@ hand them to the writer thread, which applies many transactions inside one short
 ``BEGIN IMMEDIATE`` (one savepoint each, so a failing one leaves the others) and resolves each
 request's future. A write is acknowledged only after its COMMIT, and WAL with
 ``synchronous=NORMAL`` keeps every committed transaction across a crash of the process.
+
+SQLite errors are translated where they surface (reads, commits, the storage proxy's calls)
+through the table of ``sqlite_errors``; BUSY and LOCKED are retried first.
 """
 
 from __future__ import annotations
@@ -41,6 +44,16 @@ from .base import (
 )
 from .batcher import ReadBatcher, drain
 from .spill import Spill, batch_size, spilled
+from .sqlite_errors import (
+    RETRY_DELAYS,
+    Outcome,
+    charter_error,
+    is_duplicate,
+    outcome,
+    pause,
+    retrying,
+    translated,
+)
 from .sqlite_schema import Statistics, migrate
 
 if TYPE_CHECKING:
@@ -57,6 +70,7 @@ _SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
 _FIRST_BATCH = 256
 _BATCH_ROWS = 1000
 _READERS = 4
+_BUSY_TIMEOUT = 30.0  # seconds a statement waits for a lock held by another process
 _PLANS = 2048  # planned queries remembered (see _Plan)
 _UNKNOWN_WRITES = 1 << 40  # what a raw write counts for: it may have changed any row
 # An attribute name that a quoted JSON path label (``$."name"``) can spell.
@@ -74,16 +88,18 @@ def _path_from_url(url: str) -> str:
     return path or ":memory:"
 
 
-def _connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+def _connect(
+    path: str, *, readonly: bool = False, timeout: float = _BUSY_TIMEOUT
+) -> sqlite3.Connection:
     conn = sqlite3.connect(
         path,
         isolation_level=None,
         check_same_thread=False,
         cached_statements=256,
-        timeout=30,
+        timeout=timeout,
         uri=path.startswith("file:"),
     )
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     conn.execute("PRAGMA synchronous = NORMAL")
     if readonly:
         conn.execute("PRAGMA query_only = 1")
@@ -105,6 +121,9 @@ class _Job:
         self.future: asyncio.Future[list[int | None]] = loop.create_future()
 
     def resolve(self, result: list[int | None] | None, error: BaseException | None) -> None:
+        if error is not None:
+            error = charter_error(error)
+
         def done() -> None:
             if self.future.done():
                 return
@@ -118,10 +137,18 @@ class _Job:
 
 
 class SQLiteStorage(Storage):
-    """SQLite in WAL mode; see the module docstring for the concurrency design."""
+    """SQLite in WAL mode; see the module docstring for the concurrency design.
 
-    def __init__(self, url: str) -> None:
+    ``pool_timeout`` is the busy timeout: how long a statement waits for a lock another
+    process holds before the request is answered 503 (default 30 s). ``pool_size`` is taken
+    for the factory's sake: SQLite has one writer and a fixed set of readers.
+    """
+
+    def __init__(
+        self, url: str, *, pool_size: int | None = None, pool_timeout: float | None = None
+    ) -> None:
         self.url = url
+        self.busy_timeout = _BUSY_TIMEOUT if pool_timeout is None else pool_timeout
         self.path = _path_from_url(url)
         if self.path == ":memory:":
             # Every connection must see the same database: use a named shared-cache memory db.
@@ -148,13 +175,17 @@ class SQLiteStorage(Storage):
         if not self.path.startswith("file:"):
             directory = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(directory, exist_ok=True)
-        conn = _connect(self.path)
+        conn = _connect(self.path, timeout=self.busy_timeout)
         if not self.path.startswith("file:"):
             conn.execute("PRAGMA journal_mode = WAL")
-        self._write_conn = conn
-        await asyncio.to_thread(migrate, conn, schemas)
         names = [schema.name for schema in schemas]
-        self._stats = await asyncio.to_thread(Statistics, conn, names)
+        try:
+            await asyncio.to_thread(migrate, conn, schemas)
+            self._stats = await asyncio.to_thread(Statistics, conn, names)
+        except BaseException:  # a refused migration leaves nothing open
+            conn.close()
+            raise
+        self._write_conn = conn
         self.catalog = {schema.name: schema for schema in schemas}
         self._written = dict.fromkeys(self.catalog, 0)
         for schema in schemas:
@@ -169,7 +200,7 @@ class SQLiteStorage(Storage):
                 DELETE: f"DELETE FROM {table} WHERE id = ?",
             }
         self._executor = ThreadPoolExecutor(_READERS, thread_name_prefix="charter-sqlite-read")
-        self._batcher = ReadBatcher(lambda: _connect(self.path, readonly=True))
+        self._batcher = ReadBatcher(self._reader, call=retrying)
         self._writer = threading.Thread(target=self._write_loop, name="charter-sqlite-write")
         self._writer.daemon = True
         self._writer.start()
@@ -198,11 +229,14 @@ class SQLiteStorage(Storage):
 
     # -- reads -----------------------------------------------------------------------------
 
+    def _reader(self) -> sqlite3.Connection:
+        return _connect(self.path, readonly=True, timeout=self.busy_timeout)
+
     def _acquire(self) -> sqlite3.Connection:
         try:
             return self._idle.pop()
         except IndexError:
-            conn = _connect(self.path, readonly=True)
+            conn = self._reader()
             self._all.append(conn)
             return conn
 
@@ -218,7 +252,7 @@ class SQLiteStorage(Storage):
                 self._release(conn)
 
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, run)
+        return await loop.run_in_executor(self._executor, retrying, run)
 
     async def fetch(self, table: str, key: Any) -> Row | None:
         sql = self._select[table]
@@ -299,7 +333,7 @@ class SQLiteStorage(Storage):
             return conn, cursor, total, rows
 
         async def produce(spill: Spill) -> None:
-            conn, cursor, total, rows = await self._on_reader(first)
+            conn, cursor, total, rows = await self._on_reader(retrying, first)
             try:
                 if count is not None:
                     spill.put_total(total)
@@ -322,9 +356,11 @@ class SQLiteStorage(Storage):
         return spilled(produce, counted=count is not None)
 
     async def _on_reader(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a reader thread. Cancelled meanwhile, it still waits for the thread
-        to be done, so that a connection is never used by two threads at once."""
-        job = asyncio.wrap_future(self._executor.submit(fn, *args))  # type: ignore[union-attr]
+        """``fn(*args)`` on a reader thread, SQLite errors translated (not retried: the next
+        rows of a cursor cannot be read again). Cancelled meanwhile, it still waits for the
+        thread to be done, so that a connection is never used by two threads at once."""
+        submit = self._executor.submit  # type: ignore[union-attr]
+        job = asyncio.wrap_future(submit(translated, fn, *args))
         try:
             return await asyncio.shield(job)
         except asyncio.CancelledError:
@@ -409,22 +445,29 @@ class SQLiteStorage(Storage):
             if job is None:
                 break
             batch, stop = drain(self._queue, job, _BATCH)
-            self._commit_batch(conn, batch)
+            try:
+                self._commit_batch(conn, batch)
+            except Exception as exc:  # the writer itself failed (a ROLLBACK TO, say)
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                for failed in batch:  # (a job answered already keeps its answer)
+                    failed.resolve(None, exc)
             if self._stats is not None:
                 self._stats.refresh(conn)
 
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, list[int | None] | None, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            retrying(conn.execute, "BEGIN IMMEDIATE")
+        except Exception as exc:
             for job in batch:
                 job.resolve(None, exc)
             return
         for index, job in enumerate(batch):
             conn.execute("SAVEPOINT job")
             try:
-                versions = self._apply(conn, job.changes)
+                versions = self._apply_retrying(conn, job.changes)
             except BaseException as exc:  # reported to the waiting request
                 if not conn.in_transaction:
                     # The error ended the whole transaction (SQLITE_INTERRUPT, FULL, IOERR or
@@ -442,8 +485,8 @@ class SQLiteStorage(Storage):
                 conn.execute("RELEASE job")
                 outcomes.append((job, versions, None))
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+            retrying(conn.execute, "COMMIT")  # a COMMIT that meets BUSY can be run again
+        except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             for job, _, _ in outcomes:
@@ -451,6 +494,21 @@ class SQLiteStorage(Storage):
             return
         for job, result, error in outcomes:
             job.resolve(result, error)
+
+    def _apply_retrying(
+        self, conn: sqlite3.Connection, changes: Sequence[Change | _Callable]
+    ) -> list[int | None]:
+        """``_apply`` under the savepoint ``job``, run again after each of ``RETRY_DELAYS``
+        while it meets BUSY or LOCKED (a shared-cache reader holding a table)."""
+        for delay in RETRY_DELAYS:
+            try:
+                return self._apply(conn, changes)
+            except sqlite3.Error as exc:
+                if outcome(exc) is not Outcome.RETRY or not conn.in_transaction:
+                    raise
+            conn.execute("ROLLBACK TO job")
+            pause(delay)
+        return self._apply(conn, changes)
 
     def _apply(
         self, conn: sqlite3.Connection, changes: Sequence[Change | _Callable]
@@ -474,7 +532,7 @@ class SQLiteStorage(Storage):
                 row = conn.execute(self._select[change.table], (change.key,)).fetchone()
                 current = row[1] if row is not None else 0
                 if current != change.expect:
-                    raise ConflictError(f"{change.table} {change.key!r} changed concurrently")
+                    raise ConflictError.for_key(change.table, change.key)
             if change.kind == PUT:
                 versions.append(
                     conn.execute(sql[PUT], (change.key, change.data, now)).fetchone()[0]
@@ -482,8 +540,10 @@ class SQLiteStorage(Storage):
             elif change.kind == INSERT:
                 try:
                     row = conn.execute(sql[INSERT], (change.key, change.data, now)).fetchone()
-                except sqlite3.IntegrityError:
-                    raise DuplicateKey(change.table, change.key) from None
+                except sqlite3.IntegrityError as exc:
+                    if is_duplicate(exc):
+                        raise DuplicateKey.for_key(change.table, change.key) from None
+                    raise
                 versions.append(row[0])
             elif change.kind == DELETE:
                 conn.execute(sql[DELETE], (change.key,))
@@ -527,7 +587,7 @@ class SQLiteStorage(Storage):
                     (_json_encode(document).decode(), now, change.key),
                 ).fetchone()
         if row is None:
-            raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+            raise MissingRecord.for_key(change.table, change.key)
         return int(row[0])
 
     def _increment(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
@@ -539,7 +599,7 @@ class SQLiteStorage(Storage):
             (path, path, change.amount, now, change.key),
         ).fetchone()
         if row is None:
-            raise MissingRecord(message=f"{change.table} {change.key!r} does not exist")
+            raise MissingRecord.for_key(change.table, change.key)
         return int(row[0])
 
 

@@ -1,6 +1,6 @@
 """Run one SQL statement of a caller's confined to one table of a SQLite connection.
 
-The storage proxy's ``exec`` (see ``charter.storage_proxy``) runs SQL it did not write;
+The storage proxy's ``exec`` (see ``charter.runtime.storage_proxy``) runs SQL it did not write;
 this module decides what such a statement may touch and runs it.
 
 ``exec`` writes ``{table}`` for the collection's table (the text is replaced everywhere, string
@@ -31,7 +31,9 @@ changes nothing), and is confined in four layers:
    a result has at most ``row_limit`` rows; strings and blobs at most ``length_limit`` bytes.
 
 Refused statements raise ``Forbidden`` and change nothing; the writer connection, its
-transaction and its other jobs carry on.
+transaction and its other jobs carry on. A permitted statement that fails raises
+``ValidationError``, unless the database itself failed (locked, full, read-only, an I/O error:
+the 503s of ``sqlite_errors``).
 """
 
 from __future__ import annotations
@@ -42,11 +44,16 @@ import time
 from typing import Any
 
 from ..errors import Forbidden, ValidationError
+from .sqlite_errors import Outcome, outcome, translate
 
 __all__ = ["confine_text", "run_confined"]
 
 # The kinds of statement exec() runs (the first keyword of the statement).
 _STATEMENTS = frozenset({"select", "values", "with", "insert", "replace", "update", "delete"})
+
+# What sqlite_errors answers 503 for: the caller's statement is not at fault. (Every other
+# failure of a permitted statement, a constraint or a limit included, is the caller's: 422.)
+_OUTAGES = frozenset({Outcome.RETRY, Outcome.UNAVAILABLE, Outcome.FULL})
 
 # Table-valued functions a statement may read (eponymous virtual tables of SQLite's core).
 _VTABS = frozenset({"json_each", "json_tree"})
@@ -177,6 +184,9 @@ def run_confined(
                 raise ValidationError(
                     f"exec() interrupted: the statement ran over {time_limit} s"
                 ) from None
+            outage = translate(exc) if outcome(exc) in _OUTAGES else None
+            if outage is not None:  # the database failed, not the statement
+                raise outage from exc
             raise ValidationError(f"exec() failed: {exc}") from None
         except (OverflowError, TypeError, ValueError) as exc:
             raise ValidationError(f"exec() failed: {exc}") from None

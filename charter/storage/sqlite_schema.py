@@ -4,8 +4,9 @@ Each table is ``(id PRIMARY KEY, data TEXT, version INTEGER)`` with the record a
 document, so a new field needs no ALTER: existing documents are given the field's default. A
 declared index is an expression index on ``json_extract(data, '$.field')``, the exact expression
 the query compiler emits, followed by ``id``. A field removed from the declaration is moved out
-of the documents into ``_charter_archive`` (nothing is lost). What each table looked like is
-kept in ``_charter_tables``.
+of the documents into ``_charter_archive`` (nothing is lost). What each table looked like (its
+fields and their types, its indexes) is kept in ``_charter_tables``; a field whose type changed
+has its stored values converted, or the start is refused (``charter.schema.type_changes``).
 
 Tables are rowid tables, not ``WITHOUT ROWID``. A ``WITHOUT ROWID`` table keeps each row inside
 its primary-key b-tree, and a seek that compares a key with a large row's reads that whole row,
@@ -21,9 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import msgspec
+
+from ..errors import CharterError
+from ..schema.type_changes import TypeChanges, field_types
 from .base import added_field_json
 
 if TYPE_CHECKING:
@@ -71,14 +77,16 @@ def columns(schema: TableSchema) -> str:
 def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
     table = _quote(schema.name)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {columns(schema)}")
-    if _without_rowid(conn, table):
-        _rebuild(conn, schema)
     row = conn.execute(
         "SELECT fields FROM _charter_tables WHERE name = ?", (schema.name,)
     ).fetchone()
     fields = list(schema.fields)
     if row is not None:
         before = json.loads(row[0])
+        _convert_types(conn, TypeChanges(schema, before))
+    if _without_rowid(conn, table) or _key_column(conn, table) != columns(schema).split()[1]:
+        _rebuild(conn, schema)
+    if row is not None:
         for name in fields:
             if name not in before:
                 _add_field(conn, schema, name)
@@ -104,11 +112,57 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
             conn.execute(
                 f"CREATE INDEX {_quote(name)} ON {table} (json_extract(data, '$.{field}'), id)"
             )
-    conn.execute(
-        "INSERT INTO _charter_tables (name, fields, indexes) VALUES (?, ?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET fields = excluded.fields, indexes = excluded.indexes",
-        (schema.name, json.dumps(fields), json.dumps(sorted(wanted))),
+    recorded = (json.dumps(field_types(schema)), json.dumps(sorted(wanted)))
+    before = conn.execute(
+        "SELECT fields, indexes FROM _charter_tables WHERE name = ?", (schema.name,)
+    ).fetchone()
+    if before is None or tuple(before) != recorded:  # (unchanged: a read-only file starts)
+        conn.execute(
+            "INSERT INTO _charter_tables (name, fields, indexes) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET fields = excluded.fields, "
+            "indexes = excluded.indexes",
+            (schema.name, *recorded),
+        )
+
+
+def _convert_types(conn: sqlite3.Connection, changes: TypeChanges) -> None:
+    """Convert the stored values of the fields whose type changed, or refuse (nothing changed).
+
+    Every record is read and checked before any is written; the caller's transaction makes the
+    rewrite all or nothing, and ``BEGIN IMMEDIATE`` keeps other workers out meanwhile. The
+    declared indexes are on the documents, so they follow the rewritten values.
+    """
+    if not changes:
+        return
+    table = _quote(changes.table)
+    rewrites: list[tuple[str, str, object]] = []
+    for key, data in conn.execute(f"SELECT id, data FROM {table} ORDER BY id"):
+        for name, value in changes.check(key, msgspec.json.decode(data)).items():
+            rewrites.append((f"$.{name}", value.decode(), key))
+    problem = changes.problem()
+    if problem is not None:
+        raise CharterError(problem)
+    now = int(time.time() * 1000)
+    conn.executemany(
+        f"UPDATE {table} SET data = json_set(data, ?, json(?)), "
+        f"version = max({now}, version + 1) WHERE id = ?",
+        rewrites,
     )
+    if rewrites:
+        log.warning(
+            "%s: %s changed type; %d stored values converted",
+            changes.table,
+            ", ".join(changes.changed),
+            len(rewrites),
+        )
+
+
+def _key_column(conn: sqlite3.Connection, table: str) -> str:
+    """The declared type of the ``id`` column (``INTEGER`` or ``TEXT``)."""
+    for row in conn.execute(f"PRAGMA table_info({table})"):
+        if row[1] == "id":
+            return str(row[2]).upper()
+    return ""
 
 
 def _without_rowid(conn: sqlite3.Connection, table: str) -> bool:

@@ -10,6 +10,7 @@ Run it with ``make run`` (or ``charter serve examples/shop/app.py``) and try:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from charter import (
     App,
@@ -22,6 +23,7 @@ from charter import (
     perms,
     post,
     relationship,
+    resource,
     rpc,
 )
 
@@ -71,10 +73,11 @@ class Order(Table):
     total: float = Field(default=0, input=False)
     created: dt.datetime | None = Field(default=None, created_time=True)
 
-    async def post(self, data: dict) -> Order:  # type: ignore[override]
+    @resource.post  # an override of the resource method post (keeps Order.post typed)
+    async def post(self, data: dict[str, Any]) -> Order:
         """Placing an order checks and decrements stock in the same transaction: if anything
         below raises, neither the order nor the stock change is kept."""
-        order: Order = await super().post(data)  # validates the order
+        order = await super().post(data)  # validates the order
         product = await Product.get(order.product_id)
         if product is None:
             raise NotFound(f"product {order.product_id!r} does not exist")
@@ -82,12 +85,14 @@ class Order(Table):
             raise Conflict(f"only {product.stock} of {product.name} left")
         await Product.patch(product.get_id(), {"stock": product.stock - order.qty})
         await Order.patch(order.get_id(), {"total": product.price * order.qty})
-        return await Order.get(order.get_id())  # type: ignore[no-any-return]
+        placed = await Order.get(order.get_id())
+        assert placed is not None  # written in this transaction
+        return placed
 
 
 class Orders(Service):
     @rpc(egroup="api-v1", perm=perms.RWX)  # POST /rpc/place_order ["p1", 2] or {"product_id": ...}
-    async def place_order(self, product_id: str, qty: int) -> dict:
+    async def place_order(self, product_id: str, qty: int) -> dict[str, Any]:
         """Place an order through the Order table's own rules; the order placed."""
         order = await Order.post({"product_id": product_id, "qty": qty})
         return order.to_dict()

@@ -143,7 +143,7 @@ async def test_concurrent_patches_by_id_outside_a_request_all_apply(database: st
 
 async def test_contended_read_modify_write_requests_all_commit(database: str) -> None:
     """Eight callers hammer one record with read-modify-write requests: a request that lost a
-    round goes first on its re-run (``charter.contention``), so none runs out of retries."""
+    round goes first on its re-run (``charter.runtime.contention``), so none runs out of retries."""
     app = App(tables=[Stock], database=database)
     async with TestClient(app) as client:
         await client.post("/Stock/", json={"id": "hot", "category": "c"})

@@ -18,9 +18,9 @@ import pytest
 
 from charter import App, Field, Table
 from charter.errors import NotFound
+from charter.runtime.transaction import Transaction, run_in_transaction
 from charter.storage import Row
 from charter.testing import TestClient
-from charter.transaction import Transaction, run_in_transaction
 
 
 class Doc(Table, extra="allow"):

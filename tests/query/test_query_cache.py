@@ -55,8 +55,8 @@ def traced(
     statements: list[str] = []
     connect = sqlite_storage._connect
 
-    def tracing(path: str, *, readonly: bool = False) -> sqlite3.Connection:
-        conn = connect(path, readonly=readonly)
+    def tracing(path: str, *, readonly: bool = False, **options: Any) -> sqlite3.Connection:
+        conn = connect(path, readonly=readonly, **options)
         if readonly:
             conn.set_trace_callback(statements.append)
         return conn

@@ -10,7 +10,7 @@ import pytest
 
 from charter import App, Field, Table
 from charter.errors import Conflict, Unavailable, ValidationError
-from charter.storage import ConflictError, open_storage
+from charter.storage import ConflictError, StorageFull, open_storage
 from charter.storage.postgres import PostgresStorage, _pool_options
 from charter.storage.postgres_dialect import POSTGRES, adapt
 from charter.storage.postgres_errors import Outcome, outcome, translate
@@ -73,6 +73,10 @@ def test_mapped_errors_are_charter_errors() -> None:
     assert isinstance(
         translate(asyncpg.exceptions.UntranslatableCharacterError("")), ValidationError
     )
+    full = translate(asyncpg.exceptions.DiskFullError("no space"))
+    assert isinstance(full, StorageFull) and isinstance(full, Unavailable)  # as SQLite's FULL
+    assert (full.status_code, full.code, full.headers["retry-after"]) == (503, "STORAGE_FULL", "30")
+    assert outcome(asyncpg.exceptions.OutOfMemoryError("oom")) is Outcome.UNAVAILABLE
 
 
 # -- configuration --------------------------------------------------------------------------------

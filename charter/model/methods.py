@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
+from ..errors import CharterError
 from . import perms as _perms
 
 __all__ = ["MethodSpec", "RpcSpec", "Service", "delete", "get", "patch", "post", "put", "rpc"]
 
 F = TypeVar("F")
+Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,23 +87,36 @@ class RpcSpec:
     fn: Callable[..., Any]
 
 
+@overload
+def rpc(fn: Fn, *, egroup: str | None = ..., perm: int = ..., name: str | None = ...) -> Fn: ...
+@overload
+def rpc(
+    fn: None = None, *, egroup: str | None = ..., perm: int = ..., name: str | None = ...
+) -> Callable[[Fn], Fn]: ...
 def rpc(
     fn: Callable[..., Any] | None = None,
     *,
     egroup: str | None = None,
-    perm: int = _perms.__X,
+    perm: int = _perms.X,
     name: str | None = None,
 ) -> Any:
     """Serve a ``Service`` method at ``POST /rpc/{name}``.
 
     Args:
-        egroup: the endpoint group whose grant is checked.
-        perm: bits the caller's grant for ``egroup`` must hold (``granted & perm == perm``).
+        egroup: the endpoint group whose grant is checked (see ``charter.runtime.grants``).
+        perm: bits the caller's grant for ``egroup`` must hold (``granted & perm == perm``);
+            default ``perms.X`` (execute).
         name: the RPC name (default: the method's name).
     """
 
+    if isinstance(perm, bool) or not isinstance(perm, int) or not 0 <= perm <= _perms.RWX:
+        raise CharterError(f"rpc(perm={perm!r}): permission bits are 0 to 7 (perms.R | perms.W...)")
+    if egroup is not None and (not isinstance(egroup, str) or not egroup):
+        raise CharterError(f"rpc(egroup={egroup!r}): an egroup is a non-empty string")
+
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        f.__charter_rpc__ = RpcSpec(name or f.__name__, egroup, perm, f)  # type: ignore[attr-defined]
+        spec = RpcSpec(name or f.__name__, egroup, _perms.Perm(perm), f)
+        f.__charter_rpc__ = spec  # type: ignore[attr-defined]
         return f
 
     return decorate(fn) if fn is not None else decorate

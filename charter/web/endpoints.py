@@ -16,14 +16,15 @@ from typing import Any, get_args, get_origin
 
 import msgspec
 
-from .context import current_context
-from .errors import InvalidResponse, ValidationError
-from .http.codecs import Codec, negotiate, read_body
-from .http.request import Request
-from .http.response import Response
-from .results import HttpResult
-from .schema.signature import INJECT, PATH, QUERY, Partial, Signature, _strip_optional
-from .schema.validation import InputError, details_from_message
+from ..errors import InvalidResponse, ValidationError
+from ..http.codecs import Codec, negotiate, read_body
+from ..http.request import Request
+from ..http.response import Response
+from ..model.results import HttpResult
+from ..runtime.context import current_context
+from ..schema.annotations import without_none
+from ..schema.signature import INJECT, PATH, QUERY, Partial, Signature, convert_path
+from ..schema.validation import InputError
 
 __all__ = ["Endpoint"]
 
@@ -46,7 +47,7 @@ def _builtins(value: Any) -> Any:
 
 def _converter(annotation: Any) -> Callable[[Any], Any] | None:
     """How a checked value becomes what the parameter's annotation promises (None: as is)."""
-    base = _strip_optional(annotation)
+    base = without_none(annotation)[0]
     origin = get_origin(base)
     if origin is Partial:
         return lambda value: msgspec.to_builtins(value, builtin_types=_NATIVE)
@@ -143,14 +144,7 @@ class Endpoint:
                 value = read_body(content_type, body, lambda: sig.body_types) if body else None
                 kwargs.update(sig.bind_body(value))
             for param in self._path:
-                try:
-                    kwargs[param.name] = msgspec.convert(
-                        path[param.name], param.checked, strict=False
-                    )
-                except msgspec.ValidationError as exc:
-                    raise InputError(
-                        [details_from_message(str(exc), ["path", param.name])]
-                    ) from None
+                kwargs[param.name] = convert_path(param, path[param.name])
         except InputError as exc:
             raise ValidationError(details=exc.details) from None
         for name, convert in self._convert:

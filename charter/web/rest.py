@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import tempfile
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
@@ -17,30 +16,29 @@ from urllib.parse import quote, unquote
 
 import msgspec
 
-from .context import current_context
-from .errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
-from .http.codecs import CBOR, CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
-from .http.request import Request
-from .http.response import Response
-from .http.routing import Route, Router
-from .query import parse_query_string
-from .query.cache import LRU, copy_query
-from .query.model import Condition, Query, Select
-from .query.sql import compile_select
-from .schema.describe import describe
-from .storage import Row
-from .table import maybe_await
-from .transaction import current_transaction
+from ..errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
+from ..http.codecs import CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
+from ..http.request import Request
+from ..http.response import Response
+from ..http.routing import Route, Router
+from ..model.table import maybe_await
+from ..query import parse_query_string
+from ..query.cache import LRU, copy_query
+from ..query.model import Condition, Query, Select
+from ..query.sql import compile_select
+from ..runtime.context import current_context
+from ..runtime.transaction import current_transaction
+from ..schema.describe import describe
+from ..storage import Row
 
 if TYPE_CHECKING:
-    from .records import TableRuntime
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["add_table_routes", "describe_table"]
 
 _json_decode = msgspec.json.decode
 _WHOLE_RESULT = 100  # a page up to this many records is sent in one piece, not streamed
 _CHECKED_QUERIES = 1024  # query strings remembered parsed and valid, per table
-_SPOOL_IN_MEMORY = 8 << 20  # a MessagePack result that cannot be counted first spills to disk
 
 
 def _etag(version: int) -> str:
@@ -92,7 +90,7 @@ class TableResource:
         self.schema = runtime.schema
         self.name = runtime.name
         self.path = "/" + quote(runtime.name)
-        self.database = runtime.app.database
+        self.database = runtime.storage
         overrides = runtime.cls.__charter_overrides__
         self.custom_get = "get" in overrides or "allow_read" in overrides
         self.checks_read = "allow_read" in overrides
@@ -147,9 +145,7 @@ class TableResource:
             await self.runtime._hook(instance, "allow_read")
 
     async def _load(self, key: Any) -> Any:
-        txn = current_transaction()
-        assert txn is not None
-        return self.runtime.instance(key, await txn.read(self.name, key), current_context())
+        return await self.runtime.load(key, current_context())
 
     def _check_if_match(self, request: Request, instance: Any) -> None:
         header = request.header("if-match")
@@ -378,7 +374,7 @@ class TableResource:
     @property
     def catalog(self) -> dict[str, Any]:
         if self._catalog is None:
-            self._catalog = {name: rt.schema for name, rt in self.runtime.app.tables.items()}
+            self._catalog = {name: rt.schema for name, rt in self.runtime.tables.items()}
         return self._catalog
 
     async def search(self, request: Request, codec: Codec) -> Response:
@@ -477,51 +473,26 @@ class TableResource:
         count: int | None = None,
         selection: Select | None = None,
     ) -> AsyncIterator[bytes]:
-        """The values as one array in ``codec``, written as they come.
+        """The values (records or what ``select`` made of them) as one array in ``codec``.
 
-        JSON and CBOR (an indefinite-length array) need nothing in advance; a MessagePack array
-        starts with its length: ``count`` when the caller knows it (the rows were counted in
-        their snapshot), else the items are spooled to a temporary file (bounded memory) first.
+        The query runs to its first value before a header or bracket is sent; ``count``, when
+        known, lets MessagePack write its array length first (see ``Codec.stream_array``).
         """
         public = self.runtime.public
-        values = await _peeked(values)  # the query runs before a header or bracket is sent
+        values = await _peeked(values)
 
-        def item(value: Any) -> Any:
-            return public(value._values()) if hasattr(value, "_values") else value
+        async def items() -> AsyncIterator[Any]:
+            async for value in values:
+                yield public(value._values()) if hasattr(value, "_values") else value
 
-        if codec is CSV:
-            # One column per selected attribute (related records as JSON text in their cell).
+        columns = None
+        if codec is CSV:  # one column per selected attribute, or per returned attribute
             if selection is None:
                 columns = [f for f in self.schema.fields if f not in self.runtime.hidden]
             else:
                 columns = [i.name for i in selection.items]
-            yield CSV.header(columns)  # type: ignore[attr-defined]
-            async for value in values:
-                shaped = item(value)
-                if selection is not None and selection.mode == "value":
-                    shaped = {columns[0]: shaped}
-                elif isinstance(shaped, list | tuple):
-                    shaped = dict(zip(columns, shaped, strict=False))
-                yield CSV.row(columns, shaped)  # type: ignore[attr-defined]
-            return
-        if codec is MSGPACK:
-            async for chunk in _msgpack_array(values, item, count):
-                yield chunk
-            return
-        if codec is CBOR:
-            yield b"\x9f"  # indefinite-length array, closed by a break
-            async for value in values:
-                yield codec.encode(item(value))
-            yield b"\xff"
-            return
-        if not codec.streams_arrays:
-            yield codec.encode([item(v) async for v in values])
-            return
-        first = True
-        async for value in values:
-            yield (b"[" if first else b",") + codec.encode(item(value))
-            first = False
-        yield b"[]" if first else b"]"
+        async for chunk in codec.stream_array(items(), count=count, columns=columns):
+            yield chunk
 
     async def delete_matching(self, request: Request) -> Response:
         query = self._query(request)
@@ -545,39 +516,6 @@ def _content_range(query: Query, total: int) -> str:
     shown = _shown(query, total)
     start = query.offset or 0
     return f"items {start}-{start + shown - 1}/{total}" if shown else f"items */{total}"
-
-
-def _msgpack_header(count: int) -> bytes:
-    if count < 16:
-        return bytes([0x90 | count])
-    if count < 1 << 16:
-        return b"\xdc" + count.to_bytes(2, "big")
-    return b"\xdd" + count.to_bytes(4, "big")
-
-
-async def _msgpack_array(values: Any, item: Any, count: int | None) -> AsyncIterator[bytes]:
-    encode = MSGPACK.encode
-    if count is not None:
-        yield _msgpack_header(count)
-        sent = 0
-        async for value in values:
-            if sent == count:  # cannot happen: the count and the rows share one snapshot
-                break
-            sent += 1
-            yield encode(item(value))
-        while sent < count:  # nor this; keep the document well formed regardless
-            sent += 1
-            yield b"\xc0"
-        return
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY) as spool:
-        count = 0
-        async for value in values:
-            spool.write(encode(item(value)))
-            count += 1
-        yield _msgpack_header(count)
-        spool.seek(0)
-        while chunk := spool.read(1 << 16):
-            yield chunk
 
 
 async def _nothing() -> AsyncIterator[bytes]:

@@ -10,24 +10,26 @@ import datetime as dt
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .context import current_context
-from .errors import HttpError, NotFound, ValidationError
-from .query.model import Query
-from .query.select import Projector
-from .schema import TableSchema
-from .schema.bounds import key_problem, value_problems
-from .schema.validation import details_from_message, validate_object
-from .storage import Row
+from ..errors import Forbidden, HttpError, NotFound, ValidationError
+from ..model.table import maybe_await
+from ..query.model import Query
+from ..schema import TableSchema
+from ..schema.bounds import key_problem, value_problems
+from ..schema.validation import details_from_message, validate_object
+from ..storage import Row, Storage
+from .context import RequestContext, current_context
+from .events import EventBus
+from .lifecycle import Lifecycle
+from .projection import Projector
 from .transaction import Transaction, current_transaction, run_in_transaction
 
 if TYPE_CHECKING:
-    from .app import App
-    from .table import Table
+    from ..model.table import Table
 
 __all__ = ["TableRuntime"]
 
@@ -36,10 +38,27 @@ _json_decode = msgspec.json.decode
 
 
 class TableRuntime:
-    """Binds a table class to its schema, the app's storage and its event bus."""
+    """Binds a table class to its schema, a storage and an event bus.
 
-    def __init__(self, app: App, cls: type[Table], schema: TableSchema) -> None:
-        self.app = app
+    Args:
+        tables: every table runtime of the same app by name (joins, selects, related hooks).
+        lifecycle: opens the storage on first use (the app).
+    """
+
+    def __init__(
+        self,
+        cls: type[Table],
+        schema: TableSchema,
+        *,
+        storage: Storage,
+        events: EventBus,
+        tables: Mapping[str, TableRuntime],
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.storage = storage
+        self.events = events
+        self.tables = tables
+        self.lifecycle = lifecycle
         self.cls = cls
         self.schema = schema
         self.name = schema.name
@@ -89,14 +108,31 @@ class TableRuntime:
 
     # -- transaction plumbing ------------------------------------------------------------------
 
+    def current_context(self) -> RequestContext | None:
+        """The running request's context (``Table.get_context`` asks through here)."""
+        return current_context()
+
+    @property
+    def running(self) -> bool:
+        """Whether this runtime's storage is open."""
+        return self.lifecycle.started
+
+    def serves_current(self) -> bool:
+        """Whether the running request or transaction belongs to this runtime's app."""
+        context = current_context()
+        if context is not None:
+            return context.storage is self.storage
+        txn = current_transaction()
+        return txn is not None and txn.storage is self.storage
+
     def _txn(self) -> Transaction | None:
         return current_transaction()
 
     async def _in_txn(self, fn: Any) -> Any:
         """Run ``fn(txn)`` in the current transaction, or a new one committed right away."""
-        if not self.app.started:
-            await self.app.startup()
-        result, _ = await run_in_transaction(self.app.database, fn)
+        if not self.lifecycle.started:
+            await self.lifecycle.startup()
+        result, _ = await run_in_transaction(self.storage, fn)
         return result
 
     # -- reads ---------------------------------------------------------------------------------
@@ -119,11 +155,23 @@ class TableRuntime:
 
     async def load(self, key: Any, context: Any = None) -> Any:
         key = self.check_key(key)
-        if not self.app.started:  # a script may use the Table API first: open storage then
-            await self.app.startup()
+        if not self.lifecycle.started:  # a script may use the Table API first: open storage then
+            await self.lifecycle.startup()
         txn = self._txn()
-        row = await (txn.read(self.name, key) if txn else self.app.database.fetch(self.name, key))
+        row = await (txn.read(self.name, key) if txn else self.storage.fetch(self.name, key))
         return self.instance(key, row, context)
+
+    async def load_readable(self, raw_key: str, context: Any = None) -> Any:
+        """The record a path names, for a request: 404 when the key cannot name one or there is
+        none, 403 when ``allow_read`` denies it."""
+        key = self.schema.coerce_key(raw_key)
+        if key is None:
+            raise NotFound(f"{self.name} {raw_key!r} not found")
+        instance = await self.load(key, context)
+        if not instance._exists:
+            raise NotFound(f"{self.name} {raw_key!r} not found")
+        await self._hook(instance, "allow_read")
+        return instance
 
     async def search(
         self, query: Query | dict[str, Any] | None, *, check_read: bool = False
@@ -136,22 +184,22 @@ class TableRuntime:
                 (what a request does); a denied record is left out.
         """
         compiled = Query.coerce(query)
-        if not self.app.started:
-            await self.app.startup()
+        if not self.lifecycle.started:
+            await self.lifecycle.startup()
         if compiled.explain:
-            yield await self.app.database.explain(self.schema, compiled)
+            yield await self.storage.explain(self.schema, compiled)
             return
         selection = compiled.selection
         projector = None
         if selection is not None:
-            catalog = {name: rt.schema for name, rt in self.app.tables.items()}
+            catalog = {name: rt.schema for name, rt in self.tables.items()}
             allow = self._allows if check_read else None
             projector = Projector(catalog, self.schema, selection, allow)
         hooked = check_read and "allow_read" in self.cls.__charter_overrides__
         # Every record read inside a transaction is version-checked if the transaction then
         # writes it, whichever API read it: a search is a read like ``get``.
         txn = self._txn()
-        async for row in self.app.database.search(self.schema, compiled):
+        async for row in self.storage.search(self.schema, compiled):
             data = _json_decode(row.data)
             key = data.get(self.key)
             if txn is not None and not txn.committed:
@@ -166,7 +214,7 @@ class TableRuntime:
 
     async def _allows(self, table: str, doc: dict[str, Any], version: int) -> bool:
         """Whether ``table``'s ``allow_read`` lets the current user read a related record."""
-        runtime = self.app.tables[table]
+        runtime = self.tables[table]
         if "allow_read" not in runtime.cls.__charter_overrides__:
             return True
         instance = runtime.instance(doc.get(runtime.key), Row(_json_encode(doc).decode(), version))
@@ -422,7 +470,7 @@ class TableRuntime:
             "timestamp": int(time.time() * 1000),
             "user": _user_name(context),
         }
-        self.app.events.emit(f"{self.name}/{key}", event)
+        self.events.emit(f"{self.name}/{key}", event)
 
     # -- hooks and events ------------------------------------------------------------------------
 
@@ -432,9 +480,6 @@ class TableRuntime:
         return instance
 
     async def _hook(self, instance: Any, hook: str) -> None:
-        from .errors import Forbidden
-        from .table import maybe_await
-
         if hook not in self.cls.__charter_overrides__:
             return
         context = current_context()
@@ -459,7 +504,7 @@ class TableRuntime:
             if values is not None:
                 value = msgspec.to_builtins(self.public(values))
             event = {"type": kind, "id": key, "value": value, "timestamp": version, "user": user}
-            self.app.events.emit(f"{self.name}/{key}", event)
+            self.events.emit(f"{self.name}/{key}", event)
 
         txn.after_commit(emit)
 

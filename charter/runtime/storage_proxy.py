@@ -47,16 +47,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import msgspec
 
-from .errors import CharterError, HttpError, ValidationError
-from .storage.sqlite_confine import _VTABS, confine_text, run_confined
-
-if TYPE_CHECKING:
-    from .app import App
+from ..errors import CharterError, HttpError, ValidationError
+from ..storage import Storage
+from ..storage.sqlite_confine import _VTABS, confine_text, run_confined
+from .lifecycle import Lifecycle
 
 __all__ = ["Collection", "StorageProxy"]
 
@@ -69,8 +68,10 @@ _decode = msgspec.json.decode
 class StorageProxy:
     """``app.storage.carts`` (or ``app.storage["carts"]``) is the collection ``carts``."""
 
-    def __init__(self, app: App) -> None:
-        self._app = app
+    def __init__(self, storage: Storage, tables: Iterable[str], lifecycle: Lifecycle) -> None:
+        self._storage = storage
+        self._tables = tables  # the app's table names: a collection may not take one
+        self._lifecycle = lifecycle
         self._collections: dict[str, Collection] = {}
 
     def __getattr__(self, name: str) -> Collection:
@@ -88,11 +89,12 @@ class StorageProxy:
         collection = self._collections.get(name)
         if collection is None:
             table = f"storage_{name}"
-            if any(declared.lower() == table for declared in self._app.tables):
+            if any(declared.lower() == table for declared in self._tables):
                 raise ValidationError(
                     f"collection {name!r} would use table {table!r}, a table of the app"
                 )
-            collection = self._collections[name] = Collection(self._app, name)
+            collection = Collection(self._storage, self._lifecycle, name)
+            self._collections[name] = collection
         return collection
 
 
@@ -107,8 +109,9 @@ class Collection:
     #: At most this many bytes in one string or blob while ``exec`` runs.
     length_limit: int = 64 * 1024 * 1024
 
-    def __init__(self, app: App, name: str) -> None:
-        self._app = app
+    def __init__(self, storage: Storage, lifecycle: Lifecycle, name: str) -> None:
+        self._storage_backend = storage
+        self._lifecycle = lifecycle
         self.name = name
         self.table = f"storage_{name}"
         self._quoted = f'"{self.table}"'
@@ -121,7 +124,7 @@ class Collection:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _storage(self) -> Any:
-        storage = self._app.database
+        storage = self._storage_backend
         if not hasattr(storage, "run_write"):
             raise HttpError(501, "the storage proxy needs the SQLite backend")
         return storage
@@ -130,8 +133,8 @@ class Collection:
         storage = self._storage()
         if self._ready:
             return storage
-        if not self._app._started:
-            await self._app.startup()
+        if not self._lifecycle.started:
+            await self._lifecycle.startup()
             storage = self._storage()
         create = (
             f"CREATE TABLE IF NOT EXISTS {self._quoted} (key TEXT PRIMARY KEY NOT NULL, "

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .contracts import schema_json
-from .schema.signature import BODY, QUERY, Signature
+from ..http.routing import Route
+from ..schema.contract_types import schema_json
+from ..schema.signature import BODY, QUERY, Signature
 
 if TYPE_CHECKING:
-    from .app import App
-    from .records import TableRuntime
+    from ..runtime.tables import TableRuntime
 
 __all__ = ["build_openapi"]
 
@@ -282,13 +283,13 @@ def _signature_operation(
     return operation
 
 
-def build_openapi(app: App) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of ``app``."""
+def build_openapi(tables: Iterable[TableRuntime], routes: Iterable[Route]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of an app's tables and routes."""
     schemas = _Schemas()
     paths: dict[str, Any] = {}
-    for runtime in app.tables.values():
+    for runtime in tables:
         paths.update(_table_paths(runtime, schemas))
-    for route in app.router.routes:
+    for route in routes:
         signature = route.meta.get("signature")
         if route.kind not in ("method", "rpc", "route") or signature is None:
             continue
@@ -321,13 +322,8 @@ def build_openapi(app: App) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Charter API", "version": "1.0.0"},
         "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": {
-                "basic": {"type": "http", "scheme": "basic"},
-                "bearer": {"type": "http", "scheme": "bearer"},
-            },
-        },
+        # No securitySchemes: sign-in does not exist yet, and the document says only what is.
+        "components": {"schemas": components},
     }
 
 

@@ -4,38 +4,46 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import msgspec
 
-from .context import RequestContext, current_context
-from .contracts import Contract, RouteSpec, schema_type
+from ..config import Config
+from ..errors import CharterError, HttpError, ValidationError
+from ..http.codecs import read_body
+from ..http.request import Request
+from ..http.response import Response
+from ..http.routing import Route
+from ..model.contracts import Contract, RouteSpec
+from ..model.methods import MethodSpec, RpcSpec, Service
+from ..runtime.context import RequestContext, current_context
+from ..runtime.grants import require
+from ..schema.contract_types import schema_type
+from ..schema.signature import INJECT, Param, Signature, compile_signature, convert_path
+from ..schema.validation import InputError, details_from_message, validate_object
+from .dispatch import error_response
 from .endpoints import Endpoint
-from .errors import CharterError, HttpError, NotFound, ValidationError
-from .http.codecs import read_body
-from .http.request import Request
-from .http.response import Response
-from .http.routing import Route
-from .methods import MethodSpec, RpcSpec, Service
-from .schema.signature import INJECT as INJECTED
-from .schema.signature import Param, compile_signature
-from .schema.validation import details_from_message, validate_object
-from .transaction import current_transaction
 
 if TYPE_CHECKING:
-    from .app import App
-    from .records import TableRuntime
+    from ..runtime.tables import TableRuntime
 
-__all__ = ["ContractEndpoint", "contract_route", "service_routes", "table_method_routes"]
+__all__ = [
+    "ContractEndpoint",
+    "RpcEndpoint",
+    "contract_route",
+    "service_routes",
+    "table_method_routes",
+]
 
-INJECT = {RequestContext: "context", Request: "request"}
+INJECTABLE = {RequestContext: "context", Request: "request"}  # types a signature may ask for
 _INJECTED_NAMES = ("ctx", "context", "request")
 
 
-def _tables(app: App) -> Any:
+def _tables(tables: Mapping[str, TableRuntime]) -> Any:
     def record_type(cls: type) -> Any:
-        runtime = app.tables.get(getattr(cls, "__charter_name__", ""))
+        runtime = tables.get(getattr(cls, "__charter_name__", ""))
         if runtime is None:
             raise CharterError(f"{cls.__name__} is used in a signature but is not in the app")
         return runtime.schema.create_type
@@ -43,16 +51,18 @@ def _tables(app: App) -> Any:
     return record_type
 
 
-def table_method_routes(app: App, runtime: TableRuntime) -> list[Route]:
+def table_method_routes(tables: Mapping[str, TableRuntime], runtime: TableRuntime) -> list[Route]:
     """Routes for a table's ``@get/@post/...`` methods: static and per record."""
     routes = []
     base = "/" + quote(runtime.name)
     for spec in runtime.cls.__charter_methods__.values():
-        routes.append(_method_route(app, runtime, spec, base))
+        routes.append(_method_route(tables, runtime, spec, base))
     return routes
 
 
-def _method_route(app: App, runtime: TableRuntime, spec: MethodSpec, base: str) -> Route:
+def _method_route(
+    tables: Mapping[str, TableRuntime], runtime: TableRuntime, spec: MethodSpec, base: str
+) -> Route:
     fn = spec.fn
     # Looked up through the MRO: a classmethod inherited from a parent table is one too.
     is_classmethod = isinstance(inspect.getattr_static(runtime.cls, spec.name, None), classmethod)
@@ -61,8 +71,8 @@ def _method_route(app: App, runtime: TableRuntime, spec: MethodSpec, base: str) 
         fn,
         skip_first=skip_first,
         query_params=spec.verb == "GET",
-        inject=INJECT,
-        tables=_tables(app),
+        inject=INJECTABLE,
+        tables=_tables(tables),
     )
     name = f"{runtime.name}.{spec.name}"
     meta: dict[str, Any] = {"table": runtime.name, "static": spec.static, "signature": signature}
@@ -72,18 +82,7 @@ def _method_route(app: App, runtime: TableRuntime, spec: MethodSpec, base: str) 
         return Route(spec.verb, f"{base}/{spec.name}", endpoint, name, "method", meta)
 
     async def load(request: Request, path: dict[str, str]) -> Any:
-        key = runtime.schema.coerce_key(path["id"])
-        txn = current_transaction()
-        row = None
-        if key is not None:
-            row = await (
-                txn.read(runtime.name, key) if txn else app.database.fetch(runtime.name, key)
-            )
-        if row is None:
-            raise NotFound(f"{runtime.name} {path['id']!r} not found")
-        instance = runtime.instance(key, row, current_context())
-        await runtime._hook(instance, "allow_read")
-        return instance
+        return await runtime.load_readable(path["id"], current_context())
 
     endpoint = Endpoint(fn, signature, name, bound=load, meta=meta)
     return Route(spec.verb, f"{base}/{{id}}/{spec.name}", endpoint, name, "method", meta)
@@ -93,51 +92,68 @@ async def _const(value: Any) -> Any:
     return value
 
 
-def service_routes(app: App, service: Any) -> list[Route]:
-    """``POST /rpc/{name}`` for every ``@rpc`` method of a service (class or instance)."""
-    instance = service() if isinstance(service, type) else service
-    if not isinstance(instance, Service):
-        raise CharterError(f"App(services=...) takes Service subclasses, not {service!r}")
-    instance.app = app
+def service_routes(
+    tables: Mapping[str, TableRuntime], instance: Service, existing: Iterable[Route]
+) -> list[Route]:
+    """``POST /rpc/{name}`` for every ``@rpc`` method of a service instance (``existing``: the
+    routes already declared, where another service may have taken a name)."""
     service_name = type(instance).__name__
-    declared = {r.name: r.meta.get("service") for r in app.router.routes if r.kind == "rpc"}
+    declared = {r.name: r.meta.get("service") for r in existing if r.kind == "rpc"}
     routes = []
     for spec in type(instance).rpc_methods():
         if spec.name in declared:
             raise CharterError(
                 f"rpc {spec.name!r} is declared by both {declared[spec.name]} and {service_name}"
             )
-        route = _rpc_route(app, instance, spec)
+        route = _rpc_route(tables, instance, spec)
         route.meta["service"] = service_name
         routes.append(route)
     return routes
 
 
-def _rpc_route(app: App, instance: Service, spec: RpcSpec) -> Route:
-    signature = compile_signature(spec.fn, skip_first=True, inject=INJECT, tables=_tables(app))
+def _rpc_route(tables: Mapping[str, TableRuntime], instance: Service, spec: RpcSpec) -> Route:
+    signature = compile_signature(
+        spec.fn, skip_first=True, inject=INJECTABLE, tables=_tables(tables)
+    )
     meta: dict[str, Any] = {"egroup": spec.egroup, "perm": spec.perm, "signature": signature}
+    endpoint = RpcEndpoint(spec, signature, instance, meta=meta)
+    return Route("POST", f"/rpc/{spec.name}", endpoint, spec.name, "rpc", meta)
 
-    async def bound(request: Request, path: dict[str, str]) -> Any:
+
+class RpcEndpoint(Endpoint):
+    """An ``@rpc`` method: the caller's egroup grant is checked before its arguments are read."""
+
+    def __init__(
+        self, spec: RpcSpec, signature: Signature, instance: Service, meta: dict[str, Any]
+    ) -> None:
+        self.spec = spec
+
+        async def bound(request: Request, path: dict[str, str]) -> Any:
+            return instance
+
+        super().__init__(spec.fn, signature, spec.name, bound=bound, meta=meta)
+
+    async def arguments(self, request: Request, path: dict[str, str]) -> dict[str, Any]:
         context = current_context()
         if context is not None:
-            context.egroup = spec.egroup
-        return instance
-
-    endpoint = Endpoint(spec.fn, signature, spec.name, bound=bound, meta=meta)
-    return Route("POST", f"/rpc/{spec.name}", endpoint, spec.name, "rpc", meta)
+            context.egroup = self.spec.egroup
+        require(context, egroup=self.spec.egroup, perm=self.spec.perm)
+        return await super().arguments(request, path)
 
 
 class ContractEndpoint(Endpoint):
     """A ``@route`` handler: payload and query checked against its contract."""
 
-    def __init__(self, app: App, spec: RouteSpec, **kwargs: Any) -> None:
+    def __init__(
+        self, tables: Mapping[str, TableRuntime], config: Config, spec: RouteSpec, **kwargs: Any
+    ) -> None:
         contract = spec.contract or Contract()
         names = set(_path_names(spec.path))
         signature = compile_signature(
-            spec.fn, inject=INJECT, tables=_tables(app), path_params=frozenset(names)
+            spec.fn, inject=INJECTABLE, tables=_tables(tables), path_params=frozenset(names)
         )
         shapes = contract.response_shapes()
-        self.app = app
+        self.config = config
         self.contract = contract
         self.payload_type = (
             schema_type(contract.payload, f"{spec.name}Payload") if contract.payload else None
@@ -150,7 +166,7 @@ class ContractEndpoint(Endpoint):
         self.query_lists = _list_fields(self.query_type)
         given = names | {"payload", "query", *_INJECTED_NAMES}
         for param in signature.params:
-            if param.name not in given and param.source != INJECTED and param.required:
+            if param.name not in given and param.source != INJECT and param.required:
                 raise CharterError(
                     f"route {spec.name}: parameter {param.name!r} is not payload, query, a path "
                     "parameter, a RequestContext or a Request"
@@ -164,6 +180,7 @@ class ContractEndpoint(Endpoint):
         )
 
     async def arguments(self, request: Request, path: dict[str, str]) -> dict[str, Any]:
+        require(current_context(), roles=self.contract.roles)
         kwargs: dict[str, Any] = {}
         if "payload" in self.takes or self.payload_type is not None:
             body = await request.body()
@@ -178,21 +195,12 @@ class ContractEndpoint(Endpoint):
                 kwargs["query"] = query
         for param in self.signature.params:
             if param.name in path:
-                kwargs[param.name] = self._path_value(param, path[param.name])
+                kwargs[param.name] = _path_value(param, path[param.name])
             elif param.name in ("ctx", "context") or param.annotation is RequestContext:
                 kwargs[param.name] = current_context()
             elif param.name == "request" or param.annotation is Request:
                 kwargs[param.name] = request
         return kwargs
-
-    @staticmethod
-    def _path_value(param: Param, text: str) -> Any:
-        """A path parameter, coerced to its annotation (a 422 when it does not fit)."""
-        try:
-            return msgspec.convert(text, param.checked, strict=False)
-        except msgspec.ValidationError as exc:
-            details = [details_from_message(str(exc), ["path", param.name])]
-            raise ValidationError(details=details) from None
 
     def _payload_types(self) -> dict[str, Any]:
         """The payload's attribute types, which type a form's fields (none: they stay text)."""
@@ -230,8 +238,6 @@ class ContractEndpoint(Endpoint):
 
     def respond(self, request: Request, result: Any) -> Response:
         if isinstance(result, HttpError):
-            from .dispatch import error_response
-
             envelope = {
                 "error": {
                     "status": result.status_code,
@@ -248,7 +254,7 @@ class ContractEndpoint(Endpoint):
 
     def validating(self) -> bool:
         """Contract responses are checked when ``validate_responses`` is on."""
-        return self.app.config.validate_responses is True
+        return self.config.validate_responses is True
 
 
 def _details(
@@ -320,13 +326,21 @@ def _path_names(path: str) -> list[str]:
     return re.findall(r"\{([a-zA-Z_][a-zA-Z0-9_]*)", path)
 
 
-def contract_route(app: App, fn: Any) -> Route:
+def contract_route(tables: Mapping[str, TableRuntime], config: Config, fn: Any) -> Route:
     """The route of a function decorated with ``@route``."""
     spec = getattr(fn, "__charter_route_spec__", None)
     if not isinstance(spec, RouteSpec):
         raise CharterError(f"{fn!r} is not a route: decorate it with @route")
     contract = spec.contract
     meta: dict[str, Any] = {"contract": contract, "roles": contract.roles if contract else None}
-    endpoint = ContractEndpoint(app, spec, meta=meta)
+    endpoint = ContractEndpoint(tables, config, spec, meta=meta)
     meta["signature"] = endpoint.signature
     return Route(spec.method, spec.path, endpoint, spec.name, "route", meta)
+
+
+def _path_value(param: Param, text: str) -> Any:
+    """A path parameter, coerced to its annotation (a 422 when it does not fit)."""
+    try:
+        return convert_path(param, text)
+    except InputError as exc:
+        raise ValidationError(details=exc.details) from None

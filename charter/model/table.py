@@ -5,6 +5,12 @@ HarperDB: ``await Product.get(id)`` on the class is the static helper, and ``sel
 on an instance is the resource method a subclass may override (``super()`` gives the default).
 The static helper goes through the instance method, so an override changes both the endpoint
 and the Python API.
+
+Typing: each resource method is a descriptor class of its own (``_Get``, ``_Search``, ...) whose
+``__get__`` overloads give type checkers the static signature on the class and the resource
+signature on an instance, both in terms of the table class (``await Product.get(id)`` is
+``Product | None``). ``dataclass_transform`` makes the annotations the constructor's keywords.
+An override is a plain function to a type checker; ``resource.post`` & co. say which one it is.
 """
 
 from __future__ import annotations
@@ -12,20 +18,32 @@ from __future__ import annotations
 import inspect
 import types
 import weakref
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    TypeVar,
+    cast,
+    dataclass_transform,
+    overload,
+)
 
-from .errors import CharterError, HttpError, NotFound
-from .fields import FieldInfo, RelationshipInfo
+from ..config import not_available
+from ..errors import CharterError, HttpError, NotFound
+from .fields import Field, FieldInfo, RelationshipInfo, relationship
 from .methods import MethodSpec, method_spec
-from .schema import TableOptions
+from .options import TableOptions
 
 if TYPE_CHECKING:
-    from .context import RequestContext
-    from .query.model import Query
-    from .records import TableRuntime
+    from ..query.model import Query
+    from ..runtime.context import RequestContext
+    from ..runtime.tables import TableRuntime
 
-__all__ = ["Table"]
+__all__ = ["Table", "resource"]
 
 RESOURCE_METHODS = ("get", "search", "put", "patch", "post", "delete", "publish")
 HOOKS = ("allow_read", "allow_create", "allow_update", "allow_delete")
@@ -36,6 +54,11 @@ async def maybe_await(value: Any) -> Any:
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+T = TypeVar("T", bound="Table")
+T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")
 
 
 class _ResourceMethod:
@@ -54,13 +77,208 @@ class _ResourceMethod:
         return types.MethodType(self.instance_fn, obj)
 
 
-class _ClassProperty:
+# -- the signatures type checkers see: static on the class, resource method on an instance ----
+
+
+class _StaticGet(Protocol[T_co]):
+    def __call__(
+        self, id: Any, context: RequestContext | None = None
+    ) -> Coroutine[Any, Any, T_co | None]: ...
+
+
+class _BoundGet(Protocol[T_co]):
+    def __call__(self, query: Query | None = None) -> Coroutine[Any, Any, T_co | None]: ...
+
+
+class _StaticSearch(Protocol[T_co]):
+    def __call__(
+        self, query: Query | dict[str, Any] | None = None, context: RequestContext | None = None
+    ) -> AsyncIterator[T_co]: ...
+
+
+class _BoundSearch(Protocol[T_co]):
+    def __call__(self, query: Query | dict[str, Any] | None = None) -> AsyncIterator[T_co]: ...
+
+
+class _StaticPut(Protocol):
+    def __call__(
+        self, record: Table | Mapping[str, Any], context: RequestContext | None = None
+    ) -> Coroutine[Any, Any, None]: ...
+
+
+class _StaticPatch(Protocol):
+    def __call__(
+        self, id: Any, changes: Any, context: RequestContext | None = None
+    ) -> Coroutine[Any, Any, None]: ...
+
+
+class _BoundWrite(Protocol):
+    """``put(data)`` and ``patch(data)`` on an instance."""
+
+    def __call__(self, data: Any) -> Coroutine[Any, Any, None]: ...
+
+
+class _StaticPost(Protocol[T_co]):
+    def __call__(
+        self, data: Any, context: RequestContext | None = None
+    ) -> Coroutine[Any, Any, T_co]: ...
+
+
+class _BoundPost(Protocol[T_co]):
+    def __call__(self, data: Any) -> Coroutine[Any, Any, T_co]: ...
+
+
+class _StaticDelete(Protocol):
+    def __call__(
+        self, id: Any, context: RequestContext | None = None
+    ) -> Coroutine[Any, Any, bool]: ...
+
+
+class _BoundDelete(Protocol):
+    def __call__(self) -> Coroutine[Any, Any, bool]: ...
+
+
+class _StaticPublish(Protocol):
+    def __call__(
+        self, topic: Any, message: Any, context: RequestContext | None = None
+    ) -> Coroutine[Any, Any, None]: ...
+
+
+class _BoundPublish(Protocol):
+    def __call__(self, message: Any) -> Coroutine[Any, Any, None]: ...
+
+
+class _Get(_ResourceMethod):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: type[T]) -> _StaticGet[T]: ...
+        @overload
+        def __get__(self, obj: T, cls: type[T] | None = None) -> _BoundGet[T]: ...
+        def __get__(self, obj: Any, cls: type | None = None) -> Any: ...
+
+
+class _Search(_ResourceMethod):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: type[T]) -> _StaticSearch[T]: ...
+        @overload
+        def __get__(self, obj: T, cls: type[T] | None = None) -> _BoundSearch[T]: ...
+        def __get__(self, obj: Any, cls: type | None = None) -> Any: ...
+
+
+class _Put(_ResourceMethod):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: type[Table]) -> _StaticPut: ...
+        @overload
+        def __get__(self, obj: Table, cls: type[Table] | None = None) -> _BoundWrite: ...
+        def __get__(self, obj: Any, cls: type | None = None) -> Any: ...
+
+
+class _Patch(_ResourceMethod):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: type[Table]) -> _StaticPatch: ...
+        @overload
+        def __get__(self, obj: Table, cls: type[Table] | None = None) -> _BoundWrite: ...
+        def __get__(self, obj: Any, cls: type | None = None) -> Any: ...
+
+
+class _Post(_ResourceMethod):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: type[T]) -> _StaticPost[T]: ...
+        @overload
+        def __get__(self, obj: T, cls: type[T] | None = None) -> _BoundPost[T]: ...
+        def __get__(self, obj: Any, cls: type | None = None) -> Any: ...
+
+
+class _Delete(_ResourceMethod):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: type[Table]) -> _StaticDelete: ...
+        @overload
+        def __get__(self, obj: Table, cls: type[Table] | None = None) -> _BoundDelete: ...
+        def __get__(self, obj: Any, cls: type | None = None) -> Any: ...
+
+
+class _Publish(_ResourceMethod):
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @overload
+        def __get__(self, obj: None, cls: type[Table]) -> _StaticPublish: ...
+        @overload
+        def __get__(self, obj: Table, cls: type[Table] | None = None) -> _BoundPublish: ...
+        def __get__(self, obj: Any, cls: type | None = None) -> Any: ...
+
+
+class _Resource:
+    """Decorators that tell a type checker which resource method a function overrides.
+
+    ``Table.__init_subclass__`` wraps an override whether or not it is decorated (so they
+    change nothing at run time); decorated, ``Order.post(data)`` on the class stays the typed
+    static helper instead of looking like the plain function.
+    """
+
+    @staticmethod
+    def get(fn: Callable[..., Any]) -> _Get:
+        return cast("_Get", fn)
+
+    @staticmethod
+    def search(fn: Callable[..., Any]) -> _Search:
+        return cast("_Search", fn)
+
+    @staticmethod
+    def put(fn: Callable[..., Any]) -> _Put:
+        return cast("_Put", fn)
+
+    @staticmethod
+    def patch(fn: Callable[..., Any]) -> _Patch:
+        return cast("_Patch", fn)
+
+    @staticmethod
+    def post(fn: Callable[..., Any]) -> _Post:
+        return cast("_Post", fn)
+
+    @staticmethod
+    def delete(fn: Callable[..., Any]) -> _Delete:
+        return cast("_Delete", fn)
+
+    @staticmethod
+    def publish(fn: Callable[..., Any]) -> _Publish:
+        return cast("_Publish", fn)
+
+
+resource = _Resource()
+
+
+class _ClassProperty(Generic[R]):
     __slots__ = ("fn",)
 
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
+    def __init__(self, fn: Callable[[Any], R]) -> None:
         self.fn = fn
 
-    def __get__(self, obj: Any, cls: type) -> Any:
+    def __get__(self, obj: Any, cls: type) -> R:
         return self.fn(cls)
 
 
@@ -86,20 +304,10 @@ def _runtime(cls: type[Table]) -> TableRuntime:
 
 
 def _choose_runtime(cls: type[Table], live: list[TableRuntime]) -> TableRuntime:
-    from .context import current_context
-    from .transaction import current_transaction
-
-    context = current_context()
-    if context is not None:
-        for runtime in live:
-            if runtime.app is context.app:
-                return runtime
-    txn = current_transaction()
-    if txn is not None:
-        for runtime in live:
-            if runtime.app.database is txn.storage:
-                return runtime
-    started = [r for r in live if r.app.started]
+    for runtime in live:
+        if runtime.serves_current():  # the app of the running request or transaction
+            return runtime
+    started = [r for r in live if r.running]
     if len(started) == 1:
         return started[0]
     if not started:
@@ -200,17 +408,18 @@ async def _static_publish(cls: type[Table], topic: Any, message: Any, context: A
     await maybe_await(cls._blank(topic, context).publish(message))
 
 
-_DEFAULTS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
-    "get": (_get, _static_get),
-    "search": (_search, _static_search),
-    "put": (_put, _static_put),
-    "patch": (_patch, _static_patch),
-    "post": (_post, _static_post),
-    "delete": (_delete, _static_delete),
-    "publish": (_publish, _static_publish),
+_DEFAULTS: dict[str, tuple[type[_ResourceMethod], Callable[..., Any], Callable[..., Any]]] = {
+    "get": (_Get, _get, _static_get),
+    "search": (_Search, _search, _static_search),
+    "put": (_Put, _put, _static_put),
+    "patch": (_Patch, _patch, _static_patch),
+    "post": (_Post, _post, _static_post),
+    "delete": (_Delete, _delete, _static_delete),
+    "publish": (_Publish, _publish, _static_publish),
 }
 
 
+@dataclass_transform(kw_only_default=True, field_specifiers=(Field, FieldInfo, relationship))
 class Table:
     """Base class of every table. Annotated attributes are its fields (see ``Field``)."""
 
@@ -222,13 +431,13 @@ class Table:
     __charter_overrides__: ClassVar[frozenset[str]] = frozenset()
     __charter_methods__: ClassVar[dict[str, MethodSpec]] = {}
 
-    get = _ResourceMethod("get", _get, _static_get)
-    search = _ResourceMethod("search", _search, _static_search)
-    put = _ResourceMethod("put", _put, _static_put)
-    patch = _ResourceMethod("patch", _patch, _static_patch)
-    post = _ResourceMethod("post", _post, _static_post)
-    delete = _ResourceMethod("delete", _delete, _static_delete)
-    publish = _ResourceMethod("publish", _publish, _static_publish)
+    get = _Get("get", _get, _static_get)
+    search = _Search("search", _search, _static_search)
+    put = _Put("put", _put, _static_put)
+    patch = _Patch("patch", _patch, _static_patch)
+    post = _Post("post", _post, _static_post)
+    delete = _Delete("delete", _delete, _static_delete)
+    publish = _Publish("publish", _publish, _static_publish)
 
     def __init_subclass__(
         cls,
@@ -268,6 +477,7 @@ class Table:
             "strict_queries": strict_queries,
         }
         options = {k: v for k, v in given.items() if v is not None}
+        _refuse_unbuilt(cls.__name__, options)
         cls.__charter_options__ = TableOptions(
             **{**_options_dict(parent), **options, "name": name or cls.__name__}
         )
@@ -276,7 +486,8 @@ class Table:
         for method in RESOURCE_METHODS:
             fn = cls.__dict__.get(method)
             if isinstance(fn, types.FunctionType):
-                setattr(cls, method, _ResourceMethod(method, fn, _DEFAULTS[method][1]))
+                descriptor, _, static = _DEFAULTS[method]
+                setattr(cls, method, descriptor(method, fn, static))
                 overrides.add(method)
         overrides.update(h for h in HOOKS if h in cls.__dict__)
         cls.__charter_overrides__ = frozenset(overrides)
@@ -315,13 +526,15 @@ class Table:
         instance._from_source = False
         return instance
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        data = self._values()
-        if name in data:
-            return data[name]
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+    if not TYPE_CHECKING:  # hidden from type checkers: the annotations type the attributes
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            data = self._values()
+            if name in data:
+                return data[name]
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def _values(self) -> dict[str, Any]:
         if self._data is None:
@@ -351,9 +564,8 @@ class Table:
         return self._version
 
     def get_context(self) -> RequestContext | None:
-        from .context import current_context
-
-        return self._context or current_context()
+        """The request context this record was loaded in (else the running one)."""
+        return self._context or _runtime(type(self)).current_context()
 
     def was_loaded_from_source(self) -> bool:
         """True when this record was just fetched from a caching table's source."""
@@ -389,3 +601,23 @@ class Table:
 
 def _options_dict(options: TableOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in TableOptions.__slots__}
+
+
+_CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout")
+
+
+def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:
+    """Caching and audit options are accepted by the SPEC but not built: never ignore them."""
+    for name in _CACHING:
+        if name in options:
+            raise not_available(
+                f"class {table}(Table, {name}=...)",
+                "caching tables (source, expiration, eviction, scan_interval, source_timeout)",
+                f"remove {name}= and write the records to the table yourself",
+            )
+    if options.get("audit"):
+        raise not_available(
+            f"class {table}(Table, audit=True)",
+            "the audit log",
+            "remove audit=True (a record's updated time is kept: get_updated_time())",
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from . import perms
 
@@ -188,12 +188,16 @@ class RelationshipInfo:
         self.many = False
 
 
-def relationship(*, from_: str | None = None, to: str | None = None) -> Any:
+def relationship(
+    *, from_: str | None = None, to: str | None = None, init: Literal[False] = False
+) -> Any:
     """Declare a relationship attribute (not stored; followed by queries and nested selects).
 
     Args:
         from_: name of this table's attribute holding the related record's primary key (to-one,
             or to-many when it holds a list of keys).
         to: name of the related table's attribute holding this record's primary key (to-many).
+        init: always False; it tells type checkers (``dataclass_transform``) that a relationship
+            is not a keyword of the table's constructor.
     """
     return RelationshipInfo(from_=from_, to=to)

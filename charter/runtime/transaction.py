@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ..storage import Change, ConflictError, Row, Storage
+from ..storage.base import DELETE, INCREMENT, INSERT, MERGE, PUT, MissingRecord
 from .contention import hot_records
-from .storage import Change, ConflictError, Row, Storage
-from .storage.base import DELETE, INCREMENT, INSERT, MERGE, PUT, MissingRecord
 
 __all__ = ["Transaction", "current_transaction", "run_in_transaction"]
 
@@ -178,7 +178,7 @@ async def run_in_transaction(
     A ``ConflictError`` at commit re-runs ``fn`` from the start in a fresh transaction, after
     a random, growing pause (transactions that lost together would otherwise retry together and
     conflict again), holding the records it lost on so that it goes before newcomers
-    (``charter.contention``).
+    (``charter.runtime.contention``).
     """
     outer = _current.get()
     if outer is not None and join:

@@ -8,18 +8,19 @@ answered with a 500 that reveals nothing of the server.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .context import RequestContext
-from .errors import HttpError, MethodNotAllowed, error_body
-from .http.codecs import JSON, Codec, negotiate
-from .http.request import ClientDisconnected, Request
-from .http.response import Response
-from .http.types import CONNECTION, Connection, Receive, Scope, Send
-from .transaction import Transaction, run_in_transaction
-
-if TYPE_CHECKING:
-    from .app import App
+from ..config import Config
+from ..errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body
+from ..http.codecs import JSON, Codec, negotiate
+from ..http.cors import CORS
+from ..http.request import Request
+from ..http.response import Response
+from ..http.routing import Router
+from ..http.types import CONNECTION, Connection, Receive, Scope, Send
+from ..runtime.context import RequestContext
+from ..runtime.transaction import Transaction, run_in_transaction
+from ..storage import Storage
 
 __all__ = ["Dispatcher", "error_response"]
 
@@ -62,12 +63,14 @@ def _status_error(exc: Exception) -> HttpError | None:
 class Dispatcher:
     """Turns ASGI http calls into handler calls."""
 
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.router = app.router
-        self.database = app.database
-        self.max_body_size = app.config.max_body_size
-        self.cors = app.cors
+    def __init__(
+        self, router: Router, database: Storage, config: Config, cors: CORS | None
+    ) -> None:
+        self.router = router
+        self.database = database
+        self.config = config
+        self.max_body_size = config.max_body_size
+        self.cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, self.max_body_size)
@@ -109,7 +112,7 @@ class Dispatcher:
         """The response for one request (errors included)."""
         try:
             route, params = self.router.match(request.method, request.raw_path)
-            context = RequestContext(self.app, request)
+            context = RequestContext(request, auth=self.config.auth, storage=self.database)
             context.endpoint = route.name
             with context:
 

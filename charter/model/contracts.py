@@ -16,16 +16,15 @@ the error envelope, which must match one of the declared error shapes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-import msgspec
+from ..errors import CharterError
 
-from .schema.from_json_schema import type_from_json_schema
-
-__all__ = ["Contract", "RouteSpec", "endpoint_error_schema", "route", "schema_type"]
+__all__ = ["Contract", "ErrorSchema", "RouteSpec", "endpoint_error_schema", "route"]
 
 Roles = Sequence[str] | bool | Literal["unauthenticated", "unauthenticated-only"] | None
+_SPECIAL_ROLES = ("unauthenticated", "unauthenticated-only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +36,31 @@ class Contract:
         query: the query string's schema.
         response: one schema or a list of them (including ``endpoint_error_schema(...)``).
         roles: role names allowed; True (any signed-in user), "unauthenticated" (anyone) or
-            "unauthenticated-only".
+            "unauthenticated-only"; checked by ``charter.runtime.grants.require`` on every call.
     """
 
     payload: Any = None
     query: Any = None
     response: Any = None
     roles: Roles = None
+
+    def __post_init__(self) -> None:
+        roles = self.roles
+        if roles is None or roles is True or roles in _SPECIAL_ROLES:
+            return
+        if isinstance(roles, str):
+            # A plain string is a sequence of letters: "admin" would admit roles "a", "d"...
+            raise CharterError(
+                f"Contract(roles={roles!r}): give a list of role names, roles=[{roles!r}], or "
+                'one of True, "unauthenticated", "unauthenticated-only"'
+            )
+        if roles is False or not isinstance(roles, Sequence):
+            raise CharterError(
+                f"Contract(roles={roles!r}): roles is a list of role names, True, "
+                '"unauthenticated" or "unauthenticated-only"'
+            )
+        if not all(isinstance(r, str) and r for r in roles):
+            raise CharterError(f"Contract(roles={roles!r}): role names are non-empty strings")
 
     def response_shapes(self) -> list[Any]:
         if self.response is None:
@@ -58,7 +75,6 @@ class ErrorSchema:
 
     http_status: tuple[int, ...]
     code: tuple[str, ...]
-    type: Any = field(compare=False, default=None)
 
     def json_schema(self) -> dict[str, Any]:
         error: dict[str, Any] = {
@@ -78,27 +94,7 @@ class ErrorSchema:
 
 def endpoint_error_schema(http_status: Sequence[int] = (), code: Sequence[str] = ()) -> ErrorSchema:
     """A response shape: the error envelope with one of ``http_status`` and one of ``code``."""
-    shape = ErrorSchema(tuple(http_status), tuple(code))
-    object.__setattr__(shape, "type", type_from_json_schema(shape.json_schema(), "Error"))
-    return shape
-
-
-def schema_type(schema: Any, name: str) -> Any:
-    """The msgspec type for a contract schema given as a type, a JSON Schema or an error shape."""
-    if isinstance(schema, ErrorSchema):
-        return schema.type
-    if isinstance(schema, dict):
-        return type_from_json_schema(schema, name)
-    return schema
-
-
-def schema_json(schema: Any) -> dict[str, Any]:
-    """The JSON Schema of a contract schema (for OpenAPI)."""
-    if isinstance(schema, ErrorSchema):
-        return schema.json_schema()
-    if isinstance(schema, dict):
-        return schema
-    return msgspec.json.schema(schema)
+    return ErrorSchema(tuple(http_status), tuple(code))
 
 
 @dataclass(frozen=True, slots=True)

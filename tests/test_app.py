@@ -1,0 +1,192 @@
+"""``App(...)`` and its settings: no option is accepted and then silently ignored.
+
+Options the SPEC names for features that are not built yet (sign-in, middleware, a shared
+store, MQTT, debug mode, caching and audited tables) raise ``CharterError`` saying so, whether
+given as an argument or a ``CHARTER_*`` variable; every other setting is an ``App`` argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from charter import App, CharterError, Field, Table
+from charter.config import Config
+from charter.redaction import mask_url
+
+SECRET = "s3cr3t-pw"
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/app.db"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AUTH", "SHARED", "MQTT", "DEBUG"):
+        monkeypatch.delenv(f"CHARTER_{name}", raising=False)
+
+
+@pytest.mark.parametrize(
+    ("option", "feature"),
+    [
+        ({"auth": True}, "sign-in"),
+        ({"middleware": [object()]}, "middleware"),
+        ({"shared": f"redis://:{SECRET}@127.0.0.1:6379/0"}, "shared by workers"),
+        ({"mqtt": f"mqtt://user:{SECRET}@127.0.0.1:1883"}, "MQTT"),
+        ({"debug": True}, "debug mode"),
+    ],
+    ids=["auth", "middleware", "shared", "mqtt", "debug"],
+)
+def test_an_option_for_a_feature_not_built_raises(
+    database: str, option: dict[str, Any], feature: str
+) -> None:
+    name = next(iter(option))
+    with pytest.raises(CharterError) as caught:
+        App(database=database, **option)
+    message = str(caught.value)
+    assert f"App({name}=" in message
+    assert feature in message
+    assert "does not provide yet" in message
+    assert f"remove {name}=" in message
+    assert SECRET not in message  # a URL given to shared= or mqtt= may hold a password
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CHARTER_AUTH", "true"),
+        ("CHARTER_SHARED", "redis://127.0.0.1:6379"),
+        ("CHARTER_MQTT", "mqtt://127.0.0.1"),
+        ("CHARTER_DEBUG", "1"),
+    ],
+)
+def test_a_variable_for_a_feature_not_built_raises(
+    database: str, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(CharterError, match=f"{variable}.*unset {variable}"):
+        App(database=database)
+
+
+def test_the_defaults_and_false_values_are_accepted(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    App(database=database, auth=False, debug=False, middleware=[], shared=None, mqtt=None)
+    for variable, value in (
+        ("CHARTER_AUTH", "0"),
+        ("CHARTER_DEBUG", "off"),
+        ("CHARTER_SHARED", ""),
+        ("CHARTER_MQTT", " "),
+    ):
+        monkeypatch.setenv(variable, value)
+    app = App(database=database)
+    assert (app.config.auth, app.config.debug, app.config.shared, app.config.mqtt) == (
+        False,
+        False,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        {"source": object},
+        {"expiration": 60},
+        {"eviction": 600},
+        {"scan_interval": 30},
+        {"source_timeout": 2},
+        {"audit": True},
+    ],
+    ids=lambda option: next(iter(option)),
+)
+def test_a_caching_or_audit_table_option_raises(option: dict[str, Any]) -> None:
+    name = next(iter(option))
+    with pytest.raises(CharterError, match=rf"Weather\(Table, {name}=.*does not provide yet"):
+
+        class Weather(Table, **option):  # type: ignore[call-arg]
+            id: str = Field(primary_key=True)
+            temp: float = 0
+
+
+def test_audit_false_and_the_built_options_are_accepted() -> None:
+    class Quiet(Table, audit=False, name="quiet", extra="allow", strict_queries=True):
+        id: str = Field(primary_key=True)
+
+    assert Quiet.__charter_name__ == "quiet"
+
+
+# -- every setting is an App argument ------------------------------------------------------------
+
+
+def test_every_setting_is_an_app_argument() -> None:
+    parameters = inspect.signature(App).parameters
+    for spec in dataclasses.fields(Config):
+        # cors_origins is given as App(cors=CORS(allow_origins=...)).
+        name = "cors" if spec.name == "cors_origins" else spec.name
+        assert name in parameters, spec.name
+
+
+def test_connection_limits_are_app_arguments(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = App(
+        database=database,
+        header_timeout=2,
+        body_timeout=3,
+        idle_timeout=4,
+        send_timeout=5,
+        max_url_length=100,
+        max_header_size=2048,
+    )
+    config = app.config
+    assert (config.header_timeout, config.body_timeout, config.idle_timeout) == (2, 3, 4)
+    assert (config.send_timeout, config.max_url_length, config.max_header_size) == (5, 100, 2048)
+    monkeypatch.setenv("CHARTER_IDLE_TIMEOUT", "9")
+    assert App(database=database, idle_timeout=4).config.idle_timeout == 9  # the variable wins
+
+
+@pytest.mark.parametrize(
+    "option", [{"header_timeout": 0}, {"send_timeout": -1}, {"max_url_length": 0}]
+)
+def test_a_limit_that_is_not_positive_is_refused(database: str, option: dict[str, Any]) -> None:
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=rf"App\({name}=...\) must be a positive number"):
+        App(database=database, **option)
+
+
+# -- secrets in URLs -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"postgresql://app:{SECRET}@db:5432/shop", "postgresql://app:***@db:5432/shop"),
+        (f"postgres://:{SECRET}@db/shop", "postgres://:***@db/shop"),
+        (f"postgresql://app:p@ss{SECRET}@db/shop", "postgresql://app:***@db/shop"),
+        (
+            f"postgresql://app@db/shop?sslmode=require&password={SECRET}&application_name=x",
+            "postgresql://app@db/shop?sslmode=require&password=***&application_name=x",
+        ),
+        (f"postgresql://db/shop?sslpassword={SECRET}", "postgresql://db/shop?sslpassword=***"),
+        (f"host=db password={SECRET} dbname=shop", "host=db password=*** dbname=shop"),
+        ("postgresql://app@db:5432/shop", "postgresql://app@db:5432/shop"),
+        ("sqlite:///./data/charter.db", "sqlite:///./data/charter.db"),
+        ("sqlite:////tmp/a:b@c.db", "sqlite:////tmp/a:b@c.db"),
+    ],
+)
+def test_mask_url_hides_passwords_only(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+
+
+def test_an_unsupported_database_url_is_reported_without_its_password() -> None:
+    with pytest.raises(ValueError, match="unsupported database URL") as caught:
+        App(database=f"mysql://app:{SECRET}@db/shop")
+    assert SECRET not in str(caught.value)
+    assert "mysql://app:***@db/shop" in str(caught.value)
