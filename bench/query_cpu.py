@@ -109,6 +109,7 @@ async def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--query", default=QUERY_PATH.split("?", 1)[1])
+    parser.add_argument("--concurrency", type=int, default=64, help="for the concurrent line")
     parser.add_argument("--db", default=str(HERE / ".work" / "query_cpu.db"))
     opts = parser.parse_args()
     fresh = not Path(opts.db).exists()
@@ -141,6 +142,13 @@ async def main() -> None:
             f"whole request           "
             f"{await per_await(lambda: request(app, '/Item/', text), opts.count):8.1f} us"
         )
+
+        async def concurrent() -> None:
+            await asyncio.gather(*(request(app, "/Item/", text) for _ in range(opts.concurrency)))
+
+        rounds = max(1, opts.count // opts.concurrency)
+        many = await per_await(concurrent, rounds) / opts.concurrency
+        print(f"whole request, {opts.concurrency:3} at once {many:8.1f} us")
     finally:
         await app.shutdown()
 
