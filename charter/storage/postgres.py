@@ -20,7 +20,6 @@ import decimal
 import functools
 import logging
 import random
-import re
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -45,7 +44,9 @@ from .base import (
 )
 from .postgres_dialect import POSTGRES, adapt
 from .postgres_errors import Outcome, no_connection, nul_in_query, outcome, translate
-from .postgres_schema import Connection, migrate, quote
+from .postgres_floats import LONG_NUMBER, floats_of, render_floats
+from .postgres_schema import Connection, migrate
+from .postgres_statements import Statements
 from .spill import Spill, batch_size, spilled
 
 if TYPE_CHECKING:
@@ -85,66 +86,6 @@ async def _init_connection(conn: Connection) -> None:
     await conn.set_type_codec(
         "jsonb", encoder=_jsonb, decoder=_text, schema="pg_catalog", format="text"
     )
-
-
-class _Table:
-    """The fixed SQL of one table (so each statement is prepared once per connection)."""
-
-    __slots__ = (
-        "delete",
-        "delete_if",
-        "exists",
-        "increment",
-        "insert",
-        "key_type",
-        "merge",
-        "merge_if",
-        "select",
-        "select_many",
-        "update_if",
-        "upsert",
-        "version",
-    )
-
-    def __init__(self, schema: TableSchema) -> None:
-        t = quote(schema.name)
-        self.key_type = schema.key_type
-        self.select = f"SELECT data, version FROM {t} WHERE id = $1"
-        self.select_many = f"SELECT id, data, version FROM {t} WHERE id = ANY($1::jsonb[])"
-        self.version = f"SELECT version FROM {t} WHERE id = $1"
-        self.exists = f"SELECT 1 FROM {t} WHERE id = $1"
-        values = f"INSERT INTO {t} (id, data, version) VALUES ($1, $2::text::jsonb, $3)"
-        self.upsert = (
-            f"{values} ON CONFLICT (id) DO UPDATE SET data = excluded.data, "
-            f"version = GREATEST(excluded.version, {t}.version + 1) RETURNING version"
-        )
-        self.insert = f"{values} ON CONFLICT (id) DO NOTHING RETURNING version"
-        self.update_if = (
-            f"UPDATE {t} SET data = $2::text::jsonb, version = GREATEST($3, version + 1) "
-            "WHERE id = $1 AND version = $4 RETURNING version"
-        )
-        self.delete = f"DELETE FROM {t} WHERE id = $1"
-        self.delete_if = f"DELETE FROM {t} WHERE id = $1 AND version = $2 RETURNING version"
-        self.increment = (
-            f"UPDATE {t} SET data = jsonb_set(data, ARRAY[$2::text], "
-            "to_jsonb(COALESCE((data->>$2::text)::numeric, 0) + $3::numeric)), "
-            "version = GREATEST($4, version + 1) WHERE id = $1 RETURNING version"
-        )
-        # ``||`` replaces top-level attributes and keeps a null as null (a shallow merge).
-        merge = (
-            f"UPDATE {t} SET data = data || $2::text::jsonb, version = GREATEST($3, version + 1)"
-        )
-        self.merge = f"{merge} WHERE id = $1 RETURNING version"
-        self.merge_if = f"{merge} WHERE id = $1 AND version = $4 RETURNING version"
-
-    def key(self, key: Any) -> Any:
-        """``key`` as stored: SQLite's column affinity, made explicit."""
-        if self.key_type is int and isinstance(key, str):
-            with contextlib.suppress(ValueError):
-                return int(key)
-        elif self.key_type is not int and isinstance(key, int) and not isinstance(key, bool):
-            return str(key)
-        return key
 
 
 def _pool_options(
@@ -201,7 +142,7 @@ class PostgresStorage(Storage):
         self._dsn, self.pool_size, self.pool_timeout = _pool_options(url, pool_size, pool_timeout)
         self._pool: asyncpg.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tables: dict[str, _Table] = {}
+        self._tables: dict[str, Statements] = {}
         self._floats: dict[str, dict[str, bool]] = {}
         self._waiting: dict[str, dict[Any, list[asyncio.Future[Row | None]]]] = {}
         self._flushing: set[asyncio.Future[None]] = set()
@@ -239,8 +180,8 @@ class PostgresStorage(Storage):
                 collation,
             )
         self.catalog = {schema.name: schema for schema in schemas}
-        self._tables = {schema.name: _Table(schema) for schema in schemas}
-        self._floats = {schema.name: floats for schema in schemas if (floats := _floats(schema))}
+        self._tables = {schema.name: Statements(schema) for schema in schemas}
+        self._floats = {schema.name: floats for schema in schemas if (floats := floats_of(schema))}
         self._pool = pool
         self._loop = asyncio.get_running_loop()
 
@@ -305,8 +246,8 @@ class PostgresStorage(Storage):
     def _row(self, table: str, data: str, version: int, related: str | None = None) -> Row:
         """A stored row as Charter returns it: float attributes rendered as floats again."""
         floats = self._floats.get(table)
-        if floats is not None and _LONG_NUMBER.search(data) is not None:
-            data = _render_floats(data, floats)
+        if floats is not None and LONG_NUMBER.search(data) is not None:
+            data = render_floats(data, floats)
         return Row(data, version, related)
 
     # -- reads -----------------------------------------------------------------------------
@@ -603,53 +544,3 @@ def _holds_nul(value: Any) -> bool:
     if isinstance(value, dict):
         return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
     return False
-
-
-# JSONB keeps numbers as ``numeric``, which has no exponent form: a float written as ``1e308``
-# is read back as 309 digits, a JSON integer. msgspec writes floats from 1e16 up with an
-# exponent, so only a document with a run of 17 or more digits can hold such a float.
-_LONG_NUMBER = re.compile(r"\d{17}")
-
-
-def _float_shape(tp: Any) -> bool | None:
-    """For a field of type ``tp``: True if it holds a float, False if a list (or tuple) of
-    floats, None if neither (or a union with other number types: no way to tell them apart)."""
-    import types
-    import typing
-
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        return _float_shape(typing.get_args(tp)[0])
-    if origin in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _float_shape(members[0]) if len(members) == 1 else None
-    if tp is float:
-        return True
-    if origin in (list, tuple) and typing.get_args(tp):
-        items = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        return False if all(_float_shape(a) is True for a in items) else None
-    return None
-
-
-def _floats(schema: TableSchema) -> dict[str, bool]:
-    """The attributes of ``schema`` that hold floats (True) or lists of floats (False)."""
-    shapes = {name: _float_shape(spec.type) for name, spec in schema.fields.items()}
-    return {name: shape for name, shape in shapes.items() if shape is not None}
-
-
-def _render_floats(data: str, floats: dict[str, bool]) -> str:
-    """``data`` with the integers JSONB made of float attributes written as floats again."""
-    document = _decode_json(data)
-    if not isinstance(document, dict):
-        return data
-    changed = False
-    for name, single in floats.items():
-        value = document.get(name)
-        if single:
-            if type(value) is int:
-                document[name] = float(value)
-                changed = True
-        elif isinstance(value, list) and any(type(item) is int for item in value):
-            document[name] = [float(v) if type(v) is int else v for v in value]
-            changed = True
-    return _encode(document).decode() if changed else data

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from ..query.cache import LRU, query_key
-from ..query.sql import SQLITE, CompiledQuery, compile_count, compile_select, plan_select
+from ..query.sql import SQLITE, compile_count, compile_select, plan_select
 from .base import (
     DELETE,
     INCREMENT,
@@ -45,6 +45,8 @@ from .base import (
 )
 from .batcher import ReadBatcher, drain
 from .spill import Spill, batch_size, spilled
+from .sqlite_connect import BUSY_TIMEOUT, path_from_url
+from .sqlite_connect import connect as _connect  # a module global: tests trace it
 from .sqlite_errors import (
     RETRY_DELAYS,
     Outcome,
@@ -55,7 +57,8 @@ from .sqlite_errors import (
     retrying,
     translated,
 )
-from .sqlite_schema import Statistics, migrate
+from .sqlite_plans import Plan, choose
+from .sqlite_schema import Statistics, migrate, quote
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -70,44 +73,12 @@ _SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
 _FIRST_BATCH = 256
 _BATCH_ROWS = 1000
 _READERS = 4
-_BUSY_TIMEOUT = 30.0  # seconds a statement waits for a lock held by another process
-_PLANS = 2048  # planned queries remembered (see _Plan)
+_PLANS = 2048  # planned queries remembered (see sqlite_plans.Plan)
 _UNKNOWN_WRITES = 1 << 40  # what a raw write counts for: it may have changed any row
 # An attribute name that a quoted JSON path label (``$."name"``) can spell.
 _PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f]+')
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
-
-
-def _path_from_url(url: str) -> str:
-    path = url.removeprefix("sqlite:")
-    if path.startswith("///"):
-        path = path[3:]
-    elif path.startswith("//"):
-        path = path[2:]
-    return path or ":memory:"
-
-
-def _connect(
-    path: str, *, readonly: bool = False, timeout: float = _BUSY_TIMEOUT
-) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        path,
-        isolation_level=None,
-        check_same_thread=False,
-        cached_statements=256,
-        timeout=timeout,
-        uri=path.startswith("file:"),
-    )
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    if readonly:
-        conn.execute("PRAGMA query_only = 1")
-    return conn
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class _Job:
@@ -148,8 +119,8 @@ class SQLiteStorage(Storage):
         self, url: str, *, pool_size: int | None = None, pool_timeout: float | None = None
     ) -> None:
         self.url = url
-        self.busy_timeout = _BUSY_TIMEOUT if pool_timeout is None else pool_timeout
-        self.path = _path_from_url(url)
+        self.busy_timeout = BUSY_TIMEOUT if pool_timeout is None else pool_timeout
+        self.path = path_from_url(url)
         if self.path == ":memory:":
             # Every connection must see the same database: use a named shared-cache memory db.
             self.path = f"file:charter-{id(self)}?mode=memory&cache=shared"
@@ -163,8 +134,8 @@ class SQLiteStorage(Storage):
         self._stats: Statistics | None = None
         self._select: dict[str, str] = {}
         self._sql: dict[str, dict[int, str]] = {}
-        self._plans: LRU[Hashable, _Plan] = LRU(_PLANS)
-        self._written: dict[str, int] = {}  # writes applied per table, ever (see _Plan)
+        self._plans: LRU[Hashable, Plan] = LRU(_PLANS)
+        self._written: dict[str, int] = {}  # writes applied per table, ever (see Plan)
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -189,7 +160,7 @@ class SQLiteStorage(Storage):
         self.catalog = {schema.name: schema for schema in schemas}
         self._written = dict.fromkeys(self.catalog, 0)
         for schema in schemas:
-            table = _quote(schema.name)
+            table = quote(schema.name)
             self._select[schema.name] = f"SELECT data, version FROM {table} WHERE id = ?"
             self._sql[schema.name] = {
                 PUT: f"INSERT INTO {table} (id, data, version) VALUES (?, ?, ?) "
@@ -274,18 +245,18 @@ class SQLiteStorage(Storage):
         key = query_key(query)
         plan = self._plans.get((schema.name, key)) if key is not None else None
         if plan is None:
-            plan = _Plan(*plan_select(schema, query, catalog=self.catalog))
+            plan = Plan(*plan_select(schema, query, catalog=self.catalog))
             if key is not None:
                 self._plans.put((schema.name, key), plan)
         return self._search(schema.name, query, plan)
 
-    async def _search(self, table: str, query: Query, plan: _Plan) -> AsyncIterator[Row]:
+    async def _search(self, table: str, query: Query, plan: Plan) -> AsyncIterator[Row]:
         compiled = plan.default
         if query.limit is not None and query.limit <= _SMALL_RESULT:
             written = self._written
 
             def run(conn: sqlite3.Connection) -> list[Any]:
-                chosen = _choose(conn, plan, written.get(table, 0))
+                chosen = choose(conn, plan, written.get(table, 0))
                 return conn.execute(chosen.sql, chosen.params).fetchall()
 
             assert self._batcher is not None
@@ -383,10 +354,10 @@ class SQLiteStorage(Storage):
 
     async def explain(self, schema: TableSchema, query: Query) -> dict[str, Any]:
         """The compiler's plan, the SQL and SQLite's own ``EXPLAIN QUERY PLAN``."""
-        plan = _Plan(*plan_select(schema, query, catalog=self.catalog, describe=True))
+        plan = Plan(*plan_select(schema, query, catalog=self.catalog, describe=True))
 
         def run(conn: sqlite3.Connection) -> tuple[Any, list[str]]:
-            chosen = _choose(conn, plan, 0)  # a new plan: probed now, as the table is
+            chosen = choose(conn, plan, 0)  # a new plan: probed now, as the table is
             text = SQLITE.explain(chosen.sql)
             return chosen, [r[3] for r in conn.execute(text, chosen.params)]
 
@@ -551,7 +522,7 @@ class SQLiteStorage(Storage):
         per attribute (``json_patch`` would delete on null and merge nested objects)."""
         assert change.data is not None
         fields = _json_decode(change.data)
-        table = _quote(change.table)
+        table = quote(change.table)
         if not fields:
             row = conn.execute(
                 f"UPDATE {table} SET version = max(?, version + 1) WHERE id = ? RETURNING version",
@@ -585,7 +556,7 @@ class SQLiteStorage(Storage):
     def _increment(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
         path = f"$.{change.data}"
         row = conn.execute(
-            f"UPDATE {_quote(change.table)} SET "
+            f"UPDATE {quote(change.table)} SET "
             "data = json_set(data, ?, coalesce(json_extract(data, ?), 0) + ?), "
             "version = max(?, version + 1) WHERE id = ? RETURNING version",
             (path, path, change.amount, now, change.key),
@@ -593,61 +564,6 @@ class SQLiteStorage(Storage):
         if row is None:
             raise MissingRecord.for_key(change.table, change.key)
         return int(row[0])
-
-
-class _Plan:
-    """A planned query (``plan_select``) and, when a probe decides between its two
-    statements, the probe's last verdict.
-
-    Why: the probe reads up to a few hundred rows, several times what the page it decides for
-    costs. A verdict holds until the table has seen enough writes to change it: the count of
-    matches moves by at most one per written record, so a "default" verdict (``found`` below
-    the threshold) holds for ``threshold - found`` writes; a "walk" verdict (the count capped
-    at the threshold) for a quarter of the threshold, after which the matches are at least
-    three quarters of it (the walk then reads at most a third more than at the threshold).
-    A raw write (the storage proxy's) may change any row: it ends every verdict. And after
-    ``REPROBE_USES`` uses the probe runs again, for writes this process does not see (another
-    process on the same file). Either plan gives the same rows; a verdict only decides which
-    is faster.
-    """
-
-    __slots__ = ("default", "probe", "until", "uses", "walk", "walking")
-
-    REPROBE_USES = 1000
-
-    def __init__(
-        self,
-        default: CompiledQuery,
-        walking: CompiledQuery | None,
-        probe: CompiledQuery | None,
-    ) -> None:
-        self.default = default
-        self.walking = walking
-        self.probe = probe
-        self.walk: bool | None = None  # the probe's verdict, None before the first probe
-        self.until = 0  # the table's write count at which the verdict ends
-        self.uses = 0
-
-
-def _choose(conn: sqlite3.Connection, plan: _Plan, written: int) -> CompiledQuery:
-    """The statement to run: walk the sort's index when the probe finds the conditions
-    unselective (or when there is nothing to probe), else the default plan. ``written`` is the
-    table's write count (``SQLiteStorage._written``), to know when a verdict has expired."""
-    walking, probe = plan.walking, plan.probe
-    if walking is None:
-        return plan.default
-    if probe is None:
-        return walking
-    walk = plan.walk
-    if walk is not None and written < plan.until and plan.uses < _Plan.REPROBE_USES:
-        plan.uses += 1  # a lost increment between threads only delays the next probe
-        return walking if walk else plan.default
-    found = conn.execute(probe.sql, probe.params).fetchone()[0]
-    walk = found >= probe.threshold
-    plan.until = written + (probe.threshold // 4 if walk else probe.threshold - found)
-    plan.uses = 0
-    plan.walk = walk
-    return walking if walk else plan.default
 
 
 class _Callable:

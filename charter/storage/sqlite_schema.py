@@ -40,7 +40,7 @@ __all__ = ["Statistics", "migrate"]
 log = logging.getLogger("charter.storage")
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -75,7 +75,7 @@ def columns(schema: TableSchema) -> str:
 
 
 def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
-    table = _quote(schema.name)
+    table = quote(schema.name)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} {columns(schema)}")
     row = conn.execute(
         "SELECT fields FROM _charter_tables WHERE name = ?", (schema.name,)
@@ -103,14 +103,14 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
     }
     wanted = {index_name(schema.name, f): f for f in schema.indexes}
     for name in existing - wanted.keys():
-        conn.execute(f"DROP INDEX {_quote(name)}")
+        conn.execute(f"DROP INDEX {quote(name)}")
     for name, field in wanted.items():
         if name not in existing:
             # id after the value: entries with equal values are in id order, as they were
             # when the WITHOUT ROWID key was each entry's locator, so the total order
             # ``ORDER BY value, id`` (and ``value = ? ORDER BY id``) is walked, not sorted.
             conn.execute(
-                f"CREATE INDEX {_quote(name)} ON {table} (json_extract(data, '$.{field}'), id)"
+                f"CREATE INDEX {quote(name)} ON {table} (json_extract(data, '$.{field}'), id)"
             )
     recorded = (json.dumps(field_types(schema)), json.dumps(sorted(wanted)))
     before = conn.execute(
@@ -134,7 +134,7 @@ def _convert_types(conn: sqlite3.Connection, changes: TypeChanges) -> None:
     """
     if not changes:
         return
-    table = _quote(changes.table)
+    table = quote(changes.table)
     rewrites: list[tuple[str, str, object]] = []
     for key, data in conn.execute(f"SELECT id, data FROM {table} ORDER BY id"):
         for name, value in changes.check(key, msgspec.json.decode(data)).items():
@@ -181,8 +181,8 @@ def _rebuild(conn: sqlite3.Connection, schema: TableSchema) -> None:
     that rowids follow ids), drop the old one (its indexes go with it; the caller recreates the
     declared ones) and rename.
     """
-    table = _quote(schema.name)
-    staging = _quote(f"_charter_rebuild {schema.name}")
+    table = quote(schema.name)
+    staging = quote(f"_charter_rebuild {schema.name}")
     conn.execute(f"DROP TABLE IF EXISTS {staging}")
     conn.execute(f"CREATE TABLE {staging} {columns(schema)}")
     try:
@@ -203,14 +203,14 @@ def _rebuild(conn: sqlite3.Connection, schema: TableSchema) -> None:
 def _add_field(conn: sqlite3.Connection, schema: TableSchema, name: str) -> None:
     encoded = added_field_json(schema, name)
     conn.execute(
-        f"UPDATE {_quote(schema.name)} SET data = json_set(data, ?, json(?)) "
+        f"UPDATE {quote(schema.name)} SET data = json_set(data, ?, json(?)) "
         "WHERE json_type(data, ?) IS NULL",
         (f"$.{name}", encoded, f"$.{name}"),
     )
 
 
 def _archive_field(conn: sqlite3.Connection, schema: TableSchema, name: str) -> None:
-    table = _quote(schema.name)
+    table = quote(schema.name)
     path = f"$.{name}"
     conn.execute(
         "INSERT INTO _charter_archive (tbl, id, field, value, archived) "
@@ -249,7 +249,7 @@ class Statistics:
             if table in analysed:
                 self.rows[table] = analysed[table]
             else:
-                count = conn.execute(f"SELECT count(*) FROM {_quote(table)}").fetchone()[0]
+                count = conn.execute(f"SELECT count(*) FROM {quote(table)}").fetchone()[0]
                 if count:
                     self.analyse(conn, table, count)
 
@@ -269,7 +269,7 @@ class Statistics:
         limit = 0 if rows <= self.FULL_ROWS else self.ANALYSIS_LIMIT
         try:
             conn.execute(f"PRAGMA analysis_limit = {limit}")
-            conn.execute(f"ANALYZE {_quote(table)}")
+            conn.execute(f"ANALYZE {quote(table)}")
         except sqlite3.Error as exc:  # statistics are an optimisation: never fail a write
             log.warning("could not analyse %s: %s", table, exc)
         self.changes[table] = 0
