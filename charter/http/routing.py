@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 from ..errors import MalformedInput, MethodNotAllowed, NotFound
 
-__all__ = ["Route", "Router"]
+__all__ = ["Route", "Router", "decode_segment"]
 
 Handler = Callable[..., Awaitable[Any]]
 _PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::(path))?\}")
@@ -70,7 +70,7 @@ class Router:
                 continue
             route = _pick(routes, method)
             if route is not None:
-                return route, {k: _decode(v) for k, v in found.groupdict().items()}
+                return route, {k: decode_segment(v) for k, v in found.groupdict().items()}
             seen.append(routes)
         if not seen:
             raise NotFound(f"no resource at {path}")
@@ -88,7 +88,7 @@ def _pick(by_method: dict[str, Route], method: str) -> Route | None:
     return route
 
 
-def _decode(segment: str) -> str:
+def decode_segment(segment: str) -> str:
     """A path parameter, percent-decoded; escapes that are not UTF-8 are refused, not replaced
     (``%ff`` and ``%fe`` would both become U+FFFD and name the same record)."""
     if "%" not in segment:

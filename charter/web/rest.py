@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import msgspec
 
@@ -20,7 +20,7 @@ from ..errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
 from ..http.codecs import CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
 from ..http.request import Request
 from ..http.response import Response
-from ..http.routing import Route, Router
+from ..http.routing import Route, Router, decode_segment
 from ..model.table import maybe_await
 from ..query import parse_query_string
 from ..query.cache import LRU, copy_query
@@ -67,14 +67,6 @@ def _split_suffix(segment: str) -> tuple[str, Codec | None]:
         if codec is not None:
             return segment[:dot], codec
     return segment, None
-
-
-def _decode_segment(raw: str) -> str:
-    """A percent-encoded path segment as text; escapes that are not UTF-8 are a 400."""
-    try:
-        return unquote(raw, errors="strict")
-    except UnicodeDecodeError:
-        raise HttpError(400, "the path is not valid UTF-8", code="MALFORMED_INPUT") from None
 
 
 def _prefers_representation(request: Request) -> bool:
@@ -207,7 +199,7 @@ class TableResource:
         # Hidden attributes are not properties: ``.cost`` and ``.nosuch`` answer alike.
         if dot > 0 and raw[dot + 1 :] in self.properties:
             raw, prop = raw[:dot], raw[dot + 1 :]
-        key = self._key(_decode_segment(raw))
+        key = self._key(decode_segment(raw))
         method = request.method
         if method in ("GET", "HEAD"):
             codec = codec or negotiate(request.header("accept"))
