@@ -8,7 +8,32 @@ is a bound parameter.
 
 from __future__ import annotations
 
-__all__ = ["SQLITE", "Dialect", "SQLiteDialect"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..schema import TableSchema
+
+__all__ = ["SQLITE", "Dialect", "SQLiteDialect", "index_columns"]
+
+
+def index_columns(schema: TableSchema) -> dict[str, str]:
+    """The column holding each indexed attribute's value on SQLite, by field name.
+
+    Why: reading an attribute out of a JSON document (``json_extract``) costs about as much
+    again as the rest of a small indexed query; a stored generated column holds exactly that
+    value, computed by SQLite at each write, so conditions and sorts read it like a plain
+    column. Named ``$.field`` (readable in raw SQL and apart from ``id``/``data``/``version``);
+    SQLite's names ignore case, so a second name differing only in case gets a suffix.
+    """
+    columns: dict[str, str] = {}
+    taken: set[str] = set()
+    for number, field in enumerate(schema.indexes):
+        name = f"$.{field}"
+        if name.lower() in taken:
+            name = f"$.{field}#{number}"
+        taken.add(name.lower())
+        columns[field] = name
+    return columns
 
 
 class Dialect:
@@ -31,8 +56,20 @@ class Dialect:
         """A document attribute (``path`` are identifiers), as the declared index spells it."""
         raise NotImplementedError
 
+    def indexed_attribute(self, alias: str, schema: TableSchema, field: str) -> str:
+        """A top-level attribute of ``schema`` that has a declared index, as that index holds
+        it (the same value as ``attribute``; a backend may keep it in a column)."""
+        return self.attribute(alias, [field])
+
+    def field(self, alias: str, schema: TableSchema, field: str) -> str:
+        """A top-level attribute of ``schema``: its index's value when it has one (so that
+        the index serves conditions and sorts on it), else read from the document."""
+        if field in schema.indexes:
+            return self.indexed_attribute(alias, schema, field)
+        return self.attribute(alias, [field])
+
     def index_expression(self, field: str) -> str:
-        """The expression a declared index is built on (see ``storage.sqlite_schema``)."""
+        """How ``explain`` names a declared index's value (see ``storage.sqlite_schema``)."""
         raise NotImplementedError
 
     def no_index(self, expression: str) -> str:
@@ -112,6 +149,9 @@ class SQLiteDialect(Dialect):
 
     def attribute(self, alias: str, path: list[str]) -> str:
         return f"json_extract({alias}.data, '$.{'.'.join(path)}')"
+
+    def indexed_attribute(self, alias: str, schema: TableSchema, field: str) -> str:
+        return f"{alias}.{self.table(index_columns(schema)[field])}"
 
     def index_expression(self, field: str) -> str:
         return f"json_extract(data, '$.{field}')"

@@ -44,13 +44,19 @@ def related_column(
             raise InvalidQuery(f"select(): {name} names an unknown table")
         if item.select is not None and item.select.mode != "object":
             raise InvalidQuery(f"select(): a nested select of {name} lists attributes")
-        sql = _relationship(c, alias, rel, target, item.select, depth)
+        sql = _relationship(c, alias, schema, rel, target, item.select, depth)
         pairs.append((name, c.d.json_value(sql)))
     return c.d.json_object(pairs) if pairs else None
 
 
 def _relationship(
-    c: Compiler, alias: str, rel: Any, target: TableSchema, nested: Any, depth: int
+    c: Compiler,
+    alias: str,
+    source: TableSchema,
+    rel: Any,
+    target: TableSchema,
+    nested: Any,
+    depth: int,
 ) -> str:
     d = c.d
     inner = c.alias()
@@ -60,13 +66,13 @@ def _relationship(
     )
     table = f"{d.table(target.name)} AS {inner}"
     if rel.to is not None:
-        condition = f"{d.attribute(inner, [rel.to])} = {d.key(alias)}"
+        condition = f"{d.field(inner, target, rel.to)} = {d.key(alias)}"
         rows = (
             f"SELECT {envelope} AS x FROM {table} WHERE {condition} "
             f"ORDER BY {d.order_term(d.key(inner), False)}"
         )
         return f"(SELECT {d.json_aggregate('x')} FROM ({rows}) AS r)"
-    fk = d.attribute(alias, [rel.from_])
+    fk = d.field(alias, source, rel.from_)
     if not rel.many:
         return f"(SELECT {envelope} FROM {table} WHERE {d.key(inner)} = {fk})"
     k = c.alias()

@@ -90,6 +90,8 @@ class Compiler:
             return self.d.key(alias)
         if target.is_version:
             return f"{alias}.version"
+        if target.indexed:
+            return self.d.indexed_attribute(alias, target.schema, target.path[0])
         return self.d.attribute(alias, list(target.path))
 
     def follow(
@@ -105,10 +107,10 @@ class Compiler:
         if rel.to is not None:
             outer = self.d.key(alias)
             outer = self.d.no_index(outer) if bare else outer
-            column = self.d.attribute(inner, [rel.to])
+            column = self.d.field(inner, hop.target, rel.to)
             return f"{outer} IN (SELECT {column} FROM {table} WHERE {where})"
         assert rel.from_ is not None
-        fk = self.d.attribute(alias, [rel.from_])
+        fk = self.d.field(alias, hop.source, rel.from_)
         if not rel.many:
             outer = self.d.no_index(fk) if bare else fk
             # The selected key must carry no column affinity, or the index on ``fk`` is unusable.
@@ -344,7 +346,7 @@ class Compiler:
             raise InvalidQuery(f"sort(): {'.'.join(path)} follows a to-many relationship")
         inner = self.alias()
         value = self.sort_value(hop.target, inner, path[1:])
-        fk = self.d.attribute(alias, [rel.from_])
+        fk = self.d.field(alias, schema, rel.from_)
         table = self.d.table(hop.target.name)
         return f"(SELECT {value} FROM {table} AS {inner} WHERE {self.d.key(inner)} = {fk})"
 

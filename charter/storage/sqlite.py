@@ -57,6 +57,7 @@ from .sqlite_errors import (
     retrying,
     translated,
 )
+from .sqlite_inline import MISSED, InlineReader
 from .sqlite_plans import Plan, choose
 from .sqlite_schema import Statistics, migrate, quote
 
@@ -74,6 +75,7 @@ _FIRST_BATCH = 256
 _BATCH_ROWS = 1000
 _READERS = 4
 _PLANS = 2048  # planned queries remembered (see sqlite_plans.Plan)
+_THREADED_USES = 100  # uses of a plan sent to a thread after it ran past the inline budget
 _UNKNOWN_WRITES = 1 << 40  # what a raw write counts for: it may have changed any row
 # An attribute name that a quoted JSON path label (``$."name"``) can spell.
 _PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f]+')
@@ -128,6 +130,7 @@ class SQLiteStorage(Storage):
         self._all: list[sqlite3.Connection] = []
         self._executor: ThreadPoolExecutor | None = None
         self._batcher: ReadBatcher | None = None
+        self._inline = InlineReader(lambda: _connect(self.path, readonly=True, timeout=0))
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._write_conn: sqlite3.Connection | None = None
@@ -185,6 +188,7 @@ class SQLiteStorage(Storage):
         if self._batcher is not None:
             self._batcher.close()
             self._batcher = None
+        self._inline.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -232,6 +236,9 @@ class SQLiteStorage(Storage):
             row = conn.execute(sql, (key,)).fetchone()
             return Row(row[0], row[1]) if row is not None else None
 
+        found = self._inline.run(run)
+        if found is not MISSED:
+            return found  # type: ignore[return-value]
         assert self._batcher is not None
         return await self._batcher.submit(run)  # type: ignore[no-any-return]
 
@@ -259,8 +266,16 @@ class SQLiteStorage(Storage):
                 chosen = choose(conn, plan, written.get(table, 0))
                 return conn.execute(chosen.sql, chosen.params).fetchall()
 
-            assert self._batcher is not None
-            rows = await self._batcher.submit(run)
+            rows: Any = MISSED
+            if plan.threaded:
+                plan.threaded -= 1
+            else:
+                rows = self._inline.run(run)
+                if rows is MISSED:
+                    plan.threaded = _THREADED_USES
+            if rows is MISSED:
+                assert self._batcher is not None
+                rows = await self._batcher.submit(run)
             for row in rows:
                 yield Row(*row)
             return

@@ -25,7 +25,7 @@ class Plan:
     is faster.
     """
 
-    __slots__ = ("default", "probe", "until", "uses", "walk", "walking")
+    __slots__ = ("default", "probe", "threaded", "until", "uses", "walk", "walking")
 
     REPROBE_USES = 1000
 
@@ -41,6 +41,7 @@ class Plan:
         self.walk: bool | None = None  # the probe's verdict, None before the first probe
         self.until = 0  # the table's write count at which the verdict ends
         self.uses = 0
+        self.threaded = 0  # uses left that go to a reader thread (sqlite_inline: too slow)
 
 
 def choose(conn: sqlite3.Connection, plan: Plan, written: int) -> CompiledQuery:

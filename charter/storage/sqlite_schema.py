@@ -2,11 +2,14 @@
 
 Each table is ``(id PRIMARY KEY, data TEXT, version INTEGER)`` with the record as a JSON
 document, so a new field needs no ALTER: existing documents are given the field's default. A
-declared index is an expression index on ``json_extract(data, '$.field')``, the exact expression
-the query compiler emits, followed by ``id``. A field removed from the declaration is moved out
-of the documents into ``_charter_archive`` (nothing is lost). What each table looked like (its
-fields and their types, its indexes) is kept in ``_charter_tables``; a field whose type changed
-has its stored values converted, or the start is refused (``charter.schema.type_changes``).
+declared index is on a stored generated column ``"$.field"`` holding
+``json_extract(data, '$.field')`` (``query.dialect.index_columns``), followed by ``id``; the
+query compiler reads that column for the attribute. A change of the indexed fields rebuilds the
+table once at start (SQLite cannot add a stored column in place). A field removed from the
+declaration is moved out of the documents into ``_charter_archive`` (nothing is lost). What
+each table looked like (its fields and their types, its indexes) is kept in
+``_charter_tables``; a field whose type changed has its stored values converted, or the start
+is refused (``charter.schema.type_changes``).
 
 Tables are rowid tables, not ``WITHOUT ROWID``. A ``WITHOUT ROWID`` table keeps each row inside
 its primary-key b-tree, and a seek that compares a key with a large row's reads that whole row,
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ..errors import CharterError
+from ..query.dialect import index_columns
 from ..schema.type_changes import TypeChanges, field_types
 from .base import added_field_json
 
@@ -69,9 +73,18 @@ def migrate(conn: sqlite3.Connection, schemas: Sequence[TableSchema]) -> None:
 
 
 def columns(schema: TableSchema) -> str:
-    """The column list of a table: a rowid table (see the module docstring for why)."""
+    """The column list of a table: a rowid table (see the module docstring for why), and a
+    stored generated column per declared index. The generated columns have no type, so no
+    affinity: each holds exactly what ``json_extract`` gives, and compares the same."""
     key_type = "INTEGER" if schema.key_type is int else "TEXT"
-    return f"(id {key_type} PRIMARY KEY NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL)"
+    generated = "".join(
+        f", {quote(column)} GENERATED ALWAYS AS (json_extract(data, '$.{field}')) STORED"
+        for field, column in index_columns(schema).items()
+    )
+    return (
+        f"(id {key_type} PRIMARY KEY NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL"
+        f"{generated})"
+    )
 
 
 def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
@@ -84,7 +97,11 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
     if row is not None:
         before = json.loads(row[0])
         _convert_types(conn, TypeChanges(schema, before))
-    if _without_rowid(conn, table) or _key_column(conn, table) != columns(schema).split()[1]:
+    if (
+        _without_rowid(conn, table)
+        or _key_column(conn, table) != columns(schema).split()[1]
+        or _generated(conn, table) != list(index_columns(schema).values())
+    ):
         _rebuild(conn, schema)
     if row is not None:
         for name in fields:
@@ -109,9 +126,8 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
             # id after the value: entries with equal values are in id order, as they were
             # when the WITHOUT ROWID key was each entry's locator, so the total order
             # ``ORDER BY value, id`` (and ``value = ? ORDER BY id``) is walked, not sorted.
-            conn.execute(
-                f"CREATE INDEX {quote(name)} ON {table} (json_extract(data, '$.{field}'), id)"
-            )
+            column = quote(index_columns(schema)[field])
+            conn.execute(f"CREATE INDEX {quote(name)} ON {table} ({column}, id)")
     recorded = (json.dumps(field_types(schema)), json.dumps(sorted(wanted)))
     before = conn.execute(
         "SELECT fields, indexes FROM _charter_tables WHERE name = ?", (schema.name,)
@@ -165,6 +181,11 @@ def _key_column(conn: sqlite3.Connection, table: str) -> str:
     return ""
 
 
+def _generated(conn: sqlite3.Connection, table: str) -> list[str]:
+    """The names of the table's stored generated columns (``hidden`` 3 in ``table_xinfo``)."""
+    return [row[1] for row in conn.execute(f"PRAGMA table_xinfo({table})") if row[6] == 3]
+
+
 def _without_rowid(conn: sqlite3.Connection, table: str) -> bool:
     """Whether ``table`` has the previous layout: a ``WITHOUT ROWID`` table has no rowid."""
     try:
@@ -175,11 +196,12 @@ def _without_rowid(conn: sqlite3.Connection, table: str) -> bool:
 
 
 def _rebuild(conn: sqlite3.Connection, schema: TableSchema) -> None:
-    """Copy a ``WITHOUT ROWID`` table into the rowid layout, inside the caller's transaction.
+    """Copy a table into the current layout, inside the caller's transaction: from
+    ``WITHOUT ROWID``, or to the generated columns of the declared indexes.
 
-    SQLite cannot change a table's kind in place: create the new table, copy (in id order, so
-    that rowids follow ids), drop the old one (its indexes go with it; the caller recreates the
-    declared ones) and rename.
+    SQLite cannot change a table's kind, nor add a stored column, in place: create the new
+    table, copy (in id order, so that rowids follow ids), drop the old one (its indexes go with
+    it; the caller recreates the declared ones) and rename.
     """
     table = quote(schema.name)
     staging = quote(f"_charter_rebuild {schema.name}")
@@ -197,7 +219,7 @@ def _rebuild(conn: sqlite3.Connection, schema: TableSchema) -> None:
         ) from exc
     conn.execute(f"DROP TABLE {table}")
     conn.execute(f"ALTER TABLE {staging} RENAME TO {table}")
-    log.info("%s: %d records moved to the rowid layout", schema.name, copied)
+    log.info("%s: %d records copied into the current layout", schema.name, copied)
 
 
 def _add_field(conn: sqlite3.Connection, schema: TableSchema, name: str) -> None:
