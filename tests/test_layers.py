@@ -20,11 +20,12 @@ LAYERS: dict[str, int] = {
     "storage": 3,
     "http": 3,
     "runtime": 4,
-    "web": 5,
-    "app": 6,
-    "cli": 6,
-    "testing": 6,
-    "__init__": 6,
+    "auth": 5,
+    "web": 6,
+    "app": 7,
+    "cli": 7,
+    "testing": 7,
+    "__init__": 7,
 }
 # Folders of one layer that must stay independent of each other.
 APART = [{"storage", "http"}]
