@@ -4,6 +4,7 @@ Declare tables and typed methods in Python; Charter serves them as REST resource
 query language, with validation and transactions enforced from the declarations.
 """
 
+from . import auth
 from .app import App
 from .errors import (
     CharterError,
@@ -30,6 +31,7 @@ from .model.contracts import Contract, endpoint_error_schema, route
 from .model.fields import Field, relationship
 from .model.methods import Service, delete, get, patch, post, put, rpc
 from .model.results import HttpResp, HttpResult
+from .model.roles import Grant, Role, User
 from .model.table import Table, resource
 from .query import Condition, Group, Query, Sort
 from .runtime.context import RequestContext, current_context
@@ -47,6 +49,7 @@ __all__ = [
     "Contract",
     "Field",
     "Forbidden",
+    "Grant",
     "Group",
     "HttpError",
     "HttpResp",
@@ -63,6 +66,7 @@ __all__ = [
     "Request",
     "RequestContext",
     "Response",
+    "Role",
     "Service",
     "Sort",
     "Table",
@@ -70,7 +74,9 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
+    "User",
     "ValidationError",
+    "auth",
     "current_context",
     "delete",
     "endpoint_error_schema",

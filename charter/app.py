@@ -8,6 +8,8 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from .auth.authenticate import Authenticator
+from .auth.directory import Directory, check_roles
 from .config import Config, not_available
 from .errors import CharterError
 from .http.codecs import JSON
@@ -16,6 +18,7 @@ from .http.response import Response
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
 from .model.methods import Service
+from .model.roles import Role
 from .model.table import Table, bind_runtime
 from .runtime.events import EventBus
 from .runtime.storage_proxy import StorageProxy
@@ -42,9 +45,11 @@ class App:
         routes: functions decorated with ``@route``.
         middleware: not available yet: a non-empty list raises ``CharterError``.
         database: ``sqlite:///path`` (default ``./data/charter.db``) or ``postgresql://...``.
-        auth: False (the only value for now): every request acts as a super user. True, and
-            ``shared``, ``mqtt`` and ``debug``, name features not built yet and raise
-            ``CharterError`` rather than being ignored.
+        auth: False (the default): every request acts as a super user. True: requests sign in
+            (HTTP Basic) and act as their user's role; a request that does not sign in acts as
+            the role ``anonymous``, which has no rights unless granted. ``shared``, ``mqtt`` and
+            ``debug`` name features not built yet and raise ``CharterError``.
+        roles: ``Role`` declarations, kept in step with the roles system table at start.
         validate_responses: check responses against their declared contracts.
         cors: a ``CORS`` policy, True for any origin, or None (off).
         max_body_size: largest accepted request body, in bytes (413 above).
@@ -63,6 +68,7 @@ class App:
         middleware: Sequence[Any] = (),
         database: str | None = None,
         auth: bool | None = None,
+        roles: Sequence[Role] = (),
         shared: str | None = None,
         mqtt: str | None = None,
         validate_responses: bool | None = None,
@@ -129,7 +135,11 @@ class App:
         self.router.add(Route("GET", "/openapi.json", self._openapi, "openapi", "meta"))
         self._openapi_doc: bytes | None = None
         self.storage = StorageProxy(self.database, self.tables, self)
-        self._dispatcher = Dispatcher(self.router, self.database, self.config, self.cors)
+        self.directory = Directory(
+            self.database, check_roles(roles, {n: r.schema for n, r in self.tables.items()})
+        )
+        identify = Authenticator(self.directory) if self.config.auth else None
+        self._dispatcher = Dispatcher(self.router, self.database, self.config, self.cors, identify)
         self._started = False
         self._start_lock = asyncio.Lock()
         # Only a fully built app serves its tables: a failed App(...) leaves no trace on them.
@@ -144,6 +154,8 @@ class App:
             if not (isinstance(cls, type) and issubclass(cls, Table)):
                 raise CharterError(f"App(tables=...) takes Table subclasses, not {cls!r}")
             schema = build_schema(cls, cls.__charter_options__)
+            if schema.name.startswith("_charter"):
+                raise CharterError("table names starting with _charter are Charter's own")
             if schema.name in self.tables:
                 raise CharterError(f"two tables are named {schema.name!r}")
             runtime = TableRuntime(
@@ -206,8 +218,15 @@ class App:
         async with self._start_lock:
             if self._started:
                 return
-            await self.database.open([r.schema for r in self.tables.values()])
+            schemas = [r.schema for r in self.tables.values()]
+            await self.database.open([*schemas, *self.directory.schemas])
             self._started = True
+            try:
+                await self.directory.start()
+            except BaseException:
+                self._started = False
+                await self.database.close()
+                raise
 
     async def shutdown(self) -> None:
         """Finish pending commits and close storage."""

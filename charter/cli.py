@@ -69,10 +69,16 @@ def _banner(app: Any, spec: str, args: argparse.Namespace, workers: int, mode: s
         console.print("  access log: off (--access-log to log every request)")
     if mode == "dev":
         console.print("  responses:  validated against their declarations")
-    console.print(
-        "  [yellow]auth: off[/] - sign-in does not exist yet: every request acts as a super "
-        "user; serve this only to trusted clients"
-    )
+    if app.config.auth:
+        console.print(
+            "  auth:       on - requests sign in (Basic, tokens); without credentials they act "
+            "as the role 'anonymous'"
+        )
+    else:
+        console.print(
+            "  [yellow]auth: off[/] - every request acts as a super user; serve this only to "
+            "trusted clients, or turn sign-in on with App(auth=True) / CHARTER_AUTH=true"
+        )
 
 
 def _serve(args: argparse.Namespace, *, reload: bool = False) -> None:

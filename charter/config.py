@@ -83,13 +83,8 @@ def not_available(where: str, feature: str, advice: str) -> CharterError:
 
 
 # Settings accepted by the SPEC whose features come in later releases: setting one raises
-# rather than being ignored, so nobody believes they are protected (auth) or shared (shared).
+# rather than being ignored, so nobody believes state is shared (shared) when it is not.
 _UNBUILT: dict[str, tuple[str, str]] = {
-    "auth": (
-        "sign-in, users and permissions",
-        "every request acts as a super user, so serve the app only to trusted clients "
-        "(or behind a proxy that authenticates)",
-    ),
     "shared": (
         "a key-value store shared by workers (app.shared, Redis)",
         "keep shared state in a table",

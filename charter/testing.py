@@ -2,6 +2,7 @@
 
 with TestClient(app) as client:            # sync: the app runs on a background loop
     client.post("/Product/", json={...})
+    client.run(some_coroutine())           # server-side code on the app's loop
 
 async with TestClient(app) as client:      # async: an httpx.AsyncClient on this loop
     await client.get("/Product/1")
@@ -179,6 +180,11 @@ class TestClient(httpx.Client):
         assert self._loop is not None
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
         return future.result()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the app's loop and return its result: server-side set-up in a sync
+        test, such as ``client.run(charter.auth.add_user(app, "ann", "pw", role="clerk"))``."""
+        return self._run(coro)
 
     def _start_loop(self) -> None:
         loop = asyncio.new_event_loop()

@@ -35,13 +35,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("option", "feature"),
     [
-        ({"auth": True}, "sign-in"),
         ({"middleware": [object()]}, "middleware"),
         ({"shared": f"redis://:{SECRET}@127.0.0.1:6379/0"}, "shared by workers"),
         ({"mqtt": f"mqtt://user:{SECRET}@127.0.0.1:1883"}, "MQTT"),
         ({"debug": True}, "debug mode"),
     ],
-    ids=["auth", "middleware", "shared", "mqtt", "debug"],
+    ids=["middleware", "shared", "mqtt", "debug"],
 )
 def test_an_option_for_a_feature_not_built_raises(
     database: str, option: dict[str, Any], feature: str
@@ -60,7 +59,6 @@ def test_an_option_for_a_feature_not_built_raises(
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("CHARTER_AUTH", "true"),
         ("CHARTER_SHARED", "redis://127.0.0.1:6379"),
         ("CHARTER_MQTT", "mqtt://127.0.0.1"),
         ("CHARTER_DEBUG", "1"),

@@ -50,7 +50,7 @@ def test_serve_answers_over_a_socket_and_says_where(app_file: Path, tmp_path: Pa
     assert database in log
     assert "auth: off" in log
     assert "every request acts as a super user" in log
-    assert "auth=True" not in log  # no hint that sign-in can be turned on: it does not exist
+    assert "CHARTER_AUTH=true" in log  # how to turn sign-in on
     assert "access log: off" in log
     assert (tmp_path / "served.db").exists()
 

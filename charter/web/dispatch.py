@@ -8,6 +8,7 @@ answered with a 500 that reveals nothing of the server.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..config import Config
@@ -22,7 +23,10 @@ from ..runtime.context import RequestContext
 from ..runtime.transaction import Transaction, run_in_transaction
 from ..storage import Storage
 
-__all__ = ["Dispatcher", "error_response"]
+__all__ = ["Dispatcher", "Identify", "error_response"]
+
+Identify = Callable[[Request, RequestContext], Awaitable[None]]
+"""Sets ``context.user`` and ``context.role`` from the request's credentials (auth on)."""
 
 log = logging.getLogger("charter.http")
 
@@ -64,9 +68,15 @@ class Dispatcher:
     """Turns ASGI http calls into handler calls."""
 
     def __init__(
-        self, router: Router, database: Storage, config: Config, cors: CORS | None
+        self,
+        router: Router,
+        database: Storage,
+        config: Config,
+        cors: CORS | None,
+        identify: Identify | None = None,
     ) -> None:
         self.router = router
+        self.identify = identify
         self.database = database
         self.config = config
         self.max_body_size = config.max_body_size
@@ -114,6 +124,8 @@ class Dispatcher:
             route, params = self.router.match(request.method, request.raw_path)
             context = RequestContext(request, auth=self.config.auth, storage=self.database)
             context.endpoint = route.name
+            if self.identify is not None:
+                await self.identify(request, context)
             with context:
 
                 async def run(txn: Transaction) -> Any:
