@@ -222,7 +222,7 @@ class App:
             await self.database.open([*schemas, *self.directory.schemas])
             self._started = True
             try:
-                await self.directory.start()
+                await self.directory.start(auth=self.config.auth)
             except BaseException:
                 self._started = False
                 await self.database.close()

@@ -127,10 +127,24 @@ class Directory:
 
     # -- start -----------------------------------------------------------------------------------
 
-    async def start(self, environ: Mapping[str, str] | None = None) -> None:
+    async def start(self, *, auth: bool, environ: Mapping[str, str] | None = None) -> None:
         """Write the declared roles, remove declared roles that left the code, and create the
-        first super user from ``CHARTER_ADMIN_PASSWORD`` when it does not exist yet."""
+        first super user from ``CHARTER_ADMIN_PASSWORD`` when it does not exist yet. An app
+        with auth off and no roles reads nothing here (roles are read when first asked)."""
         env = os.environ if environ is None else environ
+        if auth or self.declared:
+            await self._sync_roles()
+        password = env.get("CHARTER_ADMIN_PASSWORD")
+        if password:
+            name = env.get("CHARTER_ADMIN_USER") or "admin"
+            if await self.find(name) is None:
+                try:
+                    await self.add_user(name, password, super_user=True)
+                    log.info("created the super user %r from CHARTER_ADMIN_PASSWORD", name)
+                except Conflict:
+                    pass  # another worker created it at the same moment
+
+    async def _sync_roles(self) -> None:
         stored = {row["name"]: row for row in await self._role_rows()}
 
         async def sync(txn: Transaction) -> None:
@@ -144,15 +158,6 @@ class Directory:
 
         await run_in_transaction(self.storage, sync, join=False)
         await self.refresh_roles()
-        password = env.get("CHARTER_ADMIN_PASSWORD")
-        if password:
-            name = env.get("CHARTER_ADMIN_USER") or "admin"
-            if await self.find(name) is None:
-                try:
-                    await self.add_user(name, password, super_user=True)
-                    log.info("created the super user %r from CHARTER_ADMIN_PASSWORD", name)
-                except Conflict:
-                    pass  # another worker created it at the same moment
 
     # -- roles -----------------------------------------------------------------------------------
 
