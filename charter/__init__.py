@@ -37,6 +37,8 @@ from .query import Condition, Group, Query, Sort
 from .runtime.context import RequestContext, current_context
 from .runtime.transaction import Transaction
 from .schema.signature import Partial
+from .web.middleware import Middleware
+from .web.rate_limit import rate_limit
 
 __version__ = "0.1.0"
 
@@ -57,6 +59,7 @@ __all__ = [
     "InvalidQuery",
     "MalformedInput",
     "MethodNotAllowed",
+    "Middleware",
     "NotFound",
     "Partial",
     "PayloadTooLarge",
@@ -85,6 +88,7 @@ __all__ = [
     "perms",
     "post",
     "put",
+    "rate_limit",
     "relationship",
     "resource",
     "route",

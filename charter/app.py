@@ -10,7 +10,7 @@ from typing import Any
 
 from .auth.authenticate import Authenticator
 from .auth.directory import Directory, check_roles
-from .config import Config, not_available
+from .config import Config
 from .errors import CharterError
 from .http.codecs import JSON
 from .http.cors import CORS
@@ -21,13 +21,16 @@ from .model.methods import Service
 from .model.roles import Role
 from .model.table import Table, bind_runtime
 from .runtime.events import EventBus
+from .runtime.shared import SharedStore, open_shared
 from .runtime.storage_proxy import StorageProxy
 from .runtime.tables import TableRuntime
 from .runtime.transaction import Transaction, _current, current_transaction
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
 from .web.dispatch import Dispatcher
+from .web.middleware import Middleware, MiddlewareFn, as_middleware, check_filters
 from .web.openapi import build_openapi
+from .web.rate_limit import check_rate_limits
 from .web.rest import add_table_routes, describe_table
 from .web.routes import contract_route, service_routes, table_method_routes
 
@@ -43,13 +46,15 @@ class App:
         tables: ``Table`` subclasses served as REST resources.
         services: RPC service classes.
         routes: functions decorated with ``@route``.
-        middleware: not available yet: a non-empty list raises ``CharterError``.
+        middleware: ``Middleware`` (or async functions, for every route), outermost first
+            (docs/middleware.md).
         database: ``sqlite:///path`` (default ``./data/charter.db``) or ``postgresql://...``.
         auth: False (the default): every request acts as a super user. True: requests sign in
             (HTTP Basic) and act as their user's role; a request that does not sign in acts as
-            the role ``anonymous``, which has no rights unless granted. ``shared``, ``mqtt`` and
-            ``debug`` name features not built yet and raise ``CharterError``.
+            the role ``anonymous``, which has no rights unless granted. ``mqtt`` and ``debug``
+            name features not built yet and raise ``CharterError``.
         roles: ``Role`` declarations, kept in step with the roles system table at start.
+        shared: the store of ``app.shared``: None (in-process, one per worker) or a Redis URL.
         validate_responses: check responses against their declared contracts.
         cors: a ``CORS`` policy, True for any origin, or None (off).
         max_body_size: largest accepted request body, in bytes (413 above).
@@ -65,7 +70,7 @@ class App:
         tables: Sequence[type[Table]] = (),
         services: Sequence[Any] = (),
         routes: Sequence[Any] = (),
-        middleware: Sequence[Any] = (),
+        middleware: Sequence[Middleware | MiddlewareFn] = (),
         database: str | None = None,
         auth: bool | None = None,
         roles: Sequence[Role] = (),
@@ -84,13 +89,6 @@ class App:
         max_url_length: int | None = None,
         max_header_size: int | None = None,
     ) -> None:
-        if middleware:
-            raise not_available(
-                "App(middleware=[...])",
-                "middleware",
-                "check in the handler, or wrap the app (an ASGI callable) in ASGI middleware; "
-                "remove middleware=",
-            )
         self.config = Config.build(
             database=database,
             auth=auth,
@@ -139,7 +137,20 @@ class App:
             self.database, check_roles(roles, {n: r.schema for n, r in self.tables.items()})
         )
         identify = Authenticator(self.directory) if self.config.auth else None
-        self._dispatcher = Dispatcher(self.router, self.database, self.config, self.cors, identify)
+        # -- middleware and app.shared (docs/middleware.md) --
+        self.middleware = [as_middleware(item) for item in middleware]
+        check_filters(self.middleware, self.router.routes)
+        check_rate_limits(self.middleware)
+        self.shared: SharedStore = open_shared(self.config.shared)
+        self._dispatcher = Dispatcher(
+            self.router,
+            self.database,
+            self.config,
+            self.cors,
+            identify,
+            self.middleware,
+            self.shared,
+        )
         self._started = False
         self._start_lock = asyncio.Lock()
         # Only a fully built app serves its tables: a failed App(...) leaves no trace on them.
@@ -220,18 +231,25 @@ class App:
                 return
             schemas = [r.schema for r in self.tables.values()]
             await self.database.open([*schemas, *self.directory.schemas])
+            await self.shared.open()
             self._started = True
             try:
                 await self.directory.start(auth=self.config.auth)
             except BaseException:
                 self._started = False
-                await self.database.close()
+                try:
+                    await self.database.close()
+                finally:
+                    await self.shared.close()
                 raise
 
     async def shutdown(self) -> None:
         """Finish pending commits and close storage."""
         if self._started:
-            await self.database.close()
+            try:
+                await self.database.close()
+            finally:
+                await self.shared.close()
             self._started = False
 
     @contextlib.asynccontextmanager

@@ -83,12 +83,8 @@ def not_available(where: str, feature: str, advice: str) -> CharterError:
 
 
 # Settings accepted by the SPEC whose features come in later releases: setting one raises
-# rather than being ignored, so nobody believes state is shared (shared) when it is not.
+# rather than being ignored.
 _UNBUILT: dict[str, tuple[str, str]] = {
-    "shared": (
-        "a key-value store shared by workers (app.shared, Redis)",
-        "keep shared state in a table",
-    ),
     "mqtt": ("MQTT", "use REST to read and write tables"),
     "debug": (
         "debug mode",

@@ -1,8 +1,9 @@
 """``App(...)`` and its settings: no option is accepted and then silently ignored.
 
-Options the SPEC names for features that are not built yet (sign-in, middleware, a shared
-store, MQTT, debug mode, caching and audited tables) raise ``CharterError`` saying so, whether
-given as an argument or a ``CHARTER_*`` variable; every other setting is an ``App`` argument.
+Options the SPEC names for features that are not built yet (MQTT, debug mode, caching and
+audited tables) raise ``CharterError`` saying so, whether given as an argument or
+a ``CHARTER_*`` variable; every other setting is an ``App`` argument. Middleware and the shared
+store are built: tests/test_middleware.py, tests/test_shared.py, tests/test_rate_limit.py.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from charter import App, CharterError, Field, Table
+from charter import App, CharterError, Field, Middleware, Table, rate_limit
 from charter.config import Config
 from charter.redaction import mask_url
+from charter.testing import TestClient
 
 SECRET = "s3cr3t-pw"
 
@@ -35,12 +37,10 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("option", "feature"),
     [
-        ({"middleware": [object()]}, "middleware"),
-        ({"shared": f"redis://:{SECRET}@127.0.0.1:6379/0"}, "shared by workers"),
         ({"mqtt": f"mqtt://user:{SECRET}@127.0.0.1:1883"}, "MQTT"),
         ({"debug": True}, "debug mode"),
     ],
-    ids=["middleware", "shared", "mqtt", "debug"],
+    ids=["mqtt", "debug"],
 )
 def test_an_option_for_a_feature_not_built_raises(
     database: str, option: dict[str, Any], feature: str
@@ -53,13 +53,12 @@ def test_an_option_for_a_feature_not_built_raises(
     assert feature in message
     assert "does not provide yet" in message
     assert f"remove {name}=" in message
-    assert SECRET not in message  # a URL given to shared= or mqtt= may hold a password
+    assert SECRET not in message  # a URL given to mqtt= may hold a password
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("CHARTER_SHARED", "redis://127.0.0.1:6379"),
         ("CHARTER_MQTT", "mqtt://127.0.0.1"),
         ("CHARTER_DEBUG", "1"),
     ],
@@ -70,6 +69,27 @@ def test_a_variable_for_a_feature_not_built_raises(
     monkeypatch.setenv(variable, value)
     with pytest.raises(CharterError, match=f"{variable}.*unset {variable}"):
         App(database=database)
+
+
+def test_middleware_and_a_shared_store_are_accepted_and_work(database: str) -> None:
+    class Widget(Table):
+        id: str = Field(primary_key=True)
+
+    app = App(
+        tables=[Widget],
+        database=database,
+        middleware=[Middleware(rate_limit(1, per=60), prefixurl="/Widget")],
+        shared="redis://127.0.0.1:1/0",  # accepted even while unreachable: it fails closed
+    )
+    with TestClient(app) as client:
+        assert client.get("/Widget/").status_code == 503
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_a_shared_store_that_is_not_redis_is_refused_without_its_secret(database: str) -> None:
+    with pytest.raises(CharterError, match="the shared store is a Redis URL") as caught:
+        App(database=database, shared=f"memcached://user:{SECRET}@127.0.0.1")
+    assert SECRET not in str(caught.value)
 
 
 def test_the_defaults_and_false_values_are_accepted(

@@ -9,6 +9,7 @@ from ..model import perms
 
 if TYPE_CHECKING:
     from ..http.request import Request
+    from .shared import SharedStore
     from .transaction import Transaction
 
 __all__ = ["RequestContext", "current_context"]
@@ -29,6 +30,7 @@ class RequestContext:
         "request",
         "response_headers",
         "role",
+        "shared",
         "storage",
         "transaction",
         "user",
@@ -48,6 +50,7 @@ class RequestContext:
         self.response_headers: dict[str, str] = {}
         self.transaction: Transaction | None = None
         self.extra: dict[str, Any] = {}
+        self.shared: SharedStore | None = None  # the app's ``app.shared``
 
     @property
     def is_super_user(self) -> bool:

@@ -8,7 +8,7 @@ answered with a 500 that reveals nothing of the server.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..config import Config
@@ -17,11 +17,13 @@ from ..http.codecs import JSON, Codec, negotiate
 from ..http.cors import CORS
 from ..http.request import Request
 from ..http.response import Response
-from ..http.routing import Router
+from ..http.routing import Route, Router
 from ..http.types import CONNECTION, Connection, Receive, Scope, Send
 from ..runtime.context import RequestContext
+from ..runtime.shared import SharedStore
 from ..runtime.transaction import Transaction, run_in_transaction
 from ..storage import Storage
+from .middleware import Chain, Middleware, chain_for, run_chain
 
 __all__ = ["Dispatcher", "Identify", "error_response"]
 
@@ -74,6 +76,8 @@ class Dispatcher:
         config: Config,
         cors: CORS | None,
         identify: Identify | None = None,
+        middleware: Sequence[Middleware] = (),
+        shared: SharedStore | None = None,
     ) -> None:
         self.router = router
         self.identify = identify
@@ -81,6 +85,12 @@ class Dispatcher:
         self.config = config
         self.max_body_size = config.max_body_size
         self.cors = cors
+        self.shared = shared
+        self.middleware = tuple(middleware)
+        # Per route, the middleware it runs, decided once (keyed by the route's identity).
+        self._chains: dict[int, Chain] = {
+            id(route): chain_for(route, self.middleware) for route in router.routes
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, self.max_body_size)
@@ -124,34 +134,70 @@ class Dispatcher:
             route, params = self.router.match(request.method, request.raw_path)
             context = RequestContext(request, auth=self.config.auth, storage=self.database)
             context.endpoint = route.name
+            context.egroup = route.meta.get("egroup")
+            context.shared = self.shared
             if self.identify is not None:
                 await self.identify(request, context)
-            with context:
+        except Exception as exc:
+            return self._error(exc, request)
+        with context:
+            if not self.middleware:
+                return await self._respond(route, params, context)
+            # -- middleware (web/middleware.py): after identification, around the handler --
+            chain = self._chains.get(id(route))
+            if chain is None:  # a route added after the app was built
+                chain = self._chains[id(route)] = chain_for(route, self.middleware)
+            if not chain:
+                return await self._respond(route, params, context)
+            return await run_chain(
+                chain,
+                context,
+                lambda: self._respond(route, params, context),
+                lambda exc, name: self._error(exc, request, f"middleware {name}"),
+            )
 
-                async def run(txn: Transaction) -> Any:
-                    context.transaction = txn
-                    return await route.handler(request, **params)
+    async def _respond(
+        self, route: Route, params: dict[str, str], context: RequestContext
+    ) -> Response:
+        """The handler's response, run in its transaction and committed; or the error's."""
+        request = context.request
+        assert request is not None
+        try:
 
-                # A request never joins its caller's transaction (an in-process test client
-                # calls the app inside the caller's context).
-                response, _ = await run_in_transaction(self.database, run, join=False)
+            async def run(txn: Transaction) -> Any:
+                context.transaction = txn
+                return await route.handler(request, **params)
+
+            # A request never joins its caller's transaction (an in-process test client
+            # calls the app inside the caller's context).
+            response, _ = await run_in_transaction(self.database, run, join=False)
             if not isinstance(response, Response):
                 raise TypeError(f"handler {route.name} returned {type(response).__name__}")
             if context.response_headers:
                 response.headers.update(context.response_headers)
             return response
-        except HttpError as exc:
+        except Exception as exc:
+            return self._error(exc, request)
+
+    def _error(self, exc: Exception, request: Request, where: str | None = None) -> Response:
+        """The envelope response for an exception (a 500 that reveals nothing when unexpected)."""
+        if isinstance(exc, HttpError):
             if isinstance(exc, ClientDisconnected):
                 return Response(499)
             if isinstance(exc, MethodNotAllowed) and request.method == "OPTIONS":
                 return Response(204, headers={"allow": exc.headers["allow"]})
             return error_response(exc, self._error_codec(request))
-        except Exception as exc:
-            converted = _status_error(exc)
-            if converted is not None:
-                return error_response(converted, self._error_codec(request))
-            log.exception("unhandled error in %s %s", request.method, request.path)
-            return _internal(self._error_codec(request))
+        converted = _status_error(exc)
+        if converted is not None:
+            return error_response(converted, self._error_codec(request))
+        log.error(
+            "unhandled error in %s%s %s",
+            f"{where} of " if where else "",
+            request.method,
+            request.path,
+            exc_info=exc,
+        )
+        return _internal(self._error_codec(request))
 
     @staticmethod
     def _error_codec(request: Request) -> Codec:
