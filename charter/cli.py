@@ -63,6 +63,7 @@ def _banner(app: Any, spec: str, args: argparse.Namespace, workers: int, mode: s
     console.print(f"[bold]Charter[/] {mode} [cyan]{escape(spec)}[/] at [bold]{where}[/]")
     console.print(f"  database:   {escape(mask_url(app.config.database))}")
     console.print(f"  workers:    {workers}")
+    console.print(f"  shared:     {escape(app.shared.describe())}")
     if args.access_log:
         console.print("  access log: on")
     else:

@@ -4,11 +4,13 @@
 a Redis that cannot be reached does not stop the app from starting: each operation on it
 raises ``Unavailable`` (503 ``UNAVAILABLE`` with ``Retry-After``), so what depends on it, a
 rate limit included, fails closed, and it recovers by itself when Redis is back. Operations
-time out after ``socket_timeout`` (2 s unless the URL says otherwise, as ``?socket_timeout=``).
+time out after 2 s (the URL may say otherwise: ``?socket_timeout=``); each worker holds up to
+50 connections (``?max_connections=``), and a call waits for a free one within the timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -25,6 +27,7 @@ log = logging.getLogger("charter.shared")
 
 RETRY_AFTER = 5  # seconds a client is asked to wait while Redis is unreachable
 _TIMEOUT = 2.0
+_POOL_SIZE = 50  # connections per worker process (the URL may say ?max_connections=)
 
 
 class RedisStore(SharedStore):
@@ -50,23 +53,37 @@ class RedisStore(SharedStore):
         )
         self._failed: type[BaseException] = exceptions.RedisError
         self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._down = False
 
     def describe(self) -> str:
         return f"redis {mask_url(self.url)}"
 
     def _connection(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is not loop:
+            raise CharterError(
+                "app.shared (Redis) was opened on the app's event loop and is used from another "
+                "one: call it from the app's handlers, middleware and hooks (or an async "
+                "TestClient), or close it first (await app.shared.close())"
+            )
         if self._client is None:
+            self._loop = loop
             from redis.asyncio.retry import Retry
             from redis.backoff import ExponentialBackoff
 
-            self._client = self._redis.Redis.from_url(
+            # A blocking pool: past its size, a call waits for a connection (up to the
+            # timeout) instead of failing at once, so a burst of requests is served.
+            pool = self._redis.BlockingConnectionPool.from_url(
                 self.url,
+                max_connections=_POOL_SIZE,
+                timeout=_TIMEOUT,
                 socket_timeout=_TIMEOUT,
                 socket_connect_timeout=_TIMEOUT,
                 # One quick retry (a connection Redis dropped while idle), not redis-py's ten.
                 retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
             )
+            self._client = self._redis.Redis.from_pool(pool)
         return self._client
 
     async def open(self) -> None:
