@@ -241,11 +241,11 @@ def test_charter_shared_names_the_store(
 
     @route("PUT", "/value/{key}")
     async def put_value(key: str, payload: Any) -> None:
-        await current_context().shared.set(prefix + key, payload)  # type: ignore[union-attr]
+        await current_context().shared.set(prefix + key, payload)
 
     @route("GET", "/value/{key}")
     async def get_value(key: str) -> Any:
-        return await current_context().shared.get(prefix + key)  # type: ignore[union-attr]
+        return await current_context().shared.get(prefix + key)
 
     one = App(database=f"sqlite:///{tmp_path}/e.db", routes=[put_value, get_value])
     two = App(database=f"sqlite:///{tmp_path}/f.db", routes=[put_value, get_value])
