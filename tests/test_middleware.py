@@ -12,15 +12,18 @@ from typing import Any
 
 import pytest
 
+import charter
 from charter import (
     App,
     CharterError,
     Field,
     Forbidden,
+    Grant,
     Middleware,
     NotFound,
     RequestContext,
     Response,
+    Role,
     Service,
     Table,
     current_context,
@@ -320,6 +323,25 @@ def test_the_context_carries_the_request_and_the_route(serve: Serve) -> None:
     assert seen["perm"] == perms.RWX
     assert seen["path"] == "/rpc/ping"
     assert seen["shared"] is client.app.shared
+
+
+def test_middleware_runs_after_sign_in_and_sees_the_user(database: str) -> None:
+    seen: list[Any] = []
+
+    async def who(ctx: RequestContext, call_next: Any) -> Response:
+        user = ctx.user
+        seen.append(None if user is None else (user.username, getattr(ctx.role, "name", None)))
+        return await call_next()
+
+    roles = [Role("clerk", tables={"Note": Grant(read=True)}), Role("anonymous")]
+    app = App(tables=[Note], database=database, auth=True, roles=roles, middleware=[who])
+    with TestClient(app) as client:
+        client.run(charter.auth.add_user(app, "ann", "ann-password", role="clerk"))
+        assert client.get("/Note/", auth=("ann", "ann-password")).status_code == 200
+        client.get("/Note/")  # not signed in: the role anonymous, no user
+        refused = client.get("/Note/", auth=("ann", "wrong"))
+    assert refused.status_code == 401  # identification failed: no middleware ran for it
+    assert seen == [("ann", "clerk"), None]
 
 
 def test_middleware_runs_outside_the_transaction_and_sees_the_committed_writes(

@@ -20,13 +20,16 @@ from typing import Any
 import httpx
 import pytest
 
+import charter
 from charter import (
     App,
     CharterError,
     Field,
+    Grant,
     Middleware,
     RequestContext,
     Response,
+    Role,
     Table,
     rate_limit,
     route,
@@ -125,6 +128,31 @@ def test_key_user_counts_each_user_apart_and_anonymous_requests_by_address(
     assert statuses("bob") == [200, 200, 429]  # bob has a window of his own
     assert statuses(None) == [200, 200, 429]  # not signed in: the client address
     assert statuses("ann") == [429, 429, 429]
+
+
+def test_key_user_counts_signed_in_users_by_name(database: str, store_url: str | None) -> None:
+    roles = [
+        Role("clerk", tables={"Item": Grant(read=True)}),
+        Role("anonymous", tables={"Item": Grant(read=True)}),
+    ]
+    app = App(
+        tables=[Item],
+        database=database,
+        auth=True,
+        roles=roles,
+        middleware=[rate_limit(2, per=60, name=unique())],
+        shared=store_url,
+    )
+    with TestClient(app) as client:
+        for name in ("ann", "bob"):
+            client.run(charter.auth.add_user(app, name, f"{name}-password", role="clerk"))
+
+        def statuses(auth: tuple[str, str] | None) -> list[int]:
+            return [client.get("/Item/", auth=auth).status_code for _ in range(3)]
+
+        assert statuses(("ann", "ann-password")) == [200, 200, 429]
+        assert statuses(("bob", "bob-password")) == [200, 200, 429]
+        assert statuses(None) == [200, 200, 429]  # anonymous: by address
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])

@@ -262,6 +262,8 @@ async def test_app_shared_is_used_from_the_loop_that_opened_it(tmp_path: Path) -
         await app.shared.get("k")
     assert await app.shared.get("test:never-set") is None  # closed with the app: usable here
     await app.shared.close()
+    with TestClient(app) as client:  # the sync client runs it on the app's loop
+        assert client.run(app.shared.incr("test:" + secrets.token_hex(6))) == 1
 
 
 def test_an_unreachable_redis_fails_closed_and_never_shows_its_password(

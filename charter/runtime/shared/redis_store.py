@@ -64,8 +64,8 @@ class RedisStore(SharedStore):
         if self._client is not None and self._loop is not loop:
             raise CharterError(
                 "app.shared (Redis) was opened on the app's event loop and is used from another "
-                "one: call it from the app's handlers, middleware and hooks (or an async "
-                "TestClient), or close it first (await app.shared.close())"
+                "one: call it from the app's handlers, middleware and hooks, with an async "
+                "TestClient, or through TestClient.run(...) with a sync one"
             )
         if self._client is None:
             self._loop = loop
