@@ -1,8 +1,10 @@
-"""The request pipeline: route, context, transaction, handler, errors, CORS, send.
+"""The request pipeline: route, context, identity, middleware, transaction, handler, errors,
+CORS, send.
 
-Every handler runs inside one transaction committed before the response is sent. Any error
-becomes the one envelope of ``errors.error_body``; an unexpected one is logged in full and
-answered with a 500 that reveals nothing of the server.
+The middleware a route selects (``web/middleware.py``) runs around the handler, outside its
+transaction; every handler runs inside one transaction committed before the response is sent.
+Any error becomes the one envelope of ``errors.error_body``; an unexpected one is logged in full
+and answered with a 500 that reveals nothing of the server.
 """
 
 from __future__ import annotations
