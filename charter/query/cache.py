@@ -20,8 +20,9 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import CharterError
 from .model import Condition, Group, Query, Select, SelectItem, Sort
+from .scope import Scope
 
-__all__ = ["LRU", "copy_query", "query_key"]
+__all__ = ["LRU", "copy_query", "query_key", "rule_key"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -86,6 +87,21 @@ def _select_item(item: Any) -> Hashable:
     raise _Unnamed
 
 
+def _scope(scope: Scope) -> Hashable:
+    """A scope is named by its key (None: not nameable, so the query is not cached)."""
+    if scope.key is None:
+        raise _Unnamed
+    return ("scope", scope.key)
+
+
+def rule_key(rule: Any) -> Hashable | None:
+    """A row rule's conditions, named as ``query_key`` names a query's (None: not nameable)."""
+    try:
+        return tuple(_node(c) for c in rule)
+    except (_Unnamed, TypeError):
+        return None
+
+
 def query_key(query: Query) -> Hashable | None:
     """Everything the compiler reads from ``query``, hashable; None if a value is not nameable."""
     try:
@@ -105,6 +121,7 @@ def query_key(query: Query) -> Hashable | None:
             bool(query.explain),
             bool(query.enforce_execution_order),
             query.operator,
+            None if query.scope is None else _scope(query.scope),
         )
     except (_Unnamed, TypeError):  # TypeError: conditions that are not a list, and the like
         return None
@@ -128,6 +145,7 @@ def copy_query(query: Query) -> Query:
         query.explain,
         query.enforce_execution_order,
         query.operator,
+        query.scope,
     )
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidQuery
+
+if TYPE_CHECKING:
+    from .scope import Scope
 
 __all__ = ["COMPARATOR_ALIASES", "Condition", "Group", "Query", "Select", "SelectItem", "Sort"]
 
@@ -126,7 +129,11 @@ def _select_item(raw: Any) -> SelectItem:
 
 @dataclass(slots=True)
 class Query:
-    """A complete query: conditions (joined by ``operator``), sort, select and paging."""
+    """A complete query: conditions (joined by ``operator``), sort, select and paging.
+
+    ``scope`` is set by Charter for a query read on behalf of a user (``charter.query.scope``:
+    the attributes it may name, the row rules ANDed in); server code leaves it None.
+    """
 
     conditions: list[Condition | Group] = field(default_factory=list)
     sort: Sort | None = None
@@ -136,6 +143,7 @@ class Query:
     explain: bool = False
     enforce_execution_order: bool = False
     operator: Literal["and", "or"] = "and"
+    scope: Scope | None = None
 
     @property
     def selection(self) -> Select | None:
@@ -152,7 +160,7 @@ class Query:
         if not isinstance(query, dict):
             raise InvalidQuery(f"a query is a Query or a dict, not {type(query).__name__}")
         data = dict(query)
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        unknown = set(data) - set(cls.__dataclass_fields__) | ({"scope"} & set(data))
         if unknown:
             raise InvalidQuery(f"unknown query properties: {sorted(unknown)}")
         data["conditions"] = [_condition(c) for c in data.get("conditions") or []]

@@ -34,6 +34,8 @@ def related_column(
             raise InvalidQuery(f"select(): {name} is selected twice")
         seen.add(name)
         rel = schema.relationships.get(name)
+        if rel is not None and not c.shows(schema, name):
+            rel = None  # hidden from the reader: as if it did not exist
         if rel is None:
             if item.select is not None:
                 raise InvalidQuery(f"select(): {name} is not a relationship of {schema.name}")
@@ -65,8 +67,11 @@ def _relationship(
         [d.json_value(d.document(inner)), f"{inner}.version", deeper or d.json_object([])]
     )
     table = f"{d.table(target.name)} AS {inner}"
+    # Related records the reader may not see are left out, as if absent.
     if rel.to is not None:
-        condition = f"{d.field(inner, target, rel.to)} = {d.key(alias)}"
+        condition = c.ruled(
+            target.name, inner, f"{d.field(inner, target, rel.to)} = {d.key(alias)}"
+        )
         rows = (
             f"SELECT {envelope} AS x FROM {table} WHERE {condition} "
             f"ORDER BY {d.order_term(d.key(inner), False)}"
@@ -74,10 +79,13 @@ def _relationship(
         return f"(SELECT {d.json_aggregate('x')} FROM ({rows}) AS r)"
     fk = d.field(alias, source, rel.from_)
     if not rel.many:
-        return f"(SELECT {envelope} FROM {table} WHERE {d.key(inner)} = {fk})"
+        where = c.ruled(target.name, inner, f"{d.key(inner)} = {fk}")
+        return f"(SELECT {envelope} FROM {table} WHERE {where})"
     k = c.alias()
+    where = c.ruled(target.name, inner, "")
     rows = (
         f"SELECT {envelope} AS x FROM {d.elements(fk, k)} JOIN {table} "
-        f"ON {d.key(inner)} = {k}.value ORDER BY {d.order_term(k + '.key', False)}"
+        f"ON {d.key(inner)} = {k}.value{' WHERE ' + where if where else ''} "
+        f"ORDER BY {d.order_term(k + '.key', False)}"
     )
     return f"(SELECT {d.json_aggregate('x')} FROM ({rows}) AS r)"

@@ -25,6 +25,7 @@ from ..schema import TableSchema
 from ..schema.annotations import without_none
 from ..schema.table_schema import FieldSpec, RelationshipSpec
 from .parser import RawValue
+from .scope import View
 
 __all__ = ["Catalog", "Hop", "Target", "resolve", "typed_value"]
 
@@ -125,15 +126,25 @@ def _composite(tp: Any) -> bool:
 
 
 def resolve(
-    catalog: Catalog, schema: TableSchema, path: list[str], *, public: bool, what: str
+    catalog: Catalog,
+    schema: TableSchema,
+    path: list[str],
+    *,
+    public: bool,
+    what: str,
+    views: Mapping[str, View] | None = None,
 ) -> Target:
-    """Follow ``path`` from ``schema``; ``InvalidQuery`` if it names what does not exist."""
+    """Follow ``path`` from ``schema``; ``InvalidQuery`` if it names what does not exist.
+
+    ``views`` (a reader's, see ``scope.py``): a name its table's view does not show does not
+    exist, with the same message an unknown name gets.
+    """
     hops: list[Hop] = []
     full = ".".join(path)
     if not path or not all(isinstance(p, str) and p for p in path):
         raise InvalidQuery(f"{what}: {full!r} is not an attribute path")
     index = 0
-    while path[index] in schema.relationships:
+    while path[index] in schema.relationships and _visible(views, schema, path[index]):
         if index == MAX_PATH_HOPS:
             raise InvalidQuery(f"{what}: {full} follows more than {MAX_PATH_HOPS} relationships")
         rel = schema.relationships[path[index]]
@@ -153,7 +164,7 @@ def resolve(
     spec = schema.fields.get(name)
     if spec is None and schema.options.extra != "allow":
         raise InvalidQuery(f"{what}: {full} is not an attribute of {schema.name}")
-    if public and name in schema.hidden:
+    if (public and name in schema.hidden) or not _visible(views, schema, name):
         raise InvalidQuery(f"{what}: {full} is not an attribute of {schema.name}")
     if not all(part.isidentifier() and part.isascii() for part in (name, *rest)):
         raise InvalidQuery(f"{what}: {full!r} is not an attribute path")
@@ -161,6 +172,13 @@ def resolve(
         raise InvalidQuery(f"{what}: {full} names nothing: {name} holds no object")
     key = name == schema.primary_key and not rest
     return Target(tuple(hops), schema, (name, *rest), spec if not rest else None, is_key=key)
+
+
+def _visible(views: Mapping[str, View] | None, schema: TableSchema, name: str) -> bool:
+    if views is None:
+        return True
+    view = views.get(schema.name)
+    return view is None or view.sees(name)
 
 
 def typed_value(target: Target, value: Any, *, element: bool = False, text: bool = False) -> Any:

@@ -22,6 +22,7 @@ from .model import Condition, Group, Query, Sort
 from .operators import Operator, operator
 from .related_sql import related_column
 from .resolve import Catalog, Hop, Target, resolve, typed_value
+from .scope import Rule, Scope
 
 __all__ = [
     "SQLITE",
@@ -55,10 +56,16 @@ class _Step:
     node: Condition | Group
     rank: int
     index: str | None
+    trusted: bool = False  # a row rule's condition: the server's, not the reader's
 
 
 class Compiler:
-    """Compiles one query against one table; aliases are numbered ``t0`` (the table), ``t1``..."""
+    """Compiles one query against one table; aliases are numbered ``t0`` (the table), ``t1``...
+
+    With a ``scope`` (``scope.py``) the reader names only what its views show, and each
+    table's row rule is ANDed in wherever that table is read. A rule's own conditions are
+    *trusted*: they may name anything, and the tables they reach are read whole.
+    """
 
     def __init__(
         self,
@@ -67,11 +74,13 @@ class Compiler:
         dialect: Dialect,
         public: bool,
         describing: bool = True,
+        scope: Scope | None = None,
     ) -> None:
         self.schema = schema
         self.catalog: Catalog = catalog if catalog is not None else {schema.name: schema}
         self.d = dialect
-        self.public = public
+        self.scope = scope
+        self.public = public or scope is not None
         self.describing = describing  # build explain's full descriptions (else only access)
         self.params: list[Any] = []
         self._aliases = 0
@@ -80,8 +89,31 @@ class Compiler:
         self._aliases += 1
         return f"t{self._aliases}"
 
-    def resolve(self, schema: TableSchema, path: list[str], what: str) -> Target:
-        return resolve(self.catalog, schema, path, public=self.public, what=what)
+    def resolve(
+        self, schema: TableSchema, path: list[str], what: str, trusted: bool = False
+    ) -> Target:
+        if trusted:
+            return resolve(self.catalog, schema, path, public=False, what=what)
+        views = self.scope.views if self.scope is not None else None
+        return resolve(self.catalog, schema, path, public=self.public, what=what, views=views)
+
+    def shows(self, schema: TableSchema, name: str) -> bool:
+        """Whether the reader may name ``name`` (an attribute or relationship) of ``schema``."""
+        view = self.scope.view(schema.name) if self.scope is not None else None
+        return view is None or view.sees(name)
+
+    def rule(self, table: str) -> Rule:
+        """The reader's row rule on ``table`` (empty without a scope)."""
+        return self.scope.rule(table) if self.scope is not None else ()
+
+    def ruled(self, table: str, alias: str, where: str) -> str:
+        """``where`` with ``table``'s row rule ANDed in (its conditions trusted)."""
+        rule = self.rule(table)
+        if not rule:
+            return where
+        schema = self.catalog[table]
+        parts = [self.node(c, alias, False, trusted=True, schema=schema) for c in rule]
+        return " AND ".join([where, *parts]) if where else " AND ".join(parts)
 
     # -- columns ---------------------------------------------------------------------------------
 
@@ -95,15 +127,23 @@ class Compiler:
         return self.d.attribute(alias, list(target.path))
 
     def follow(
-        self, hops: tuple[Hop, ...], alias: str, leaf: Callable[[str], str], bare: bool
+        self,
+        hops: tuple[Hop, ...],
+        alias: str,
+        leaf: Callable[[str], str],
+        bare: bool,
+        trusted: bool = False,
     ) -> str:
-        """``leaf`` (a condition on the last table) reached from ``alias`` through ``hops``."""
+        """``leaf`` (a condition on the last table) reached from ``alias`` through ``hops``;
+        each table reached is read under the reader's row rule (unless ``trusted``)."""
         if not hops:
             return leaf(alias)
         hop, inner = hops[0], self.alias()
         rel = hop.relationship
         table = f"{self.d.table(hop.target.name)} AS {inner}"
-        where = self.follow(hops[1:], inner, leaf, False)
+        where = self.follow(hops[1:], inner, leaf, False, trusted)
+        if not trusted:
+            where = self.ruled(hop.target.name, inner, where)
         if rel.to is not None:
             outer = self.d.key(alias)
             outer = self.d.no_index(outer) if bare else outer
@@ -130,17 +170,26 @@ class Compiler:
             raise InvalidQuery(f"unknown comparator {node.comparator!r}")
         return op
 
-    def _target(self, node: Condition) -> Target:
-        target = self.resolve(self.schema, node.path, "condition")
+    def _target(
+        self, node: Condition, trusted: bool = False, schema: TableSchema | None = None
+    ) -> Target:
+        target = self.resolve(schema or self.schema, node.path, "condition", trusted)
         final = target.schema
-        if final.options.strict_queries and not target.indexed:
+        if final.options.strict_queries and not target.indexed and not trusted:
             raise InvalidQuery(
                 f"{target.name} is not indexed and {final.name} is declared strict_queries"
             )
         return target
 
-    def condition(self, node: Condition, alias: str, no_index: bool) -> str:
-        target = self._target(node)
+    def condition(
+        self,
+        node: Condition,
+        alias: str,
+        no_index: bool,
+        trusted: bool = False,
+        schema: TableSchema | None = None,
+    ) -> str:
+        target = self._target(node, trusted, schema)
         op = self._operator(node)
         if op.name == "between" and (
             not isinstance(node.value, list | tuple) or len(node.value) != 2
@@ -165,7 +214,7 @@ class Compiler:
             self.params.extend(params)
             return sql
 
-        return self.follow(target.hops, alias, leaf, no_index)
+        return self.follow(target.hops, alias, leaf, no_index, trusted)
 
     def _value(self, target: Target, op: Operator, value: Any, element: bool = False) -> Any:
         text = op.text and not element
@@ -173,26 +222,37 @@ class Compiler:
             return [typed_value(target, v, element=element) for v in value]
         return typed_value(target, value, element=element, text=text)
 
-    def node(self, node: Condition | Group, alias: str, no_index: bool) -> str:
+    def node(
+        self,
+        node: Condition | Group,
+        alias: str,
+        no_index: bool,
+        trusted: bool = False,
+        schema: TableSchema | None = None,
+    ) -> str:
         if isinstance(node, Condition):
-            return self.condition(node, alias, no_index)
+            return self.condition(node, alias, no_index, trusted, schema)
         if not isinstance(node, Group) or node.operator not in ("and", "or"):
             raise InvalidQuery(f"not a condition: {node!r}")
         if not node.conditions:
             return "TRUE" if node.operator == "and" else "FALSE"
         joiner = " AND " if node.operator == "and" else " OR "
-        return "(" + joiner.join(self.node(c, alias, no_index) for c in node.conditions) + ")"
+        return (
+            "("
+            + joiner.join(self.node(c, alias, no_index, trusted, schema) for c in node.conditions)
+            + ")"
+        )
 
     # -- planning --------------------------------------------------------------------------------
 
-    def rank(self, node: Condition | Group) -> tuple[int, str | None]:
+    def rank(self, node: Condition | Group, trusted: bool = False) -> tuple[int, str | None]:
         """Estimated selectivity class of a condition, and the index that serves it."""
         if isinstance(node, Group):
-            ranks = [self.rank(c) for c in node.conditions] or [(SCAN, None)]
+            ranks = [self.rank(c, trusted) for c in node.conditions] or [(SCAN, None)]
             if node.operator == "and":
                 return min(ranks)
             return (OR_INDEXED, None) if all(r <= RANGE for r, _ in ranks) else (SCAN, None)
-        target = self._target(node)
+        target = self._target(node, trusted)
         op = self._operator(node)
         if target.hops:
             hop = target.hops[0]
@@ -220,8 +280,10 @@ class Compiler:
         Walking the sort's index reads rows already in order and stops when the page is full;
         it wins over driving by a condition's index when that condition matches many rows.
         """
-        if query.sort is None or query.limit is None or query.operator != "and":
+        if query.sort is None or query.limit is None:
             return None
+        if query.operator != "and" and not self.rule(self.schema.name):
+            return None  # (a ruled OR query is the rule AND the OR group: walkable)
         if query.limit + (query.offset or 0) > WALK_LIMIT:
             return None
         path = query.sort.path
@@ -241,55 +303,74 @@ class Compiler:
         """
         conditions = list(query.conditions)
         check_conditions(conditions)
+        rule = self.rule(self.schema.name)
         if walk is not None:
-            return self._walk(conditions, alias, walk)
-        if not conditions:
+            return self._walk(conditions, rule, query.operator, alias, walk)
+        if not conditions and not rule:
             return "", [], ""
-        if query.operator == "or":
+        if query.operator == "or" and not rule:
             sql = self.node(Group("or", conditions), alias, False)
             plan = [self._describe(c, "scan", None) for c in conditions]
             return " WHERE " + sql, plan, ""
-        flat: list[Condition | Group] = []
-        for c in conditions:  # chained ranges and nested AND groups join the top level
-            flat.extend(c.conditions if isinstance(c, Group) and c.operator == "and" else [c])
-        steps = [_Step(c, *self.rank(c)) for c in flat]
+        steps = self._steps(conditions, rule, query.operator)
         if not query.enforce_execution_order:
-            steps.sort(key=lambda s: s.rank)
+            steps.sort(key=lambda s: s.rank)  # (stable: a tie keeps the rule first)
         parts, plan = [], []
         lead = steps[0] if steps[0].rank < OR_INDEXED else None
         for step in steps:
             # The driving index serves every condition on its attribute (both ends of a range).
             driver = lead is not None and step.rank < OR_INDEXED and step.index == lead.index
             driver = driver or (step is steps[0] and step.rank == OR_INDEXED)
-            parts.append(self.node(step.node, alias, no_index=not driver))
+            parts.append(self.node(step.node, alias, not driver, step.trusted))
             access = _ACCESS[step.rank] if driver else ("filter" if plan else "scan")
-            plan.append(self._describe(step.node, access, step.index if driver else None))
+            index = step.index if driver else None
+            plan.append(self._describe(step.node, access, index, step.trusted))
         hint = ""
         if lead is not None and lead.index is not None and lead.index != self.schema.primary_key:
             hint = self.d.use_index(self.schema.name, lead.index)
         return " WHERE " + " AND ".join(parts), plan, hint
 
+    def _steps(self, conditions: list[Condition | Group], rule: Rule, operator: str) -> list[_Step]:
+        """The AND-ed steps: the row rule's (trusted) and the reader's conditions, with chained
+        ranges and nested AND groups joining the top level (an OR query is one group)."""
+        if operator == "or" and conditions:
+            conditions = [Group("or", conditions)]
+        steps: list[_Step] = []
+        for trusted, nodes in ((True, rule), (False, conditions)):
+            for c in nodes:
+                flat = c.conditions if isinstance(c, Group) and c.operator == "and" else [c]
+                steps.extend(_Step(n, *self.rank(n, trusted), trusted) for n in flat)
+        return steps
+
     def _walk(
-        self, conditions: list[Condition | Group], alias: str, walk: str
+        self,
+        conditions: list[Condition | Group],
+        rule: Rule,
+        operator: str,
+        alias: str,
+        walk: str,
     ) -> tuple[str, list[dict[str, Any]], str]:
-        flat: list[Condition | Group] = []
-        for c in conditions:
-            flat.extend(c.conditions if isinstance(c, Group) and c.operator == "and" else [c])
         parts: list[str] = []
         plan: list[dict[str, Any]] = [
             {"sort": walk, "access": "index", "index": self.d.index_expression(walk)}
         ]
-        for node in flat:
-            rank, index = self.rank(node)
-            bound = index == walk and rank <= RANGE
-            parts.append(self.node(node, alias, no_index=not bound))
-            plan.append(
-                self._describe(node, "index" if bound else "filter", walk if bound else None)
-            )
+        for step in self._steps(conditions, rule, operator):
+            bound = step.index == walk and step.rank <= RANGE
+            parts.append(self.node(step.node, alias, not bound, step.trusted))
+            access, index = ("index", walk) if bound else ("filter", None)
+            plan.append(self._describe(step.node, access, index, step.trusted))
         where = " WHERE " + " AND ".join(parts) if parts else ""
         return where, plan, self.d.use_index(self.schema.name, walk)
 
-    def _describe(self, node: Condition | Group, access: str, index: str | None) -> dict[str, Any]:
+    def _describe(
+        self, node: Condition | Group, access: str, index: str | None, trusted: bool = False
+    ) -> dict[str, Any]:
+        if trusted:  # a row rule: how it is served, not what it holds
+            expression = None
+            if index is not None:
+                key = index == self.schema.primary_key
+                expression = "primary key" if key else self.d.index_expression(index)
+            return {"rule": self.schema.name, "access": access, "index": expression}
         if not self.describing:  # what the planner itself needs, without the cost of more
             if index is None:
                 return {"access": access, "index": None}
@@ -348,7 +429,9 @@ class Compiler:
         value = self.sort_value(hop.target, inner, path[1:])
         fk = self.d.field(alias, schema, rel.from_)
         table = self.d.table(hop.target.name)
-        return f"(SELECT {value} FROM {table} AS {inner} WHERE {self.d.key(inner)} = {fk})"
+        # A related record the reader may not see sorts as if absent (its value is null).
+        where = self.ruled(hop.target.name, inner, f"{self.d.key(inner)} = {fk}")
+        return f"(SELECT {value} FROM {table} AS {inner} WHERE {where})"
 
     def order(self, query: Query, alias: str) -> str:
         if query.sort is None:
@@ -444,7 +527,7 @@ def compile_select(
         walk: drive the search by this attribute's index, in sort order (``plan_select``).
         describe: fill ``plan`` with everything ``explain(true)`` reports.
     """
-    c = Compiler(schema, catalog, dialect, public, describe)
+    c = Compiler(schema, catalog, dialect, public, describe, query.scope)
     alias = "t0"
     selection = query.selection
     related = related_column(c, schema, alias, selection) if selection is not None else None
@@ -473,7 +556,7 @@ def plan_select(
     default plan has no index to drive it), the walk is always better.
     """
     default = compile_select(schema, query, dialect, catalog, public=public, describe=describe)
-    c = Compiler(schema, catalog, dialect, public, describing=False)
+    c = Compiler(schema, catalog, dialect, public, describing=False, scope=query.scope)
     walk = c.walkable(query)
     if walk is None:
         return default, None, None
@@ -485,7 +568,7 @@ def plan_select(
     )
     if lead is None:
         return walking, None, None
-    p = Compiler(schema, catalog, dialect, public, describing=False)
+    p = Compiler(schema, catalog, dialect, public, describing=False, scope=query.scope)
     where, _, hint = p.where(query, "t0")
     size = probe_size(query)
     probe_sql = (
@@ -509,7 +592,7 @@ def compile_count(
     public: bool = False,
 ) -> CompiledQuery:
     """``SELECT count(*)`` of the records matching ``query``'s conditions."""
-    c = Compiler(schema, catalog, dialect, public, describing=False)
+    c = Compiler(schema, catalog, dialect, public, describing=False, scope=query.scope)
     where, plan, hint = c.where(query, "t0")
     sql = f"SELECT count(*) FROM {dialect.table(schema.name)} AS t0{hint}{where}"
     return CompiledQuery(sql, c.params, plan)
