@@ -47,14 +47,20 @@ from .resource_methods import (
 )
 
 if TYPE_CHECKING:
-    from ..query.model import Query
+    from collections.abc import Awaitable, Sequence
+
+    from ..query.model import Condition, Group, Query
     from ..runtime.context import RequestContext
     from ..runtime.tables import TableRuntime
+    from .roles import User
+
+    RowRule = Condition | Group | Query | Sequence[Condition | Group] | None
 
 __all__ = ["Table", "resource"]
 
 RESOURCE_METHODS = ("get", "search", "put", "patch", "post", "delete", "publish")
 HOOKS = ("allow_read", "allow_create", "allow_update", "allow_delete")
+ROW_RULES = ("read_filter", "write_filter")
 
 
 async def maybe_await(value: Any) -> Any:
@@ -130,7 +136,7 @@ async def _get(self: Table, query: Query | None = None) -> Any:
 
 
 def _search(self: Table, query: Query | dict[str, Any] | None = None) -> AsyncIterator[Table]:
-    return _runtime(type(self)).search(query)
+    return _runtime(type(self)).search(query, context=self._acting_for())
 
 
 async def _put(self: Table, data: Any) -> None:
@@ -142,7 +148,7 @@ async def _patch(self: Table, data: Any) -> None:
 
 
 async def _post(self: Table, data: Any) -> Any:
-    return await _runtime(type(self)).create(data)
+    return await _runtime(type(self)).create(data, self._acting_for())
 
 
 async def _delete(self: Table) -> bool:
@@ -156,15 +162,28 @@ async def _publish(self: Table, message: Any) -> None:
 # -- static helpers (class level) ----------------------------------------------------------------
 
 
+# A static helper given a ``context`` acts as that request's user: its grants and row rules
+# apply (as over REST). Without one it is server code: unrestricted.
+
+
 async def _static_get(cls: type[Table], id: Any, context: RequestContext | None = None) -> Any:
-    instance = await _runtime(cls).load(id, context)
+    runtime = _runtime(cls)
+    if context is None:
+        instance = await runtime.load(id, context)
+    else:
+        runtime.access(context).require(context, runtime.name, "read")
+        try:
+            instance = await runtime.load_as(id, context)
+        except NotFound:
+            return None
+        instance._acting = True
     return await maybe_await(instance.get(None))
 
 
 def _static_search(
     cls: type[Table], query: Query | dict[str, Any] | None = None, context: Any = None
 ) -> AsyncIterator[Any]:
-    instance = cls._blank(None, context)
+    instance = cls._blank(None, context, acting=context is not None)
     return instance.search(query)  # type: ignore[no-any-return]
 
 
@@ -173,7 +192,7 @@ async def _static_put(cls: type[Table], record: Any, context: Any = None) -> Non
     key = data.get(cls.primary_key)
     if key is None:
         raise HttpError(422, f"put() needs the primary key {cls.primary_key!r}")
-    await maybe_await(cls._blank(key, context).put(data))
+    await maybe_await(cls._blank(key, context, acting=context is not None).put(data))
 
 
 async def _static_patch(cls: type[Table], id: Any, changes: Any, context: Any = None) -> None:
@@ -185,17 +204,19 @@ async def _static_patch(cls: type[Table], id: Any, changes: Any, context: Any = 
         instance = await runtime.load(id, context)
         if not instance._exists:
             raise NotFound(f"{cls.__charter_name__} {id!r} not found")
+        instance._acting = context is not None
         await maybe_await(instance.patch(changes))
 
     await runtime._in_txn(run)
 
 
 async def _static_post(cls: type[Table], data: Any, context: Any = None) -> Any:
-    return await maybe_await(cls._blank(None, context).post(data))
+    return await maybe_await(cls._blank(None, context, acting=context is not None).post(data))
 
 
 async def _static_delete(cls: type[Table], id: Any, context: Any = None) -> bool:
     instance = await _runtime(cls).load(id, context)
+    instance._acting = context is not None
     return bool(await maybe_await(instance.delete()))
 
 
@@ -284,7 +305,7 @@ class Table:
                 descriptor, _, static = _DEFAULTS[method]
                 setattr(cls, method, descriptor(method, fn, static))
                 overrides.add(method)
-        overrides.update(h for h in HOOKS if h in cls.__dict__)
+        overrides.update(h for h in HOOKS + ROW_RULES if h in cls.__dict__)
         cls.__charter_overrides__ = frozenset(overrides)
         methods = dict(cls.__charter_methods__)
         for value in cls.__dict__.values():
@@ -306,11 +327,16 @@ class Table:
         self._version = 0
         self._exists = False
         self._context: Any = None
+        self._acting = False
         self._from_source = False
 
     @classmethod
-    def _blank(cls, key: Any, context: Any = None) -> Any:
-        """An instance standing for ``key`` (or the collection when None), not loaded."""
+    def _blank(cls, key: Any, context: Any = None, *, acting: bool = False) -> Any:
+        """An instance standing for ``key`` (or the collection when None), not loaded.
+
+        ``acting``: its reads and writes act as ``context``'s user (its grants and row rules
+        apply), as REST's do; otherwise they are server code's.
+        """
         instance = cls.__new__(cls)
         instance._key = key
         instance._data = None
@@ -318,8 +344,13 @@ class Table:
         instance._version = 0
         instance._exists = False
         instance._context = context
+        instance._acting = acting and context is not None
         instance._from_source = False
         return instance
+
+    def _acting_for(self) -> RequestContext | None:
+        """The request whose user this instance acts for (None: server code)."""
+        return self._context if self._acting else None
 
     if not TYPE_CHECKING:  # hidden from type checkers: the annotations type the attributes
 
@@ -367,8 +398,10 @@ class Table:
         return self._from_source
 
     def __charter_public__(self) -> dict[str, Any]:
-        """What a client may see of this record (used when a method returns it)."""
-        return _runtime(type(self)).public(self._values())
+        """What the client may see of this record (used when a method returns it): without
+        the attributes the request's role may not read."""
+        runtime = _runtime(type(self))
+        return runtime.shown(self._values(), runtime.access(runtime.current_context()))
 
     def to_dict(self) -> dict[str, Any]:
         """Every stored attribute of the record (hidden ones included: this is server-side)."""
@@ -392,6 +425,21 @@ class Table:
 
     def allow_delete(self, user: Any) -> bool:
         return True
+
+    # -- row rules (SPEC section 6): conditions ANDed into every read or write of a user -------
+
+    @classmethod
+    def read_filter(cls, user: User | None) -> RowRule | Awaitable[RowRule]:
+        """The rows ``user`` (None: not signed in) may read, as conditions (``owner ==
+        user.id``) compiled into the SQL of every read; None: every row. Super users and
+        server code are not filtered. May be async."""
+        return None
+
+    @classmethod
+    def write_filter(cls, user: User | None) -> RowRule | Awaitable[RowRule]:
+        """The rows ``user`` may update or delete, and that an insert or update may leave
+        (ANDed with ``read_filter``); None: every row it may read. May be async."""
+        return None
 
 
 def _options_dict(options: TableOptions) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ..errors import Forbidden, Unauthorized
 if TYPE_CHECKING:
     from .context import RequestContext
 
-__all__ = ["RoleLike", "require"]
+__all__ = ["RoleLike", "refuse", "require"]
 
 
 class RoleLike(Protocol):
@@ -62,19 +62,19 @@ def require(
     if context.is_super_user:
         return
     if perm is not None and not _granted(context.role, egroup, perm):
-        _refuse(context, f"the egroup {egroup!r} needs permission bits {perm}")
+        refuse(context, f"the egroup {egroup!r} needs permission bits {perm}")
     if roles is None or roles == "unauthenticated":
         return
     if roles is False:  # Contract refuses it; here it admits no one but super users
-        _refuse(context, "this endpoint admits no role")
+        refuse(context, "this endpoint admits no role")
     names = [roles] if isinstance(roles, str) else [] if roles is True else list(roles)
     if "unauthenticated" in names:
         return
     if context.user is None:
-        _refuse(context, "sign in to use this endpoint")
+        refuse(context, "sign in to use this endpoint")
     name = getattr(context.role, "name", None)
     if roles is not True and name not in names:
-        _refuse(context, f"the role {name!r} may not use this endpoint")
+        refuse(context, f"the role {name!r} may not use this endpoint")
 
 
 def _granted(role: Any, egroup: str | None, perm: int) -> bool:
@@ -83,7 +83,8 @@ def _granted(role: Any, egroup: str | None, perm: int) -> bool:
     return granted & perm == perm
 
 
-def _refuse(context: RequestContext, message: str) -> NoReturn:
+def refuse(context: RequestContext, message: str) -> NoReturn:
+    """401 (with ``WWW-Authenticate``) when the request is not signed in, else 403."""
     if context.user is None:
         raise Unauthorized(message)
     raise Forbidden(message)

@@ -2,18 +2,22 @@
 related records the SQL side (``charter.query.related_sql``) put in one JSON column per row as
 ``[document, version, {nested...}]`` envelopes. ``allow`` (the tables' ``allow_read`` hooks) is
 asked about every related record; a denied to-one record reads as null, a denied to-many one is
-left out."""
+left out. A related record selected whole shows what the reader's ``Access`` lets it see of
+its table (the SQL already left out the records its row rules exclude)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..query.model import Select
 from ..query.resolve import ID, UPDATED, Catalog
 from ..schema import TableSchema
+
+if TYPE_CHECKING:
+    from .access import Access
 
 __all__ = ["Projector"]
 
@@ -27,11 +31,19 @@ _DENIED = object()
 class Projector:
     """Shapes results as ``select`` says; see the module docstring."""
 
-    def __init__(self, catalog: Catalog, schema: TableSchema, select: Select, allow: Allow | None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        schema: TableSchema,
+        select: Select,
+        allow: Allow | None,
+        access: Access | None = None,
+    ):
         self.catalog = catalog
         self.schema = schema
         self.select = select
         self.allow = allow
+        self.access = None if access is None or access.unrestricted else access
 
     async def __call__(self, doc: dict[str, Any], version: int, related: str | None) -> Any:
         rel = _decode(related) if related else {}
@@ -69,6 +81,8 @@ class Projector:
         if self.allow is not None and not await self.allow(schema.name, doc, version):
             return _DENIED
         if select is None:
+            if self.access is not None:
+                return self.access.table(schema.name).public(doc)
             if schema.hidden:
                 return {k: v for k, v in doc.items() if k not in schema.hidden}
             return doc

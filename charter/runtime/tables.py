@@ -6,6 +6,7 @@ once, whichever way a write arrives (REST, a Python static helper, a method or a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
@@ -15,13 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import Forbidden, HttpError, NotFound, ValidationError
+from ..errors import CharterError, Forbidden, HttpError, NotFound, ValidationError
 from ..model.table import maybe_await
-from ..query.model import Query
+from ..query.match import matches
+from ..query.model import Condition, Group, Query
+from ..query.resolve import Hop
+from ..query.scope import Rule
 from ..schema import TableSchema
 from ..schema.bounds import key_problem, value_problems
 from ..schema.validation import details_from_message, validate_object
 from ..storage import Row, Storage
+from .access import DELETE, INSERT, READ, UNRESTRICTED, UPDATE, Access, Rules, forbidden_attributes
 from .context import RequestContext, current_context
 from .events import EventBus
 from .lifecycle import Lifecycle
@@ -76,6 +81,106 @@ class TableRuntime:
         # time, or to ask the right hook (allow_update or allow_create); otherwise it is blind.
         hooks = {"allow_create", "allow_update"} & cls.__charter_overrides__
         self.put_reads = bool(schema.server_only or self.has_created or hooks)
+        self._rules: Rules | None = None
+        self._catalog: dict[str, Any] | None = None
+
+    # -- who may do what (``access.py`` decides) ------------------------------------------------
+
+    @property
+    def rules(self) -> Rules:
+        """The access rules of this runtime's app (one object, shared by its tables)."""
+        rules = self._rules
+        if rules is None:
+            rules = Rules(self.tables)
+            for runtime in self.tables.values():
+                runtime._rules = rules
+        return rules
+
+    def access(self, context: RequestContext | None) -> Access:
+        """What ``context``'s user may do (``UNRESTRICTED`` for server code and super users)."""
+        if context is None:
+            return UNRESTRICTED
+        return self.rules.access(context)
+
+    def shown(self, data: dict[str, Any], access: Access) -> dict[str, Any]:
+        """What ``access``'s user may see of a record."""
+        if access.unrestricted:
+            return self.public(data)
+        return access.table(self.name).public(data)
+
+    async def outside(self, key: Any, context: RequestContext | None, *, write: bool) -> bool:
+        """Whether the stored record ``key`` is outside the user's read rule (and, for a
+        ``write``, its write rule): one indexed count, compiled with the rule."""
+        access = self.access(context)
+        if access.unrestricted or not access.table(self.name).rules:
+            return False
+        scope = await access.scope(context, self.name, write=write, related=False)
+        if scope is None or not scope.rules:
+            return False
+        query = Query([Condition(self.key, "equals", key)], scope=scope)
+        return await self.storage.count(self.schema, query) == 0
+
+    async def load_as(
+        self, key: Any, context: RequestContext | None, *, write: bool = False
+    ) -> Any:
+        """The record ``key`` as ``context``'s user may reach it: an instance that does not
+        exist when there is none; 404 when there is one outside its rules (as if absent)."""
+        instance = await self.load(key, context)
+        if instance._exists and await self.outside(key, context, write=write):
+            raise NotFound(f"{self.name} {key!r} not found")
+        return instance
+
+    async def _check_written(
+        self, context: RequestContext | None, access: Access, record: dict[str, Any]
+    ) -> None:
+        """403 when the record a write leaves is outside the writer's read and write rules."""
+        table = access.table(self.name)
+        if not table.rules:
+            return
+        scope = await access.scope(context, self.name, write=True, related=False)
+        rule: Rule = scope.rule(self.name) if scope is not None else ()
+        if not rule:
+            return
+        document = _json_decode(self._encode(record))
+        if not await matches(self.catalog, self.schema, rule, document, self._related):
+            raise Forbidden(f"the {self.name} record would be outside what you may write")
+
+    async def _related(self, hop: Hop, record: dict[str, Any], condition: Condition) -> bool:
+        """Whether a stored record ``hop`` links ``record`` to meets ``condition`` (for a row
+        rule checked on a record not stored yet)."""
+        rel, target = hop.relationship, hop.target
+        if rel.to is not None:
+            link: Condition | Group = Condition(rel.to, "equals", record.get(self.key))
+        else:
+            value = record.get(rel.from_ or "")
+            keys = value if isinstance(value, list) else [value]
+            keys = [k for k in keys if k is not None]
+            if not keys:
+                return False
+            link = Group("or", [Condition(target.primary_key, "equals", k) for k in keys])
+        query = Query([link, condition], limit=1)
+        return await self.storage.count(target, query) > 0
+
+    @property
+    def catalog(self) -> dict[str, Any]:
+        """Every table's schema by name (the app's tables do not change once it is built)."""
+        if self._catalog is None:
+            self._catalog = {name: rt.schema for name, rt in self.tables.items()}
+        return self._catalog
+
+    def _restricted(self, context: Any, right: str, names: Any = None) -> Access:
+        """The access of a write's context: 401/403 unless it holds ``right`` on this table,
+        403 naming the attributes of ``names`` it may not write."""
+        access = self.access(context)
+        if access.unrestricted:
+            return access
+        table = access.table(self.name)
+        access.require(context, self.name, right)
+        if isinstance(names, dict):
+            refused = table.unwritable(names)
+            if refused:
+                raise forbidden_attributes(self.name, refused)
+        return access
 
     # -- decoding and encoding ---------------------------------------------------------------
 
@@ -174,7 +279,11 @@ class TableRuntime:
         return instance
 
     async def search(
-        self, query: Query | dict[str, Any] | None, *, check_read: bool = False
+        self,
+        query: Query | dict[str, Any] | None,
+        *,
+        check_read: bool = False,
+        context: RequestContext | None = None,
     ) -> AsyncIterator[Any]:
         """Records matching ``query``: instances, or what its ``select`` shapes (related records
         included, in the same SQL statement), or its plan when ``explain``.
@@ -182,19 +291,25 @@ class TableRuntime:
         Args:
             check_read: apply the ``allow_read`` hooks to every record, related ones included
                 (what a request does); a denied record is left out.
+            context: search as this request's user (its read right, views and row rules);
+                None: server code, unrestricted.
         """
         compiled = Query.coerce(query)
         if not self.lifecycle.started:
             await self.lifecycle.startup()
+        access = self.access(context)
+        if not access.unrestricted and compiled.scope is None:
+            access.require(context, self.name, READ)
+            scope = await access.scope(context, self.name)
+            compiled = dataclasses.replace(compiled, scope=scope)
         if compiled.explain:
             yield await self.storage.explain(self.schema, compiled)
             return
         selection = compiled.selection
         projector = None
         if selection is not None:
-            catalog = {name: rt.schema for name, rt in self.tables.items()}
             allow = self._allows if check_read else None
-            projector = Projector(catalog, self.schema, selection, allow)
+            projector = Projector(self.catalog, self.schema, selection, allow, access)
         hooked = check_read and "allow_read" in self.cls.__charter_overrides__
         # Every record read inside a transaction is version-checked if the transaction then
         # writes it, whichever API read it: a search is a read like ``get``.
@@ -324,8 +439,11 @@ class TableRuntime:
 
     # -- writes --------------------------------------------------------------------------------
 
-    async def create(self, data: Any) -> Any:
-        """Insert a new record; a missing string key is generated. 409 if the key exists."""
+    async def create(self, data: Any, context: RequestContext | None = None) -> Any:
+        """Insert a new record; a missing string key is generated. 409 if the key exists.
+        With a request ``context``, as its user: its insert right, writable attributes and
+        rules (403 when the new record would be outside them)."""
+        access = self._restricted(context, INSERT, data)
         values = self.validate_full(data)
         if values.get(self.key) is None:
             if not self.schema.generates_key:
@@ -345,6 +463,8 @@ class TableRuntime:
         instance._data = values
         instance._exists = True
         await self._hook(instance, "allow_create")
+        if not access.unrestricted:
+            await self._check_written(context, access, values)
         raw = self._encode(values)
 
         async def write(txn: Transaction) -> None:
@@ -355,7 +475,20 @@ class TableRuntime:
         return instance
 
     async def replace(self, instance: Any, data: Any) -> None:
-        """Replace the record with ``data`` (an upsert): what you PUT is what you GET."""
+        """Replace the record with ``data`` (an upsert): what you PUT is what you GET.
+
+        An instance acting for a request (REST's, or a static helper's given a context) writes
+        as its user: the update or insert right, the writable attributes (the others keep their
+        stored values), the row rules."""
+        context = instance._acting_for()
+        access = self.access(context)
+        if not access.unrestricted:
+            table = access.table(self.name)
+            if not (table.insert or table.update):
+                access.require(context, self.name, UPDATE)
+            refused = table.unwritable(data) if isinstance(data, dict) else []
+            if refused:
+                raise forbidden_attributes(self.name, refused)
         given = self.validate_full(data)
         key = instance._key
         self._check_key(given, key)
@@ -363,7 +496,7 @@ class TableRuntime:
         async def write(txn: Transaction) -> None:
             values = dict(given)  # a retried transaction starts again from what was given
             existing = instance
-            if self.put_reads:
+            if self.put_reads or not access.unrestricted:
                 existing = self.instance(key, await txn.read(self.name, key))
             if existing._exists:
                 await self._hook(existing, "allow_update")
@@ -371,19 +504,32 @@ class TableRuntime:
                 for name in self.schema.server_only:
                     if name in old and name not in values:
                         values[name] = old[name]
+                if not access.unrestricted:
+                    access.require(context, self.name, UPDATE)
+                    if await self.outside(key, context, write=True):
+                        raise NotFound(f"{self.name} {key!r} not found")
+                    for name in self._unwritable(access, old):  # (the body cannot hold them)
+                        values[name] = old[name]
                 self._stamp(values, created=False)
             else:
+                if not access.unrestricted:
+                    access.require(context, self.name, INSERT)
                 for spec in self.server_fields:
                     values.setdefault(spec.name, spec.info.make_default())
                 self._stamp(values, created=True)
                 await self._hook(self._detached(key, values), "allow_create")
             record = self._ordered(values)
+            if not access.unrestricted:
+                await self._check_written(context, access, record)
             self._write(txn, instance, record, "put", record)
 
         await self._in_txn(write)
 
     async def merge(self, instance: Any, data: Any) -> None:
-        """Merge ``data`` into the stored record; 404 when there is none."""
+        """Merge ``data`` into the stored record; 404 when there is none (or it is outside the
+        user's rules, with a request context)."""
+        context = instance._acting_for()
+        access = self._restricted(context, UPDATE, data)
         changes = self.validate_partial(data)
         key = instance._key
         self._check_key(changes, key)
@@ -395,21 +541,29 @@ class TableRuntime:
                 txn.saw(self.name, key, instance._version)
             elif txn.seen_version(self.name, key) is None or not instance._exists:
                 current = self.instance(key, await txn.read(self.name, key))
-            if not current._exists:
+            if not current._exists or (
+                not access.unrestricted and await self.outside(key, context, write=True)
+            ):
                 raise NotFound(f"{self.name} {key!r} not found")
             await self._hook(current, "allow_update")
             values = {**current._values(), **changes}
             self._stamp(values, created=False)
+            if not access.unrestricted:
+                await self._check_written(context, access, values)
             self._write(txn, instance, values, "patch", changes)
 
         await self._in_txn(write)
 
-    async def merge_blind(self, key: Any, data: Any) -> None:
+    async def merge_blind(self, key: Any, data: Any, context: RequestContext | None = None) -> None:
         """Set the given attributes in whatever version of the record is current at commit
         (a PATCH without a precondition): concurrent ones never conflict. 404 when absent.
 
-        Only for writers that read nothing first: no hook, no override, no If-Match.
+        Only for writers that read nothing first: no hook, no override, no If-Match, and no
+        row rule (``context`` is checked for the update right and writable attributes).
         """
+        access = self._restricted(context, UPDATE, data)
+        if not access.unrestricted and access.table(self.name).rules:
+            raise CharterError(f"{self.name} has row rules: a blind merge cannot apply them")
         changes = self.validate_partial(data)
         self._check_key(changes, key)
         self._stamp(changes, created=False)
@@ -433,12 +587,17 @@ class TableRuntime:
         self._on_commit(txn, instance, kind, event)
 
     async def remove(self, instance: Any) -> bool:
-        """Delete the record; False when there was none."""
+        """Delete the record; False when there was none (or, with a request context, when it
+        is outside the user's rules)."""
         key = instance._key
+        context = instance._acting_for()
+        access = self._restricted(context, DELETE)
 
         async def write(txn: Transaction) -> bool:
             current = self.instance(key, await txn.read(self.name, key))
             if not current._exists:
+                return False
+            if not access.unrestricted and await self.outside(key, context, write=True):
                 return False
             await self._hook(current, "allow_delete")
             txn.delete(self.name, key)
@@ -473,6 +632,13 @@ class TableRuntime:
         self.events.emit(f"{self.name}/{key}", event)
 
     # -- hooks and events ------------------------------------------------------------------------
+
+    def _unwritable(self, access: Access, old: dict[str, Any]) -> frozenset[str]:
+        """The stored attributes a PUT by ``access``'s user keeps (it may not write them)."""
+        writable = access.table(self.name).writable
+        if writable is None:
+            return frozenset()
+        return frozenset(n for n in old if n != self.key and n not in writable)
 
     def _detached(self, key: Any, values: dict[str, Any]) -> Any:
         instance = self.cls._blank(key)

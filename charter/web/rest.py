@@ -7,7 +7,6 @@ a JSON read of a table with nothing hidden sends the stored bytes as they are.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from email.utils import formatdate
@@ -26,10 +25,13 @@ from ..query import parse_query_string
 from ..query.cache import LRU, copy_query
 from ..query.model import Condition, Query, Select
 from ..query.sql import compile_select
-from ..runtime.context import current_context
+from ..runtime.access import DELETE, INSERT, READ, UPDATE, Access, forbidden_attributes
+from ..runtime.context import RequestContext, current_context
 from ..runtime.transaction import current_transaction
 from ..schema.describe import describe
 from ..storage import Row
+from .rest_access import RoleFace, masked_plan, reaches_related
+from .streams import content_range, nothing, peeked, shown_count, until_disconnect
 
 if TYPE_CHECKING:
     from ..runtime.tables import TableRuntime
@@ -39,6 +41,7 @@ __all__ = ["add_table_routes", "describe_table"]
 _json_decode = msgspec.json.decode
 _WHOLE_RESULT = 100  # a page up to this many records is sent in one piece, not streamed
 _CHECKED_QUERIES = 1024  # query strings remembered parsed and valid, per table
+_FACES = 256  # roles whose view of a table is remembered
 
 
 def _etag(version: int) -> str:
@@ -88,12 +91,41 @@ class TableResource:
         self.checks_read = "allow_read" in overrides
         self.blind_patch = not {"patch", "allow_update"} & overrides
         self.raw_json = not runtime.hidden and not self.custom_get
-        self._checked: LRU[str, Query] = LRU(_CHECKED_QUERIES)  # parsed, known to compile
+        # Parsed query strings known to compile, per role (0: unrestricted).
+        self._checked: LRU[tuple[int, str], Query] = LRU(_CHECKED_QUERIES)
+        self._faces: LRU[int, RoleFace] = LRU(_FACES)
         self.properties = frozenset(
             [f for f in self.schema.fields if f not in runtime.hidden]
             + list(self.schema.relationships)
         )
         self._catalog: dict[str, Any] | None = None
+
+    # -- access ----------------------------------------------------------------------------------
+
+    def _face(self, access: Access) -> RoleFace:
+        """The table as this (restricted) role sees it."""
+        face = self._faces.get(access.generation)
+        if face is None:
+            face = RoleFace(self.schema, access)
+            self._faces.put(access.generation, face)
+        return face
+
+    def _allowed(self, context: RequestContext | None, *rights: str) -> Access:
+        """The request's access; 401/403 unless it holds one of ``rights`` on this table."""
+        access = self.runtime.access(context)
+        if access.unrestricted:
+            return access
+        table = access.table(self.name)
+        if not any(getattr(table, right) for right in rights):
+            access.require(context, self.name, rights[0])
+        return access
+
+    def _shown(self, data: dict[str, Any], access: Access) -> dict[str, Any]:
+        return self.runtime.shown(data, access)
+
+    def _raw_for(self, access: Access) -> bool:
+        """Whether stored JSON may be sent as it is to this role (it hides no attribute)."""
+        return self.raw_json and (access.unrestricted or access.table(self.name).shown is None)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -103,7 +135,7 @@ class TableResource:
             raise NotFound(f"{self.name} {raw!r} not found")
         return key
 
-    async def _body(self, request: Request, method: str) -> Any:
+    async def _body(self, request: Request, method: str, access: Access) -> Any:
         """The client's input for ``method`` (``post``, ``put``, ``patch``).
 
         When the table overrides that method, the input is validated before the override sees
@@ -118,6 +150,10 @@ class TableResource:
         if isinstance(value, Form):  # texts, typed by the fields as query strings are
             value = value.typed({n: f.type for n, f in self.schema.fields.items()})
         data = self.runtime.client_input(value)
+        if not access.unrestricted and isinstance(data, dict):
+            refused = access.table(self.name).unwritable(data)
+            if refused:  # before validation: what it may not write is refused whatever it is
+                raise forbidden_attributes(self.name, refused)
         if method in self.runtime.cls.__charter_overrides__:
             if method == "patch":
                 self.runtime.validate_partial(data)
@@ -125,19 +161,26 @@ class TableResource:
                 self.runtime.validate_full(data)
         return data
 
-    def _encode_value(self, value: Any, codec: Codec) -> Response:
+    def _encode_value(self, value: Any, codec: Codec, access: Access) -> Response:
         if isinstance(value, Response):
             return value
         if hasattr(value, "__charter_table__") and hasattr(value, "_values"):
-            value = self.runtime.public(value._values())
+            value = self._shown(value._values(), access)
         return Response(200, codec.encode(value), {"content-type": codec.media_type})
 
     async def _check_read(self, instance: Any) -> None:
         if self.checks_read:
             await self.runtime._hook(instance, "allow_read")
 
-    async def _load(self, key: Any) -> Any:
-        return await self.runtime.load(key, current_context())
+    async def _load(self, key: Any, access: Access, *, write: bool = False) -> Any:
+        """The record, acting for the request; 404 when its user's rules exclude it."""
+        context = current_context()
+        if access.unrestricted:
+            instance = await self.runtime.load(key, context)
+        else:
+            instance = await self.runtime.load_as(key, context, write=write)
+        instance._acting = True
+        return instance
 
     def _check_if_match(self, request: Request, instance: Any) -> None:
         header = request.header("if-match")
@@ -161,9 +204,12 @@ class TableResource:
     # -- entry points ------------------------------------------------------------------------------
 
     async def describe(self, request: Request) -> Response:
-        return Response(
-            200, JSON.encode(describe_table(self.runtime)), {"content-type": "application/json"}
-        )
+        access = self._allowed(current_context(), READ)
+        if access.unrestricted:
+            body = describe_table(self.runtime)
+        else:
+            body = self._face(access).description
+        return Response(200, JSON.encode(body), {"content-type": "application/json"})
 
     async def collection(self, request: Request, rest: str = "") -> Response:
         if rest and rest[0] == ".":
@@ -196,16 +242,20 @@ class TableResource:
         raw, codec = _split_suffix(raw)
         prop: str | None = None
         dot = raw.rfind(".")
+        method = request.method
+        context = current_context()
+        reading = method in ("GET", "HEAD")
+        access = self._allowed(context, READ) if reading else self.runtime.access(context)
+        properties = self.properties if access.unrestricted else self._face(access).properties
         # Hidden attributes are not properties: ``.cost`` and ``.nosuch`` answer alike.
-        if dot > 0 and raw[dot + 1 :] in self.properties:
+        if dot > 0 and raw[dot + 1 :] in properties:
             raw, prop = raw[:dot], raw[dot + 1 :]
         key = self._key(decode_segment(raw))
-        method = request.method
-        if method in ("GET", "HEAD"):
+        if reading:
             codec = codec or negotiate(request.header("accept"))
             if prop in self.schema.relationships:
-                return await self.related(key, prop, codec)
-            return await self.read(request, key, prop, codec)
+                return await self.related(key, prop, codec, context)
+            return await self.read(request, key, prop, codec, access)
         if prop is not None:
             raise MethodNotAllowed(
                 f"{method} is not allowed on a property", headers={"allow": "GET, HEAD"}
@@ -223,81 +273,97 @@ class TableResource:
 
     # -- records -----------------------------------------------------------------------------------
 
-    async def read(self, request: Request, key: Any, prop: str | None, codec: Codec) -> Response:
+    async def read(
+        self, request: Request, key: Any, prop: str | None, codec: Codec, access: Access
+    ) -> Response:
         txn = current_transaction()
         assert txn is not None
         row = await txn.read(self.name, key)
+        context = current_context()
+        outside = self.runtime.outside
+        if row is not None and not access.unrestricted and await outside(key, context, write=False):
+            row = None  # outside the reader's rule: as if absent (before any 304)
         if row is None and not self.custom_get:
             raise NotFound(f"{self.name} {key!r} not found")
         if row is not None:
             match = request.header("if-none-match")
             if match is not None and _etag_matches(match, row.version):
                 return Response(304, headers={"etag": _etag(row.version)})
-        if self.raw_json and prop is None and codec is JSON:
+        if prop is None and codec is JSON and self._raw_for(access):
             assert row is not None
             return Response(200, row.data.encode(), _record_headers(row.version, JSON.media_type))
-        instance = self.runtime.instance(key, row, current_context())
+        instance = self.runtime.instance(key, row, context)
+        instance._acting = True
         await self._check_read(instance)
         if "get" in self.runtime.cls.__charter_overrides__:
             value = await maybe_await(instance.get(Query()))
             if value is None:
                 raise NotFound(f"{self.name} {key!r} not found")
             if value is instance:
-                value = self.runtime.public(instance._values())
+                value = self._shown(instance._values(), access)
         else:
-            value = self.runtime.public(instance._values())
+            value = self._shown(instance._values(), access)
         if prop is not None:
             if prop in self.runtime.hidden or not isinstance(value, dict) or prop not in value:
                 raise NotFound(f"{self.name} {key!r} has no property {prop!r}")
             value = value[prop]
-        response = self._encode_value(value, codec)
+        response = self._encode_value(value, codec, access)
         if row is not None:
             response.headers.update(
                 _record_headers(row.version, response.headers.get("content-type", codec.media_type))
             )
         return response
 
-    async def related(self, key: Any, relationship: str, codec: Codec) -> Response:
+    async def related(
+        self, key: Any, relationship: str, codec: Codec, context: RequestContext | None
+    ) -> Response:
         """``GET /T/{id}.rel``: the related record (or list of them), as ``select(rel)`` gives
-        it, with the same read checks."""
+        it, with the same read checks (and the reader's rules)."""
         query = Query(
             conditions=[Condition(self.schema.primary_key, "equals", key)], select=relationship
         )
-        async for value in self.runtime.search(query, check_read=True):
+        async for value in self.runtime.search(query, check_read=True, context=context):
             out = JSON if codec is CSV else codec
             return Response(200, out.encode(value), {"content-type": out.media_type})
         raise NotFound(f"{self.name} {key!r} not found")
 
     async def replace(self, request: Request, key: Any, codec: Codec | None) -> Response:
-        data = await self._body(request, "put")
-        instance = self.runtime.instance(key, None, current_context())
+        context = current_context()
+        access = self._allowed(context, UPDATE, INSERT)
+        data = await self._body(request, "put", access)
+        instance = self.runtime.cls._blank(key, context, acting=True)
         if request.header("if-match") is not None:
-            instance = await self._load(key)
+            instance = await self._load(key, access, write=True)
             self._check_if_match(request, instance)
         await maybe_await(instance.put(data))
-        return self._written(request, instance, codec)
+        return self._written(request, instance, codec, access)
 
     async def merge(self, request: Request, key: Any, codec: Codec | None) -> Response:
-        data = await self._body(request, "patch")
+        context = current_context()
+        access = self._allowed(context, UPDATE)
+        data = await self._body(request, "patch", access)
         if (
             self.blind_patch
             and request.header("if-match") is None
             and not _prefers_representation(request)
+            and (access.unrestricted or not access.table(self.name).rules)
         ):
             # Nothing needs the stored record first: merge at commit into whatever is current,
             # so concurrent PATCHes of one record never conflict (404 if it is absent).
-            await self.runtime.merge_blind(key, data)
+            await self.runtime.merge_blind(key, data, context)
             response = Response(204)
             self._after_commit_etag(response, key)
             return response
-        instance = await self._load(key)
+        instance = await self._load(key, access, write=True)
         if not instance._exists:
             raise NotFound(f"{self.name} {key!r} not found")
         self._check_if_match(request, instance)
         await maybe_await(instance.patch(data))
-        return self._written(request, instance, codec)
+        return self._written(request, instance, codec, access)
 
-    def _written(self, request: Request, instance: Any, codec: Codec | None) -> Response:
+    def _written(
+        self, request: Request, instance: Any, codec: Codec | None, access: Access
+    ) -> Response:
         if not _prefers_representation(request):
             response = Response(204)
             self._after_commit_etag(response, instance._key)
@@ -305,14 +371,15 @@ class TableResource:
         out = codec or negotiate(request.header("accept"))
         response = Response(
             200,
-            out.encode(self.runtime.public(instance._values())),
+            out.encode(self._shown(instance._values(), access)),
             {"content-type": out.media_type},
         )
         self._after_commit_etag(response, instance._key)
         return response
 
     async def remove(self, request: Request, key: Any) -> Response:
-        instance = await self._load(key)
+        access = self._allowed(current_context(), DELETE)
+        instance = await self._load(key, access, write=True)
         if not instance._exists:
             raise NotFound(f"{self.name} {key!r} not found")
         self._check_if_match(request, instance)
@@ -324,12 +391,14 @@ class TableResource:
     # -- collection --------------------------------------------------------------------------------
 
     async def create(self, request: Request, codec: Codec) -> Response:
-        data = await self._body(request, "post")
-        collection = self.runtime.cls._blank(None, current_context())
+        context = current_context()
+        access = self._allowed(context, INSERT)
+        data = await self._body(request, "post", access)
+        collection = self.runtime.cls._blank(None, context, acting=True)
         created = await maybe_await(collection.post(data))
         if hasattr(created, "__charter_table__") and hasattr(created, "_values"):
             key = created._key
-            body = codec.encode(self.runtime.public(created._values()))
+            body = codec.encode(self._shown(created._values(), access))
         else:
             key = created.get(self.schema.primary_key) if isinstance(created, dict) else created
             body = codec.encode(created)
@@ -350,18 +419,29 @@ class TableResource:
             text = text[:dot] + "%2E" + text[dot + 1 :]
         return f"{self.path}/{text}"
 
-    def _query(self, request: Request) -> Query:
-        """The request's query, parsed once per query string: a copy of the parsed query,
-        so that what application code does to it stays in that request."""
+    async def _query(self, request: Request, access: Access, *, write: bool = False) -> Query:
+        """The request's query, parsed once per query string and role: a copy of the parsed
+        query (what application code does to it stays in that request), with the reader's
+        scope (``charter.query.scope``) when it is restricted."""
         text = request.query_string
-        known = self._checked.get(text)
-        if known is not None:
-            return copy_query(known)
-        query = parse_query_string(text)
-        # Reject a bad query before the response starts; returned=False attributes do not exist.
-        compile_select(self.schema, query, catalog=self.catalog, public=True)
-        self._checked.put(text, query)
-        return copy_query(query)
+        generation = 0 if access.unrestricted else access.generation
+        known = self._checked.get((generation, text))
+        if known is None:
+            known = parse_query_string(text)
+            # Reject a bad query before the response starts: returned=False attributes, and
+            # what the role may not read, do not exist.
+            if access.unrestricted:
+                compile_select(self.schema, known, catalog=self.catalog, public=True)
+            else:
+                checked = dataclasses.replace(known, scope=self._face(access).validation)
+                compile_select(self.schema, checked, catalog=self.catalog, public=True)
+            self._checked.put((generation, text), known)
+        query = copy_query(known)
+        if not access.unrestricted:
+            query.scope = await access.scope(
+                current_context(), self.name, write=write, related=reaches_related(query)
+            )
+        return query
 
     @property
     def catalog(self) -> dict[str, Any]:
@@ -370,16 +450,21 @@ class TableResource:
         return self._catalog
 
     async def search(self, request: Request, codec: Codec) -> Response:
-        query = self._query(request)
+        context = current_context()
+        access = self._allowed(context, READ)
+        query = await self._query(request, access)
         if query.explain:
             plan = await self.database.explain(self.schema, query)
+            if not access.unrestricted:
+                plan = masked_plan(plan)
             out = JSON if codec is CSV else codec
             return Response(200, out.encode(plan), {"content-type": out.media_type})
         headers = {"content-type": codec.media_type}
         overridden = "search" in self.runtime.cls.__charter_overrides__
+        raw = self._raw_for(access)
         if (
             codec is JSON
-            and self.raw_json
+            and raw
             and not self.checks_read
             and not overridden
             and query.select is None
@@ -402,34 +487,34 @@ class TableResource:
         elif counted or (codec is MSGPACK and not filtered and query.select is None):
             total, rows = await self.database.search_counted(self.schema, query)
         if counted and total is not None:
-            headers["content-range"] = _content_range(query, total)
+            headers["content-range"] = content_range(query, total)
         if request.method == "HEAD":  # the headers a GET would send: no Content-Length
-            return Response(200, headers=headers, stream=_nothing())
-        known = None if filtered else _shown(query, total) if total is not None else None
+            return Response(200, headers=headers, stream=nothing())
+        known = None if filtered else shown_count(query, total) if total is not None else None
         if overridden:
             if rows is not None:
                 await rows.aclose()  # type: ignore[attr-defined]
-            collection = self.runtime.cls._blank(None, current_context())
+            collection = self.runtime.cls._blank(None, context, acting=True)
             values = collection.search(query)
-            stream = self._stream_values(values, codec, known, query.selection)
+            stream = self._stream_values(values, codec, access, known, query.selection)
         elif query.select is not None:
             if rows is not None:
                 await rows.aclose()  # type: ignore[attr-defined]
-            values = self.runtime.search(query, check_read=True)
-            stream = self._stream_values(values, codec, selection=query.selection)
+            values = self.runtime.search(query, check_read=True, context=context)
+            stream = self._stream_values(values, codec, access, selection=query.selection)
         else:
             if rows is None:
                 rows = self.database.search(self.schema, query)
-            stream = self._stream_rows(rows, codec, known)
+            stream = self._stream_rows(rows, codec, access, known)
         # Run the query up to its first chunk before the status line is sent: an error there
         # is still an error response, not a 200 with a cut body.
-        primed = await _peeked(stream)
-        return Response(200, stream=_until_disconnect(request, primed), headers=headers)
+        primed = await peeked(stream)
+        return Response(200, stream=until_disconnect(request, primed), headers=headers)
 
     async def _stream_rows(
-        self, rows: AsyncIterator[Row], codec: Codec, count: int | None
+        self, rows: AsyncIterator[Row], codec: Codec, access: Access, count: int | None
     ) -> AsyncIterator[bytes]:
-        if self.raw_json and codec is JSON and not self.checks_read:
+        if self._raw_for(access) and codec is JSON and not self.checks_read:
             first = True
             batch: list[bytes] = []
             async for row in rows:
@@ -455,13 +540,14 @@ class TableResource:
                         continue
                 yield instance
 
-        async for chunk in self._stream_values(values(), codec, count):
+        async for chunk in self._stream_values(values(), codec, access, count):
             yield chunk
 
     async def _stream_values(
         self,
         values: Any,
         codec: Codec,
+        access: Access,
         count: int | None = None,
         selection: Select | None = None,
     ) -> AsyncIterator[bytes]:
@@ -470,26 +556,34 @@ class TableResource:
         The query runs to its first value before a header or bracket is sent; ``count``, when
         known, lets MessagePack write its array length first (see ``Codec.stream_array``).
         """
-        public = self.runtime.public
-        values = await _peeked(values)
+        shown = self._shown
+        values = await peeked(values)
 
         async def items() -> AsyncIterator[Any]:
             async for value in values:
-                yield public(value._values()) if hasattr(value, "_values") else value
+                yield shown(value._values(), access) if hasattr(value, "_values") else value
 
         columns = None
-        if codec is CSV:  # one column per selected attribute, or per returned attribute
+        if codec is CSV:  # one column per selected attribute, or per attribute it may read
             if selection is None:
-                columns = [f for f in self.schema.fields if f not in self.runtime.hidden]
+                table = None if access.unrestricted else access.table(self.name)
+                columns = [
+                    f
+                    for f in self.schema.fields
+                    if f not in self.runtime.hidden and (table is None or table.sees(f))
+                ]
             else:
                 columns = [i.name for i in selection.items]
         async for chunk in codec.stream_array(items(), count=count, columns=columns):
             yield chunk
 
     async def delete_matching(self, request: Request) -> Response:
-        query = self._query(request)
+        access = self._allowed(current_context(), DELETE)
+        query = await self._query(request, access, write=True)
         if query.explain:
             plan = await self.database.explain(self.schema, query)
+            if not access.unrestricted:
+                plan = masked_plan(plan)
             return Response(200, JSON.encode(plan), {"content-type": JSON.media_type})
         query = dataclasses.replace(query, select=None)
         count = 0
@@ -497,69 +591,6 @@ class TableResource:
             if await maybe_await(instance.delete()) is not False:
                 count += 1
         return Response(200, JSON.encode(count), {"content-type": JSON.media_type})
-
-
-def _shown(query: Query, total: int) -> int:
-    start = query.offset or 0
-    return max(0, min(total - start, query.limit if query.limit is not None else total))
-
-
-def _content_range(query: Query, total: int) -> str:
-    shown = _shown(query, total)
-    start = query.offset or 0
-    return f"items {start}-{start + shown - 1}/{total}" if shown else f"items */{total}"
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
-
-
-async def _peeked(values: Any) -> AsyncIterator[Any]:
-    """``values`` with the first item already produced, so that its errors (a query that fails
-    to run) surface in the caller, before a status line or an opening bracket is sent."""
-    iterator = values.__aiter__()
-
-    async def close() -> None:
-        closer = getattr(iterator, "aclose", None)
-        if closer is not None:
-            await closer()
-
-    try:
-        first = await iterator.__anext__()
-    except StopAsyncIteration:
-        return _nothing()
-    except BaseException:
-        await close()
-        raise
-
-    async def rest() -> AsyncIterator[Any]:
-        try:
-            yield first
-            async for value in iterator:
-                yield value
-        finally:
-            await close()
-
-    return rest()
-
-
-async def _until_disconnect(request: Request, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """``chunks`` until the client goes away; then the source is closed, so reading stops."""
-
-    async def disconnected() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(disconnected())
-    try:
-        async for chunk in chunks:
-            if watcher.done():
-                break
-            yield chunk
-    finally:
-        watcher.cancel()
-        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 def add_table_routes(router: Router, runtime: TableRuntime) -> None:
