@@ -12,9 +12,7 @@ from .auth.authenticate import Authenticator
 from .auth.directory import Directory, check_roles
 from .config import Config
 from .errors import CharterError
-from .http.codecs import JSON
 from .http.cors import CORS
-from .http.response import Response
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
 from .model.methods import Service
@@ -29,7 +27,7 @@ from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
 from .web.dispatch import Dispatcher
 from .web.middleware import Middleware, MiddlewareFn, as_middleware, check_filters
-from .web.openapi import build_openapi
+from .web.openapi import OpenAPIEndpoint, build_openapi
 from .web.rate_limit import check_rate_limits
 from .web.rest import add_table_routes, describe_table
 from .web.routes import contract_route, service_routes, table_method_routes
@@ -120,6 +118,7 @@ class App:
         )
         self.tables: dict[str, TableRuntime] = {}
         self.router = Router()
+        self._openapi = OpenAPIEndpoint(self.tables, lambda: self.router.routes)  # per role
         self._build_tables(tables)
         for service in self.services:
             instance = service() if isinstance(service, type) else service
@@ -131,7 +130,6 @@ class App:
         for extra in routes:
             self.add_route(extra)
         self.router.add(Route("GET", "/openapi.json", self._openapi, "openapi", "meta"))
-        self._openapi_doc: bytes | None = None
         self.storage = StorageProxy(self.database, self.tables, self)
         self.directory = Directory(
             self.database, check_roles(roles, {n: r.schema for n, r in self.tables.items()})
@@ -202,16 +200,11 @@ class App:
             if existing.method == route.method and existing.path == route.path:
                 raise CharterError(f"{route.method} {route.path} is declared twice")
         self.router.add(route)
-        self._openapi_doc = None
+        self._openapi.reset()
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document describing every endpoint."""
         return build_openapi(self.tables.values(), self.router.routes)
-
-    async def _openapi(self, request: Any) -> Response:
-        if self._openapi_doc is None:
-            self._openapi_doc = JSON.encode(self.openapi())
-        return Response(200, self._openapi_doc, {"content-type": "application/json"})
 
     def describe(self, table: str) -> dict[str, Any]:
         """The JSON Schema description of a table (as ``GET /Table`` answers)."""

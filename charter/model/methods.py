@@ -4,6 +4,9 @@ class Product(Table):
     @get                                  # GET /Product/{id}/label
     def label(self) -> str: ...
 
+    @post(egroup="stock", perm=perms.RW)  # a role needs RW_ on the egroup "stock"
+    def restock(self, amount: int) -> int: ...
+
     @post                                 # POST /Product/discount
     @staticmethod
     async def discount(percent: float) -> int: ...
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from ..errors import CharterError
 from . import perms as _perms
@@ -30,12 +33,29 @@ Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 @dataclass(frozen=True, slots=True)
 class MethodSpec:
-    """How a table method is served: its verb, and whether it is static."""
+    """How a table method is served: its verb, whether it is static, and who may call it.
+
+    ``egroup``/``perm``: a caller's role needs ``perm`` (default ``perms.X``) among its bits
+    for ``egroup``, as for an RPC. Neither given: the caller needs the table right its verb
+    implies (GET: read, DELETE: delete, others: update). See ``charter.runtime.access``.
+    """
 
     verb: str
     static: bool
     fn: Callable[..., Any]
     name: str
+    egroup: str | None = None
+    perm: int | None = None
+
+    @property
+    def declared(self) -> bool:
+        """Whether who may call it is declared (egroup or perm), not implied by its verb."""
+        return self.egroup is not None or self.perm is not None
+
+    @property
+    def table_right(self) -> str:
+        """The table right an undeclared method needs."""
+        return {"GET": "read", "DELETE": "delete"}.get(self.verb, "update")
 
 
 def _unwrap(obj: Any) -> tuple[Callable[..., Any], bool]:
@@ -44,27 +64,57 @@ def _unwrap(obj: Any) -> tuple[Callable[..., Any], bool]:
     return obj, False
 
 
-def _verb(verb: str) -> Callable[[F], F]:
-    def decorate(obj: F) -> F:
+def _check_perm(where: str, egroup: Any, perm: Any) -> None:
+    if perm is not None and (
+        isinstance(perm, bool) or not isinstance(perm, int) or not 0 <= perm <= _perms.RWX
+    ):
+        raise CharterError(f"{where}(perm={perm!r}): permission bits are 0 to 7 (perms.R | ...)")
+    if egroup is not None and (not isinstance(egroup, str) or not egroup):
+        raise CharterError(f"{where}(egroup={egroup!r}): an egroup is a non-empty string")
+
+
+class _Verb:
+    """``@get`` serves a table method on GET; ``@get(egroup=..., perm=...)`` also says which
+    permission bits a caller's role needs (see ``MethodSpec``)."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.__name__ = verb.lower()
+        self.__doc__ = (
+            f"Serve a table method on {verb}: static at /Table/name, instance at /Table/id/name."
+        )
+
+    @overload
+    def __call__(self, obj: F, /) -> F: ...
+    @overload
+    def __call__(
+        self, /, *, egroup: str | None = None, perm: int | None = None
+    ) -> Callable[[F], F]: ...
+    def __call__(
+        self, obj: Any = None, /, *, egroup: str | None = None, perm: int | None = None
+    ) -> Any:
+        if obj is None:
+            _check_perm(self.__name__, egroup, perm)
+            return lambda target: self._decorate(target, egroup, perm)
+        return self._decorate(obj, None, None)
+
+    def _decorate(self, obj: F, egroup: str | None, perm: int | None) -> F:
         fn, static = _unwrap(obj)
-        spec = MethodSpec(verb, static, fn, fn.__name__)
+        bits = None if perm is None else _perms.Perm(perm)
+        if egroup is not None and bits is None:
+            bits = _perms.X
+        spec = MethodSpec(self.verb, static, fn, fn.__name__, egroup, bits)
         fn.__charter_method__ = spec  # type: ignore[attr-defined]
         if isinstance(obj, staticmethod | classmethod):
-            obj.__charter_method__ = spec  # type: ignore[union-attr]
+            cast("Any", obj).__charter_method__ = spec
         return obj
 
-    decorate.__name__ = verb.lower()
-    decorate.__doc__ = (
-        f"Serve a table method on {verb}: static at /Table/name, instance at /Table/id/name."
-    )
-    return decorate
 
-
-get = _verb("GET")
-post = _verb("POST")
-put = _verb("PUT")
-patch = _verb("PATCH")
-delete = _verb("DELETE")
+get = _Verb("GET")
+post = _Verb("POST")
+put = _Verb("PUT")
+patch = _Verb("PATCH")
+delete = _Verb("DELETE")
 
 
 def method_spec(obj: Any) -> MethodSpec | None:
@@ -73,7 +123,7 @@ def method_spec(obj: Any) -> MethodSpec | None:
     if spec is None and isinstance(obj, staticmethod | classmethod):
         spec = getattr(obj.__func__, "__charter_method__", None)
     if isinstance(spec, MethodSpec) and isinstance(obj, staticmethod | classmethod):
-        return MethodSpec(spec.verb, True, spec.fn, spec.name)
+        return MethodSpec(spec.verb, True, spec.fn, spec.name, spec.egroup, spec.perm)
     return spec if isinstance(spec, MethodSpec) else None
 
 
@@ -109,10 +159,7 @@ def rpc(
         name: the RPC name (default: the method's name).
     """
 
-    if isinstance(perm, bool) or not isinstance(perm, int) or not 0 <= perm <= _perms.RWX:
-        raise CharterError(f"rpc(perm={perm!r}): permission bits are 0 to 7 (perms.R | perms.W...)")
-    if egroup is not None and (not isinstance(egroup, str) or not egroup):
-        raise CharterError(f"rpc(egroup={egroup!r}): an egroup is a non-empty string")
+    _check_perm("rpc", egroup, perm)
 
     def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
         spec = RpcSpec(name or f.__name__, egroup, _perms.Perm(perm), f)

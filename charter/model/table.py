@@ -397,10 +397,12 @@ class Table:
         """True when this record was just fetched from a caching table's source."""
         return self._from_source
 
-    def __charter_public__(self) -> dict[str, Any]:
+    def __charter_public__(self, whole: bool = False) -> dict[str, Any]:
         """What the client may see of this record (used when a method returns it): without
-        the attributes the request's role may not read."""
+        the attributes the request's role may not read (``whole``: any client's view)."""
         runtime = _runtime(type(self))
+        if whole:
+            return runtime.public(self._values())
         return runtime.shown(self._values(), runtime.access(runtime.current_context()))
 
     def to_dict(self) -> dict[str, Any]:

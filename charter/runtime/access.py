@@ -30,7 +30,7 @@ from ..query.cache import rule_key
 from ..query.model import Condition, Group, Query
 from ..query.scope import Rule, Scope, View
 from ..schema import TableSchema
-from .grants import refuse
+from .grants import refuse, require
 
 if TYPE_CHECKING:
     from .context import RequestContext
@@ -116,9 +116,11 @@ class Access:
         *,
         unrestricted: bool,
         rules: Rules | None = None,
+        role: Any = None,
     ) -> None:
         self.tables = tables
         self.unrestricted = unrestricted
+        self.role = role  # the Role this access is of (None: unrestricted, or no role)
         self._rules = rules
         self.generation = next(_generations)
         self.views = {n: t.view for n, t in tables.items() if t.view is not None}
@@ -137,6 +139,24 @@ class Access:
             assert context is not None  # server code is unrestricted: it always holds
             refuse(context, f"{_who(context)} may not {right} {table}")
         return granted
+
+    def require_method(
+        self,
+        context: RequestContext | None,
+        table: str,
+        *,
+        egroup: str | None,
+        perm: int | None,
+        right: str,
+    ) -> None:
+        """401/403 unless this role may call a table's model method: the declared egroup bits
+        (``perm``), else the table right its verb implies (``right``)."""
+        if self.unrestricted:
+            return
+        if egroup is not None or perm is not None:
+            require(context, egroup=egroup, perm=perm)
+        else:
+            self.require(context, table, right)
 
     async def scope(
         self,
@@ -260,7 +280,7 @@ class Rules:
                 view=View(view_shown, frozenset(hidden)),
                 rules=bool({"read_filter", "write_filter"} & runtime.cls.__charter_overrides__),
             )
-        return Access(tables, unrestricted=False, rules=self)
+        return Access(tables, unrestricted=False, rules=self, role=role)
 
     async def rule(self, table: str, user: Any, which: str) -> Rule:
         """``table``'s ``read_filter`` or ``write_filter`` for ``user``, as a tuple of

@@ -266,13 +266,17 @@ class TableRuntime:
         row = await (txn.read(self.name, key) if txn else self.storage.fetch(self.name, key))
         return self.instance(key, row, context)
 
-    async def load_readable(self, raw_key: str, context: Any = None) -> Any:
-        """The record a path names, for a request: 404 when the key cannot name one or there is
-        none, 403 when ``allow_read`` denies it."""
+    async def load_readable(self, raw_key: str, context: Any = None, *, write: bool = False) -> Any:
+        """The record a path names, for a request: 404 when the key cannot name one, there is
+        none, or it is outside the user's read rule (and write rule, for a ``write``); 403 when
+        ``allow_read`` denies it."""
         key = self.schema.coerce_key(raw_key)
         if key is None:
             raise NotFound(f"{self.name} {raw_key!r} not found")
-        instance = await self.load(key, context)
+        try:
+            instance = await self.load_as(key, context, write=write)
+        except NotFound:
+            raise NotFound(f"{self.name} {raw_key!r} not found") from None
         if not instance._exists:
             raise NotFound(f"{self.name} {raw_key!r} not found")
         await self._hook(instance, "allow_read")

@@ -33,11 +33,14 @@ log = logging.getLogger("charter.endpoints")
 _NATIVE = (bytes, bytearray, memoryview, dt.datetime, dt.date, dt.time, uuid.UUID, decimal.Decimal)
 
 
-def _builtins(value: Any) -> Any:
+def _builtins(value: Any, *, whole: bool = False) -> Any:
+    """``value`` as JSON-like builtins; a record as the request's role may see it (``whole``:
+    as any client may, which is what its declared type describes)."""
+
     def hook(obj: Any) -> Any:
         public = getattr(obj, "__charter_public__", None)
         if public is not None:
-            return public()
+            return public(whole)
         if hasattr(obj, "to_dict"):
             return obj.to_dict()
         raise NotImplementedError(f"cannot encode {type(obj).__name__}")
@@ -180,12 +183,16 @@ class Endpoint:
         codec = negotiate(request.header("accept"))
         value = _builtins(result)
         if self.validating():
+            # Checked as declared: before the attributes the role may not read are left out.
+            context = current_context()
+            restricted = context is not None and not context.is_super_user
+            declared = _builtins(result, whole=True) if restricted else value
             if self.result_types is not None:
-                self._check_any(value, self.result_types)
+                self._check_any(declared, self.result_types)
             elif expected is not None and kind in ("value", "result"):
-                self._check(value, expected)
+                self._check(declared, expected)
             elif kind == "none":  # declared to return nothing, yet returned something
-                self._check(value, None)
+                self._check(declared, None)
         return self._encode(status, headers, value, codec)
 
     def validating(self) -> bool:

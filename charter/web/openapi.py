@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document of an app: tables, model methods, RPCs and contract routes."""
+"""The OpenAPI 3.1 document of an app: tables, model methods, RPCs and contract routes.
+
+Each role gets its own document (``OpenAPIEndpoint``, cached per role): only the operations it
+may perform, and of each table only the attributes it may read (and write, in request bodies).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..errors import HttpError
+from ..http.codecs import JSON
+from ..http.request import Request
+from ..http.response import Response
 from ..http.routing import Route
+from ..model.roles import User
+from ..runtime.access import Access, TableAccess
+from ..runtime.context import RequestContext, current_context
+from ..runtime.grants import require
 from ..schema.contract_types import schema_json
 from ..schema.signature import BODY, QUERY, Signature
 
 if TYPE_CHECKING:
     from ..runtime.tables import TableRuntime
 
-__all__ = ["build_openapi"]
+__all__ = ["OpenAPIEndpoint", "build_openapi"]
 
 REF = "#/components/schemas/{name}"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -88,17 +100,21 @@ def _ok(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any
     return response
 
 
-def _public_type(runtime: TableRuntime) -> Any:
+def _public_type(runtime: TableRuntime, table: TableAccess | None) -> Any:
     schema = runtime.schema
-    fields = [(f.name, f.type) for f in schema.fields.values() if f.name not in runtime.hidden]
+    fields = [
+        (f.name, f.type)
+        for f in schema.fields.values()
+        if f.name not in runtime.hidden and (table is None or table.sees(f.name))
+    ]
     return msgspec.defstruct(f"{schema.name}", fields, kw_only=True)
 
 
-def _input_type(runtime: TableRuntime, *, partial: bool) -> Any:
+def _input_type(runtime: TableRuntime, table: TableAccess | None, *, partial: bool) -> Any:
     schema = runtime.schema
     fields = []
     for spec in schema.fields.values():
-        if not spec.info.input:
+        if not spec.info.input or (table is not None and table.unwritable([spec.name])):
             continue
         optional = partial or spec.info.primary_key or spec.name not in schema.required_on_create
         fields.append(
@@ -113,18 +129,43 @@ def _input_type(runtime: TableRuntime, *, partial: bool) -> Any:
     )
 
 
-def _table_paths(runtime: TableRuntime, schemas: _Schemas) -> dict[str, Any]:
+def _table_paths(
+    runtime: TableRuntime, schemas: _Schemas, table: TableAccess | None = None
+) -> dict[str, Any]:
+    """The table's operations (those ``table``'s role may perform; None: all of them)."""
+    paths = _all_table_paths(runtime, schemas, table)
+    if table is None:
+        return paths
+    allowed = {
+        "get": table.read,
+        "head": table.read,
+        "post": table.insert,
+        "put": table.insert or table.update,
+        "patch": table.update,
+        "delete": table.delete,
+    }
+    kept: dict[str, Any] = {}
+    for path, item in paths.items():
+        operations = {k: v for k, v in item.items() if k == "parameters" or allowed.get(k)}
+        if set(operations) - {"parameters"}:
+            kept[path] = operations
+    return kept
+
+
+def _all_table_paths(
+    runtime: TableRuntime, schemas: _Schemas, table: TableAccess | None
+) -> dict[str, Any]:
     name = runtime.name
     tag = [name]
-    public = _public_type(runtime)
+    public = _public_type(runtime, table)
     record: dict[str, Any] = {}
     schemas.ref(record, "schema", public)
     items: dict[str, Any] = {}
     schemas.ref(items, "", public)
     create: dict[str, Any] = {}
-    schemas.ref(create, "schema", _input_type(runtime, partial=False))
+    schemas.ref(create, "schema", _input_type(runtime, table, partial=False))
     patch: dict[str, Any] = {}
-    schemas.ref(patch, "schema", _input_type(runtime, partial=True))
+    schemas.ref(patch, "schema", _input_type(runtime, table, partial=True))
     record_ref = record
     key_param = {
         "name": "id",
@@ -137,7 +178,8 @@ def _table_paths(runtime: TableRuntime, schemas: _Schemas) -> dict[str, Any]:
     query_params = [
         {"name": f, "in": "query", "required": False, "schema": {"type": "string"},
          "description": f"condition on {f} (value or =op=value)"}
-        for f in runtime.schema.fields if f not in runtime.hidden
+        for f in runtime.schema.fields
+        if f not in runtime.hidden and (table is None or table.sees(f))
     ]  # fmt: skip
     record_response = {
         "description": "the record",
@@ -283,15 +325,29 @@ def _signature_operation(
     return operation
 
 
-def build_openapi(tables: Iterable[TableRuntime], routes: Iterable[Route]) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of an app's tables and routes."""
+def build_openapi(
+    tables: Iterable[TableRuntime],
+    routes: Iterable[Route],
+    access: Access | None = None,
+    *,
+    signed_in: bool = True,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of an app's tables and routes; with a restricted ``access``,
+    only what its role may do (``signed_in``: whether its requests are signed in)."""
+    if access is not None and access.unrestricted:
+        access = None
     schemas = _Schemas()
     paths: dict[str, Any] = {}
     for runtime in tables:
-        paths.update(_table_paths(runtime, schemas))
+        table = access.table(runtime.name) if access is not None else None
+        if table is not None and not (table.read or table.insert or table.update or table.delete):
+            continue
+        paths.update(_table_paths(runtime, schemas, table))
     for route in routes:
         signature = route.meta.get("signature")
         if route.kind not in ("method", "rpc", "route") or signature is None:
+            continue
+        if access is not None and not _permitted(route, access, signed_in):
             continue
         verb = route.method.lower()
         path = re.sub(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::path)?\}", r"{\1}", route.path)
@@ -325,6 +381,62 @@ def build_openapi(tables: Iterable[TableRuntime], routes: Iterable[Route]) -> di
         # No securitySchemes: sign-in does not exist yet, and the document says only what is.
         "components": {"schemas": components},
     }
+
+
+def _permitted(route: Route, access: Access, signed_in: bool) -> bool:
+    """Whether ``access``'s role may call ``route`` (as its requests are, or are not, signed
+    in): the check each endpoint makes, asked of a stand-in request."""
+    context = RequestContext(auth=True)
+    context.role = access.role
+    role = getattr(access.role, "name", "") or ""
+    context.user = User("", "", role) if signed_in else None
+    meta = route.meta
+    try:
+        if route.kind == "method":
+            spec = meta["method"]
+            access.require_method(
+                context, meta["table"], egroup=spec.egroup, perm=spec.perm, right=spec.table_right
+            )
+        elif route.kind == "rpc":
+            require(context, egroup=meta.get("egroup"), perm=meta.get("perm"))
+        else:
+            require(context, roles=meta.get("roles"))
+    except HttpError:
+        return False
+    return True
+
+
+class OpenAPIEndpoint:
+    """``GET /openapi.json``: the document of the requesting role, built once per role."""
+
+    def __init__(self, tables: Any, routes: Any) -> None:
+        self.tables = tables  # the app's table runtimes by name
+        self.routes = routes  # a callable giving the app's routes
+        self._documents: dict[Any, bytes] = {}
+
+    def reset(self) -> None:
+        """Forget the documents (a route was added)."""
+        self._documents.clear()
+
+    def _access(self, context: RequestContext | None) -> Access | None:
+        runtimes = list(self.tables.values())
+        if not runtimes or context is None:
+            return None
+        access: Access = runtimes[0].access(context)
+        return None if access.unrestricted else access
+
+    async def __call__(self, request: Request) -> Response:
+        context = current_context()
+        access = self._access(context)
+        signed_in = context is not None and context.user is not None
+        key = None if access is None else (access.generation, signed_in)
+        document = self._documents.get(key)
+        if document is None:
+            if len(self._documents) > 256:
+                self._documents.clear()
+            built = build_openapi(self.tables.values(), self.routes(), access, signed_in=signed_in)
+            document = self._documents[key] = JSON.encode(built)
+        return Response(200, document, {"content-type": "application/json"})
 
 
 def _contract_schema(schema: Any, schemas: _Schemas) -> dict[str, Any]:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ContractEndpoint",
+    "MethodEndpoint",
     "RpcEndpoint",
     "contract_route",
     "service_routes",
@@ -75,17 +76,47 @@ def _method_route(
         tables=_tables(tables),
     )
     name = f"{runtime.name}.{spec.name}"
-    meta: dict[str, Any] = {"table": runtime.name, "static": spec.static, "signature": signature}
+    meta: dict[str, Any] = {
+        "table": runtime.name,
+        "static": spec.static,
+        "signature": signature,
+        "method": spec,
+    }
     if spec.static:
         bound = (lambda request, path: _const(runtime.cls)) if is_classmethod else None
-        endpoint = Endpoint(fn, signature, name, bound=bound, meta=meta)
+        endpoint = MethodEndpoint(runtime, spec, fn, signature, name, bound=bound, meta=meta)
         return Route(spec.verb, f"{base}/{spec.name}", endpoint, name, "method", meta)
 
-    async def load(request: Request, path: dict[str, str]) -> Any:
-        return await runtime.load_readable(path["id"], current_context())
+    write = spec.verb != "GET"
 
-    endpoint = Endpoint(fn, signature, name, bound=load, meta=meta)
+    async def load(request: Request, path: dict[str, str]) -> Any:
+        # The record as the caller may reach it: its read rule (and write rule, unless the
+        # method is a GET) apply; the method itself then runs as server code.
+        return await runtime.load_readable(path["id"], current_context(), write=write)
+
+    endpoint = MethodEndpoint(runtime, spec, fn, signature, name, bound=load, meta=meta)
     return Route(spec.verb, f"{base}/{{id}}/{spec.name}", endpoint, name, "method", meta)
+
+
+class MethodEndpoint(Endpoint):
+    """A table's model method: who may call it is checked before its arguments are read."""
+
+    def __init__(self, runtime: TableRuntime, spec: MethodSpec, *args: Any, **kwargs: Any) -> None:
+        self.runtime = runtime
+        self.spec = spec
+        super().__init__(*args, **kwargs)
+
+    async def arguments(self, request: Request, path: dict[str, str]) -> dict[str, Any]:
+        context = current_context()
+        if context is not None:
+            spec = self.spec
+            if spec.egroup is not None:
+                context.egroup = spec.egroup
+            self.runtime.access(context).require_method(
+                context, self.runtime.name, egroup=spec.egroup, perm=spec.perm,
+                right=spec.table_right,
+            )  # fmt: skip
+        return await super().arguments(request, path)
 
 
 async def _const(value: Any) -> Any:
