@@ -82,6 +82,7 @@ class TableAccess:
     writable: frozenset[str] | None = None
     view: View | None = None
     rules: bool = False  # the table declares read_filter or write_filter
+    links: frozenset[str] = frozenset()  # the relationships it may follow
 
     @property
     def restricts_attributes(self) -> bool:
@@ -96,6 +97,9 @@ class TableAccess:
         return {k: v for k, v in data.items() if k not in self.hidden}
 
     def sees(self, name: str) -> bool:
+        """Whether it may read (and name in a query) an attribute or relationship."""
+        if name in self.links:
+            return True
         if name in self.hidden:
             return False
         return self.shown is None or name in self.shown
@@ -279,6 +283,7 @@ class Rules:
                 writable=writable,
                 view=View(view_shown, frozenset(hidden)),
                 rules=bool({"read_filter", "write_filter"} & runtime.cls.__charter_overrides__),
+                links=visible_rels,
             )
         return Access(tables, unrestricted=False, rules=self, role=role)
 
