@@ -313,6 +313,8 @@ class Compiler:
             plan = [self._describe(c, "scan", None) for c in conditions]
             return " WHERE " + sql, plan, ""
         steps = self._steps(conditions, rule, query.operator)
+        if not steps:  # only empty AND groups: every row
+            return "", [], ""
         if not query.enforce_execution_order:
             steps.sort(key=lambda s: s.rank)  # (stable: a tie keeps the rule first)
         parts, plan = [], []
