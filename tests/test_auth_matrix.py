@@ -393,7 +393,9 @@ def test_matrix_writes(shop: Shopfront) -> None:
 
     def make(table: str, owner: str) -> str:
         key = f"w{next(serial)}"
-        shop.put_as_boss(f"/{table}/{key}", {"name": f"made {key}", "owner": ids.get(owner, "")})
+        body: dict[str, Any] = {"name": f"made {key}", "owner": ids.get(owner, "")}
+        extra = {"Product": {"price": 7.5, "cost": "made cost"}, "Brand": {"notes": "made notes"}}
+        shop.put_as_boss(f"/{table}/{key}", {**body, **extra[table]})
         return key
 
     def stored(table: str, key: str) -> Any:
@@ -472,6 +474,10 @@ def test_matrix_writes(shop: Shopfront) -> None:
                     cells.check(f"{name} unchanged", after == before, (before, after))
                 elif attempt == "DELETE":
                     cells.check(f"{name} deleted", after is None, after)
+                else:  # what it may not write keeps its value (a PUT included)
+                    kept = {a: v for a, v in before.items() if not oracle.writable(actor, table, a)}
+                    now = {a: after.get(a) for a in kept}
+                    cells.check(f"{name} keeps what it may not write", now == kept, (kept, now))
                 if attempt == "restock" and expected == 200:
                     cells.check(
                         f"{name} attrs",
