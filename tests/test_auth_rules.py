@@ -240,9 +240,14 @@ def test_row_rules_apply_to_joins_nested_selects_and_related_sorts(shop: Shopfro
     (row,) = c.get("/Product/?id=pub1&select(id,brand)", auth=ann).json()
     assert row["brand"] == {"id": "annco", "name": "brand annco", "owner": shop.ids["ann"]}
     assert ids(c.get("/Product/?brand.name=brand annco", auth=bob)) == []
-    # a sort through a relationship does not order by what the rule hides
+    # a sort through a relationship does not order by what the rule hides: pub1's brand
+    # (annco) sorts as null for bob, before bob1's "brand acme" (not after it, by its name)
+    bob1 = {"name": "b", "owner": shop.ids["bob"], "brand_id": "acme"}
+    c.put("/Product/bob1", json=bob1, auth=shop.auth("boss"))
     by_brand = c.get("/Product/?sort(brand.name,id)&select(id)", auth=bob).json()
-    assert by_brand == ["pub1", "bob1"]  # pub1's brand is null for bob: first
+    assert by_brand == ["pub1", "bob1"]
+    by_brand = c.get("/Product/?sort(brand.name,id)&select(id)", auth=shop.auth("boss")).json()
+    assert by_brand == ["ann2", "bob1", "ann1", "pub1"]  # acme, then annco
 
 
 def test_row_rules_apply_to_writes(shop: Shopfront) -> None:
