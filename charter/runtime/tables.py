@@ -18,15 +18,13 @@ import msgspec
 
 from ..errors import CharterError, Forbidden, HttpError, NotFound, ValidationError
 from ..model.table import maybe_await
-from ..query.match import matches
-from ..query.model import Condition, Group, Query
-from ..query.resolve import Hop
-from ..query.scope import Rule
+from ..query.model import Query
 from ..schema import TableSchema
 from ..schema.bounds import key_problem, value_problems
 from ..schema.validation import details_from_message, validate_object
 from ..storage import Row, Storage
-from .access import DELETE, INSERT, READ, UNRESTRICTED, UPDATE, Access, Rules, forbidden_attributes
+from .access import DELETE, INSERT, READ, UPDATE, forbidden_attributes
+from .checks import AccessChecks
 from .context import RequestContext, current_context
 from .events import EventBus
 from .lifecycle import Lifecycle
@@ -42,7 +40,7 @@ _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.decode
 
 
-class TableRuntime:
+class TableRuntime(AccessChecks):
     """Binds a table class to its schema, a storage and an event bus.
 
     Args:
@@ -81,106 +79,8 @@ class TableRuntime:
         # time, or to ask the right hook (allow_update or allow_create); otherwise it is blind.
         hooks = {"allow_create", "allow_update"} & cls.__charter_overrides__
         self.put_reads = bool(schema.server_only or self.has_created or hooks)
-        self._rules: Rules | None = None
-        self._catalog: dict[str, Any] | None = None
-
-    # -- who may do what (``access.py`` decides) ------------------------------------------------
-
-    @property
-    def rules(self) -> Rules:
-        """The access rules of this runtime's app (one object, shared by its tables)."""
-        rules = self._rules
-        if rules is None:
-            rules = Rules(self.tables)
-            for runtime in self.tables.values():
-                runtime._rules = rules
-        return rules
-
-    def access(self, context: RequestContext | None) -> Access:
-        """What ``context``'s user may do (``UNRESTRICTED`` for server code and super users)."""
-        if context is None:
-            return UNRESTRICTED
-        return self.rules.access(context)
-
-    def shown(self, data: dict[str, Any], access: Access) -> dict[str, Any]:
-        """What ``access``'s user may see of a record."""
-        if access.unrestricted:
-            return self.public(data)
-        return access.table(self.name).public(data)
-
-    async def outside(self, key: Any, context: RequestContext | None, *, write: bool) -> bool:
-        """Whether the stored record ``key`` is outside the user's read rule (and, for a
-        ``write``, its write rule): one indexed count, compiled with the rule."""
-        access = self.access(context)
-        if access.unrestricted or not access.table(self.name).rules:
-            return False
-        scope = await access.scope(context, self.name, write=write, related=False)
-        if scope is None or not scope.rules:
-            return False
-        query = Query([Condition(self.key, "equals", key)], scope=scope)
-        return await self.storage.count(self.schema, query) == 0
-
-    async def load_as(
-        self, key: Any, context: RequestContext | None, *, write: bool = False
-    ) -> Any:
-        """The record ``key`` as ``context``'s user may reach it: an instance that does not
-        exist when there is none; 404 when there is one outside its rules (as if absent)."""
-        instance = await self.load(key, context)
-        if instance._exists and await self.outside(key, context, write=write):
-            raise NotFound(f"{self.name} {key!r} not found")
-        return instance
-
-    async def _check_written(
-        self, context: RequestContext | None, access: Access, record: dict[str, Any]
-    ) -> None:
-        """403 when the record a write leaves is outside the writer's read and write rules."""
-        table = access.table(self.name)
-        if not table.rules:
-            return
-        scope = await access.scope(context, self.name, write=True, related=False)
-        rule: Rule = scope.rule(self.name) if scope is not None else ()
-        if not rule:
-            return
-        document = _json_decode(self._encode(record))
-        if not await matches(self.catalog, self.schema, rule, document, self._related):
-            raise Forbidden(f"the {self.name} record would be outside what you may write")
-
-    async def _related(self, hop: Hop, record: dict[str, Any], condition: Condition) -> bool:
-        """Whether a stored record ``hop`` links ``record`` to meets ``condition`` (for a row
-        rule checked on a record not stored yet)."""
-        rel, target = hop.relationship, hop.target
-        if rel.to is not None:
-            link: Condition | Group = Condition(rel.to, "equals", record.get(self.key))
-        else:
-            value = record.get(rel.from_ or "")
-            keys = value if isinstance(value, list) else [value]
-            keys = [k for k in keys if k is not None]
-            if not keys:
-                return False
-            link = Group("or", [Condition(target.primary_key, "equals", k) for k in keys])
-        query = Query([link, condition], limit=1)
-        return await self.storage.count(target, query) > 0
-
-    @property
-    def catalog(self) -> dict[str, Any]:
-        """Every table's schema by name (the app's tables do not change once it is built)."""
-        if self._catalog is None:
-            self._catalog = {name: rt.schema for name, rt in self.tables.items()}
-        return self._catalog
-
-    def _restricted(self, context: Any, right: str, names: Any = None) -> Access:
-        """The access of a write's context: 401/403 unless it holds ``right`` on this table,
-        403 naming the attributes of ``names`` it may not write."""
-        access = self.access(context)
-        if access.unrestricted:
-            return access
-        table = access.table(self.name)
-        access.require(context, self.name, right)
-        if isinstance(names, dict):
-            refused = table.unwritable(names)
-            if refused:
-                raise forbidden_attributes(self.name, refused)
-        return access
+        self._rules = None
+        self._catalog = None
 
     # -- decoding and encoding ---------------------------------------------------------------
 
@@ -636,13 +536,6 @@ class TableRuntime:
         self.events.emit(f"{self.name}/{key}", event)
 
     # -- hooks and events ------------------------------------------------------------------------
-
-    def _unwritable(self, access: Access, old: dict[str, Any]) -> frozenset[str]:
-        """The stored attributes a PUT by ``access``'s user keeps (it may not write them)."""
-        writable = access.table(self.name).writable
-        if writable is None:
-            return frozenset()
-        return frozenset(n for n in old if n != self.key and n not in writable)
 
     def _detached(self, key: Any, values: dict[str, Any]) -> Any:
         instance = self.cls._blank(key)

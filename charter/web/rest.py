@@ -31,6 +31,7 @@ from ..runtime.transaction import current_transaction
 from ..schema.describe import describe
 from ..storage import Row
 from .rest_access import RoleFace, masked_plan, reaches_related
+from .rest_headers import etag, etag_matches, prefers_representation, record_headers, split_suffix
 from .streams import content_range, nothing, peeked, shown_count, until_disconnect
 
 if TYPE_CHECKING:
@@ -42,39 +43,6 @@ _json_decode = msgspec.json.decode
 _WHOLE_RESULT = 100  # a page up to this many records is sent in one piece, not streamed
 _CHECKED_QUERIES = 1024  # query strings remembered parsed and valid, per table
 _FACES = 256  # roles whose view of a table is remembered
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _etag_matches(header: str, version: int) -> bool:
-    if header.strip() == "*":
-        return True
-    tag = _etag(version)
-    return any(part.strip().removeprefix("W/") == tag for part in header.split(","))
-
-
-def _record_headers(version: int, media_type: str) -> dict[str, str]:
-    return {
-        "content-type": media_type,
-        "etag": _etag(version),
-        "last-modified": formatdate(version / 1000, usegmt=True),
-    }
-
-
-def _split_suffix(segment: str) -> tuple[str, Codec | None]:
-    dot = segment.rfind(".")
-    if dot > 0:
-        codec = SUFFIXES.get(segment[dot:].lower())
-        if codec is not None:
-            return segment[:dot], codec
-    return segment, None
-
-
-def _prefers_representation(request: Request) -> bool:
-    prefer = request.header("prefer")
-    return prefer is not None and "return=representation" in prefer
 
 
 class TableResource:
@@ -186,7 +154,7 @@ class TableResource:
         header = request.header("if-match")
         if header is None:
             return
-        if not instance._exists or not _etag_matches(header, instance._version):
+        if not instance._exists or not etag_matches(header, instance._version):
             raise PreconditionFailed("the record's ETag does not match If-Match")
 
     def _after_commit_etag(self, response: Response, key: Any) -> None:
@@ -196,7 +164,7 @@ class TableResource:
         def set_etag(done: Any) -> None:
             version = done.versions.get((self.name, key))
             if version:
-                response.headers["etag"] = _etag(version)
+                response.headers["etag"] = etag(version)
                 response.headers["last-modified"] = formatdate(version / 1000, usegmt=True)
 
         txn.after_commit(set_etag)
@@ -213,7 +181,7 @@ class TableResource:
 
     async def collection(self, request: Request, rest: str = "") -> Response:
         if rest and rest[0] == ".":
-            _, codec = _split_suffix("x" + rest)
+            _, codec = split_suffix("x" + rest)
             if codec is None:
                 raise NotFound(f"no resource at {request.path}")
         else:
@@ -239,7 +207,7 @@ class TableResource:
             raise NotFound(f"no resource at {request.path}")
         if raw.lower() in SUFFIXES:  # /Table/.csv: the collection in that format
             return await self.collection(request, raw)
-        raw, codec = _split_suffix(raw)
+        raw, codec = split_suffix(raw)
         prop: str | None = None
         dot = raw.rfind(".")
         method = request.method
@@ -287,11 +255,11 @@ class TableResource:
             raise NotFound(f"{self.name} {key!r} not found")
         if row is not None:
             match = request.header("if-none-match")
-            if match is not None and _etag_matches(match, row.version):
-                return Response(304, headers={"etag": _etag(row.version)})
+            if match is not None and etag_matches(match, row.version):
+                return Response(304, headers={"etag": etag(row.version)})
         if prop is None and codec is JSON and self._raw_for(access):
             assert row is not None
-            return Response(200, row.data.encode(), _record_headers(row.version, JSON.media_type))
+            return Response(200, row.data.encode(), record_headers(row.version, JSON.media_type))
         instance = self.runtime.instance(key, row, context)
         instance._acting = True
         await self._check_read(instance)
@@ -310,7 +278,7 @@ class TableResource:
         response = self._encode_value(value, codec, access)
         if row is not None:
             response.headers.update(
-                _record_headers(row.version, response.headers.get("content-type", codec.media_type))
+                record_headers(row.version, response.headers.get("content-type", codec.media_type))
             )
         return response
 
@@ -345,7 +313,7 @@ class TableResource:
         if (
             self.blind_patch
             and request.header("if-match") is None
-            and not _prefers_representation(request)
+            and not prefers_representation(request)
             and (access.unrestricted or not access.table(self.name).rules)
         ):
             # Nothing needs the stored record first: merge at commit into whatever is current,
@@ -364,7 +332,7 @@ class TableResource:
     def _written(
         self, request: Request, instance: Any, codec: Codec | None, access: Access
     ) -> Response:
-        if not _prefers_representation(request):
+        if not prefers_representation(request):
             response = Response(204)
             self._after_commit_etag(response, instance._key)
             return response
