@@ -353,6 +353,9 @@ def build_openapi(
         path = re.sub(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::path)?\}", r"{\1}", route.path)
         tag = route.meta.get("table") or ("rpc" if route.kind == "rpc" else "routes")
         operation = _signature_operation(route.name, signature, schemas, tag=tag, verb=verb)
+        if route.kind == "method" and route.meta["method"].declared:
+            operation["x-egroup"] = route.meta.get("egroup")
+            operation["x-perm"] = route.meta.get("perm")
         if route.kind == "rpc":
             operation["x-egroup"] = route.meta.get("egroup")
             operation["x-perm"] = route.meta.get("perm")

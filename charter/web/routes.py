@@ -81,6 +81,8 @@ def _method_route(
         "static": spec.static,
         "signature": signature,
         "method": spec,
+        "egroup": spec.egroup,  # (middleware filters on it, as on an RPC's)
+        "perm": spec.perm,
     }
     if spec.static:
         bound = (lambda request, path: _const(runtime.cls)) if is_classmethod else None
@@ -110,8 +112,6 @@ class MethodEndpoint(Endpoint):
         context = current_context()
         if context is not None:
             spec = self.spec
-            if spec.egroup is not None:
-                context.egroup = spec.egroup
             self.runtime.access(context).require_method(
                 context, self.runtime.name, egroup=spec.egroup, perm=spec.perm,
                 right=spec.table_right,
