@@ -456,3 +456,20 @@ def test_openapi_is_per_role(shop: Shopfront) -> None:
     assert "/Product/" not in anonymous["paths"] and "/Brand/" in anonymous["paths"]
     assert "/strangers" in anonymous["paths"] and "/strangers" not in clerk["paths"]
     assert b"cost" not in c.get("/openapi.json", auth=shop.auth("ann")).content
+
+
+def test_super_users_auth_off_and_server_code_share_one_verdict(shop: Shopfront) -> None:
+    # Why: the hot path of a request that may do everything builds nothing per request.
+    from charter.runtime.access import UNRESTRICTED
+
+    runtime = shop.app.tables["Product"]
+    roles = {r.name: r for r in shop.app.directory.declared.values()}
+    off = charter.RequestContext(auth=False)
+    boss = charter.RequestContext(auth=True)
+    boss.role = roles["boss"]
+    clerk = charter.RequestContext(auth=True)
+    clerk.role = roles["clerk"]
+    assert runtime.access(None) is runtime.access(off) is runtime.access(boss) is UNRESTRICTED
+    assert runtime.access(clerk) is runtime.access(clerk) is not UNRESTRICTED
+    no_role = charter.RequestContext(auth=True)  # auth on without a role: fails closed
+    assert not runtime.access(no_role).table("Product").read
