@@ -188,6 +188,10 @@ def build(database: str, **options: Any) -> App:
     )
 
 
+PRODUCT_OWNERS = {"pub1": "", "ann1": "ann", "ann2": "ann", "bob1": "bob"}  # "" = public
+PRODUCT_BRANDS = {"pub1": "acme", "ann1": "annco", "ann2": "acme", "bob1": "bobco"}
+
+
 class Shopfront:
     """A started client with the users signed up and the data in place."""
 
@@ -208,12 +212,7 @@ class Shopfront:
         """Brands and products: public ones, ann's, bob's; sentinels wherever hidden."""
         rows = {
             "Brand": [("acme", ""), ("annco", "ann"), ("bobco", "bob")],
-            "Product": [
-                ("pub1", "", "acme"),
-                ("ann1", "ann", "annco"),
-                ("ann2", "ann", "acme"),
-                ("bob1", "bob", "bobco"),
-            ],
+            "Product": [(key, owner, PRODUCT_BRANDS[key]) for key, owner in PRODUCT_OWNERS.items()],
         }
         for key, owner in rows["Brand"]:
             body = {
@@ -258,6 +257,8 @@ def current_user_name() -> str | None:
 
 
 __all__ = [
+    "PRODUCT_BRANDS",
+    "PRODUCT_OWNERS",
     "HttpError",
     "Shopfront",
     "build",
