@@ -62,6 +62,9 @@ class TableResource:
         # Parsed query strings known to compile, per role (0: unrestricted).
         self._checked: LRU[tuple[int, str], Query] = LRU(_CHECKED_QUERIES)
         self._faces: LRU[int, RoleFace] = LRU(_FACES)
+        # The app's rules (one object), asked directly: a request that may do everything
+        # pays one call here (``UNRESTRICTED``), nothing more.
+        self._access_of = runtime.rules.access
         self.properties = frozenset(
             [f for f in self.schema.fields if f not in runtime.hidden]
             + list(self.schema.relationships)
@@ -80,13 +83,15 @@ class TableResource:
 
     def _allowed(self, context: RequestContext | None, *rights: str) -> Access:
         """The request's access; 401/403 unless it holds one of ``rights`` on this table."""
-        access = self.runtime.access(context)
-        if access.unrestricted:
-            return access
+        access = self._access_of(context)
+        if not access.unrestricted:
+            self._require(access, context, rights)
+        return access
+
+    def _require(self, access: Access, context: RequestContext | None, rights: Any) -> None:
         table = access.table(self.name)
         if not any(getattr(table, right) for right in rights):
             access.require(context, self.name, rights[0])
-        return access
 
     def _shown(self, data: dict[str, Any], access: Access) -> dict[str, Any]:
         return self.runtime.shown(data, access)
@@ -213,8 +218,12 @@ class TableResource:
         method = request.method
         context = current_context()
         reading = method in ("GET", "HEAD")
-        access = self._allowed(context, READ) if reading else self.runtime.access(context)
-        properties = self.properties if access.unrestricted else self._face(access).properties
+        access = self._access_of(context)
+        properties = self.properties
+        if not access.unrestricted:
+            if reading:
+                self._require(access, context, (READ,))
+            properties = self._face(access).properties
         # Hidden attributes are not properties: ``.cost`` and ``.nosuch`` answer alike.
         if dot > 0 and raw[dot + 1 :] in properties:
             raw, prop = raw[:dot], raw[dot + 1 :]
@@ -223,7 +232,7 @@ class TableResource:
             codec = codec or negotiate(request.header("accept"))
             if prop in self.schema.relationships:
                 return await self.related(key, prop, codec, context)
-            return await self.read(request, key, prop, codec, access)
+            return await self.read(request, key, prop, codec, access, context)
         if prop is not None:
             raise MethodNotAllowed(
                 f"{method} is not allowed on a property", headers={"allow": "GET, HEAD"}
@@ -242,14 +251,20 @@ class TableResource:
     # -- records -----------------------------------------------------------------------------------
 
     async def read(
-        self, request: Request, key: Any, prop: str | None, codec: Codec, access: Access
+        self,
+        request: Request,
+        key: Any,
+        prop: str | None,
+        codec: Codec,
+        access: Access,
+        context: RequestContext | None,
     ) -> Response:
         txn = current_transaction()
         assert txn is not None
         row = await txn.read(self.name, key)
-        context = current_context()
+        unrestricted = access.unrestricted
         outside = self.runtime.outside
-        if row is not None and not access.unrestricted and await outside(key, context, write=False):
+        if row is not None and not unrestricted and await outside(key, context, write=False):
             row = None  # outside the reader's rule: as if absent (before any 304)
         if row is None and not self.custom_get:
             raise NotFound(f"{self.name} {key!r} not found")
@@ -257,7 +272,8 @@ class TableResource:
             match = request.header("if-none-match")
             if match is not None and etag_matches(match, row.version):
                 return Response(304, headers={"etag": etag(row.version)})
-        if prop is None and codec is JSON and self._raw_for(access):
+        raw = self.raw_json and (unrestricted or self._raw_for(access))
+        if prop is None and codec is JSON and raw:
             assert row is not None
             return Response(200, row.data.encode(), record_headers(row.version, JSON.media_type))
         instance = self.runtime.instance(key, row, context)
