@@ -400,6 +400,16 @@ class Item(Table):
     def itself(self) -> Item:
         return self
 
+    @charter.get(perm=charter.perms.NONE)  # asks for no bit: anyone, signed in or not
+    @staticmethod
+    def hello() -> str:
+        return "hello"
+
+    @charter.post(egroup="items")  # perm defaults to X
+    @staticmethod
+    def tidy() -> str:
+        return "tidied"
+
 
 def test_a_method_returning_a_record_hides_what_the_role_may_not_read(
     database: str, fast_passwords: None
@@ -412,6 +422,9 @@ def test_a_method_returning_a_record_hides_what_the_role_may_not_read(
         response = c.get("/Item/i1/itself", auth=("ann", PASSWORD))
         assert response.status_code == 200, response.text
         assert response.json() == {"id": "i1", "name": "n"}
+        assert c.get("/Item/hello").json() == "hello"
+        assert c.post("/Item/tidy", auth=("ann", PASSWORD)).status_code == 403  # no X on items
+        assert c.post("/Item/tidy").status_code == 401
 
 
 def test_rpc_and_contract_routes_with_real_sign_in(shop: Shopfront) -> None:
