@@ -1,10 +1,19 @@
-"""The shop example: brands, products and orders on embedded SQLite.
+"""The shop example: brands, products and orders on embedded SQLite, with sign-in.
+
+Anyone may browse the catalogue; staff manage it; a customer places orders and sees only its
+own (the Order table's row rule, compiled into every query's SQL). Create the users first:
+
+    charter users add boss --role staff examples/shop/app.py     # asks for a password
+    charter users add ann --role customer examples/shop/app.py
 
 Run it with ``make run`` (or ``charter serve examples/shop/app.py``) and try:
 
-    curl -X POST localhost:8000/Brand/ -d '{"id": "acme", "name": "Acme"}'
-    curl -X POST localhost:8000/Product/ -d '{"name": "Anvil", "price": 25, "brand_id": "acme"}'
-    curl 'localhost:8000/Product/?brand_id=acme&sort(-price)&limit(10)'
+    curl -u boss:PASSWORD -X POST localhost:8000/Brand/ -d '{"id": "acme", "name": "Acme"}'
+    curl -u boss:PASSWORD -X POST localhost:8000/Product/ \
+         -d '{"id": "anvil", "name": "Anvil", "price": 25, "stock": 5, "brand_id": "acme"}'
+    curl 'localhost:8000/Product/?brand_id=acme&sort(-price)&limit(10)'    # anonymous
+    curl -u ann:PASSWORD -X POST localhost:8000/Order/ -d '{"product_id": "anvil", "qty": 2}'
+    curl -u ann:PASSWORD localhost:8000/Order/      # ann's orders only
 """
 
 from __future__ import annotations
@@ -14,11 +23,16 @@ from typing import Any
 
 from charter import (
     App,
+    Condition,
     Conflict,
     Field,
+    Grant,
     NotFound,
+    Role,
     Service,
     Table,
+    User,
+    current_context,
     get,
     perms,
     post,
@@ -72,11 +86,23 @@ class Order(Table):
     qty: int = Field(ge=1)
     total: float = Field(default=0, input=False)
     created: dt.datetime | None = Field(default=None, created_time=True)
+    owner: str = Field(default="", indexed=True, input=False)  # the id of the user who placed it
+
+    @classmethod
+    def read_filter(cls, user: User | None) -> Condition | None:
+        """Staff see every order; anyone else only their own (an indexed condition ANDed into
+        every read of Order: lists, counts, GET by id, joins)."""
+        if user is not None and user.role == "staff":
+            return None
+        return Condition("owner", "equals", user.id if user is not None else "")
 
     @resource.post  # an override of the resource method post (keeps Order.post typed)
     async def post(self, data: dict[str, Any]) -> Order:
         """Placing an order checks and decrements stock in the same transaction: if anything
         below raises, neither the order nor the stock change is kept."""
+        context = current_context()
+        user = context.user if context is not None else None
+        data = {**data, "owner": user.id if user is not None else ""}
         order = await super().post(data)  # validates the order
         product = await Product.get(order.product_id)
         if product is None:
@@ -98,4 +124,24 @@ class Orders(Service):
         return order.to_dict()
 
 
-app = App(tables=[Brand, Product, Order], services=[Orders])
+CATALOGUE = ("Brand", "Product")
+ROLES = [
+    # Not signed in: browse the catalogue (cost stays hidden: it is returned=False anyway).
+    Role("anonymous", tables={t: Grant(read=True) for t in CATALOGUE}),
+    # A customer also places orders and reads its own (Order.read_filter).
+    Role(
+        "customer",
+        tables={**{t: Grant(read=True) for t in CATALOGUE}, "Order": Grant(read=True, insert=True)},
+    ),
+    # Staff manage the catalogue and every order, and may call the api-v1 RPCs.
+    Role(
+        "staff",
+        tables={
+            t: Grant(read=True, insert=True, update=True, delete=True)
+            for t in (*CATALOGUE, "Order")
+        },
+        egroups={"api-v1": perms.RWX},
+    ),
+]
+
+app = App(tables=[Brand, Product, Order], services=[Orders], auth=True, roles=ROLES)
