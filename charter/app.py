@@ -118,7 +118,9 @@ class App:
         )
         self.tables: dict[str, TableRuntime] = {}
         self.router = Router()
-        self._openapi = OpenAPIEndpoint(self.tables, lambda: self.router.routes)  # per role
+        self._openapi = OpenAPIEndpoint(  # per role
+            self.tables, lambda: self.router.routes, auth=self.config.auth
+        )
         self._build_tables(tables)
         for service in self.services:
             instance = service() if isinstance(service, type) else service
@@ -204,7 +206,7 @@ class App:
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document describing every endpoint."""
-        return build_openapi(self.tables.values(), self.router.routes)
+        return build_openapi(self.tables.values(), self.router.routes, auth=self.config.auth)
 
     def describe(self, table: str) -> dict[str, Any]:
         """The JSON Schema description of a table (as ``GET /Table`` answers)."""

@@ -243,3 +243,19 @@ def test_role_declarations_are_checked() -> None:
             username: str = Field(primary_key=True)
 
         App(tables=[Sneaky])
+
+
+def test_openapi_declares_how_to_sign_in_only_when_auth_is_on(database: str) -> None:
+    from openapi_spec_validator import validate
+
+    with TestClient(_app(database)) as c:
+        doc = c.get("/openapi.json").json()
+        validate(doc)
+        schemes = doc["components"]["securitySchemes"]
+        assert schemes["basic"] == {"type": "http", "scheme": "basic"}
+        assert schemes["bearer"]["scheme"] == "bearer"
+        assert schemes["cookie"]["in"] == "cookie"
+        assert {} in doc["security"] and {"bearer": []} in doc["security"]
+    with TestClient(App(tables=[Note], database=database)) as c:
+        doc = c.get("/openapi.json").json()
+        assert "securitySchemes" not in doc["components"] and "security" not in doc

@@ -94,7 +94,7 @@ def test_the_document_is_valid_openapi_3_1(tmp_path: Path) -> None:
     schemas = doc["components"]["schemas"]
     assert "secret" not in schemas["Shape"]["properties"]  # returned=False stays out
     assert schemas["Error"]["required"] == ["error"]
-    # Sign-in does not exist yet: no security scheme may suggest that it does.
+    # Auth is off: no security scheme may suggest that requests sign in.
     assert "securitySchemes" not in doc["components"]
     assert "security" not in doc
     search_params = {p["name"] for p in paths["/Shape/"]["get"]["parameters"]}

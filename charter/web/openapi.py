@@ -331,9 +331,11 @@ def build_openapi(
     access: Access | None = None,
     *,
     signed_in: bool = True,
+    auth: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of an app's tables and routes; with a restricted ``access``,
-    only what its role may do (``signed_in``: whether its requests are signed in)."""
+    only what its role may do (``signed_in``: whether its requests are signed in). With
+    ``auth`` the ways to sign in are declared; without it there are none to declare."""
     if access is not None and access.unrestricted:
         access = None
     schemas = _Schemas()
@@ -377,13 +379,35 @@ def build_openapi(
         paths.setdefault(path, {})[verb] = operation
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     schemas.render(components)
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "Charter API", "version": "1.0.0"},
         "paths": paths,
-        # No securitySchemes: sign-in does not exist yet, and the document says only what is.
         "components": {"schemas": components},
     }
+    if auth:
+        document["components"]["securitySchemes"] = SECURITY_SCHEMES
+        # Any one of the schemes, or none: a request not signed in acts as ``anonymous``.
+        document["security"] = [{name: []} for name in SECURITY_SCHEMES] + [{}]
+    return document
+
+
+SECURITY_SCHEMES: dict[str, Any] = {
+    "basic": {"type": "http", "scheme": "basic"},
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "an access token from POST /auth/login or /auth/refresh",
+    },
+    "cookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "charter_session",
+        "description": "a browser session from POST /auth/login; unsafe methods also need the "
+        "x-csrf-token header",
+    },
+}
+"""How a request signs in, as OpenAPI declares it (with ``App(auth=True)``)."""
 
 
 def _permitted(route: Route, access: Access, signed_in: bool) -> bool:
@@ -412,9 +436,10 @@ def _permitted(route: Route, access: Access, signed_in: bool) -> bool:
 class OpenAPIEndpoint:
     """``GET /openapi.json``: the document of the requesting role, built once per role."""
 
-    def __init__(self, tables: Any, routes: Any) -> None:
+    def __init__(self, tables: Any, routes: Any, *, auth: bool = False) -> None:
         self.tables = tables  # the app's table runtimes by name
         self.routes = routes  # a callable giving the app's routes
+        self.auth = auth
         self._documents: dict[Any, bytes] = {}
 
     def reset(self) -> None:
@@ -437,7 +462,9 @@ class OpenAPIEndpoint:
         if document is None:
             if len(self._documents) > 256:
                 self._documents.clear()
-            built = build_openapi(self.tables.values(), self.routes(), access, signed_in=signed_in)
+            built = build_openapi(
+                self.tables.values(), self.routes(), access, signed_in=signed_in, auth=self.auth
+            )
             document = self._documents[key] = JSON.encode(built)
         return Response(200, document, {"content-type": "application/json"})
 
