@@ -10,6 +10,8 @@ from typing import Any
 
 from .auth.authenticate import Authenticator
 from .auth.directory import Directory, check_roles
+from .auth.endpoints import auth_routes
+from .auth.signin import SignIn
 from .config import Config
 from .errors import CharterError
 from .http.cors import CORS
@@ -48,9 +50,9 @@ class App:
             (docs/middleware.md).
         database: ``sqlite:///path`` (default ``./data/charter.db``) or ``postgresql://...``.
         auth: False (the default): every request acts as a super user. True: requests sign in
-            (HTTP Basic) and act as their user's role; a request that does not sign in acts as
-            the role ``anonymous``, which has no rights unless granted. ``mqtt`` and ``debug``
-            name features not built yet and raise ``CharterError``.
+            (HTTP Basic, Bearer tokens from ``POST /auth/login``, or a cookie session) and act
+            as their user's role; a request that does not sign in acts as the role
+            ``anonymous``, which has no rights unless granted. ``mqtt`` and ``debug`` name features not built yet and raise ``CharterError``.
         roles: ``Role`` declarations, kept in step with the roles system table at start.
         shared: the store of ``app.shared``: None (in-process, one per worker) or a Redis URL.
         validate_responses: check responses against their declared contracts.
@@ -61,6 +63,14 @@ class App:
         header_timeout, body_timeout, idle_timeout, send_timeout: connection timeouts in
             seconds, and max_url_length, max_header_size: limits in bytes, enforced by the
             server protocol of ``charter serve`` (docs/cli.md).
+        access_token_ttl: seconds an access token lives (default 900).
+        refresh_token_ttl: seconds a refresh token, or a cookie session, lives unused
+            (default 14 days).
+        signin_limit, signin_address_limit: failed sign-ins allowed per username (default
+            10) and per client address (default 50) in each ``signin_window`` seconds
+            (default 300); past them 429.
+        secret: the key tokens are signed with (at least 32 characters; better given as
+            ``CHARTER_SECRET``); by default one is made once and kept in the database.
     """
 
     def __init__(
@@ -86,6 +96,12 @@ class App:
         send_timeout: float | None = None,
         max_url_length: int | None = None,
         max_header_size: int | None = None,
+        access_token_ttl: float | None = None,
+        refresh_token_ttl: float | None = None,
+        signin_limit: int | None = None,
+        signin_address_limit: int | None = None,
+        signin_window: float | None = None,
+        secret: str | None = None,
     ) -> None:
         self.config = Config.build(
             database=database,
@@ -103,6 +119,12 @@ class App:
             send_timeout=send_timeout,
             max_url_length=max_url_length,
             max_header_size=max_header_size,
+            access_token_ttl=access_token_ttl,
+            refresh_token_ttl=refresh_token_ttl,
+            signin_limit=signin_limit,
+            signin_address_limit=signin_address_limit,
+            signin_window=signin_window,
+            secret=secret,
         )
         if cors is True:
             cors = CORS()
@@ -136,7 +158,15 @@ class App:
         self.directory = Directory(
             self.database, check_roles(roles, {n: r.schema for n, r in self.tables.items()})
         )
-        identify = Authenticator(self.directory) if self.config.auth else None
+        self.sign_in = SignIn(self.directory, self.database, self.config)
+        identify = None
+        if self.config.auth:
+            trusted = _credential_origins(self.cors)
+            identify = Authenticator(self.directory, self.sign_in, trusted)
+            if "auth" in self.tables:
+                raise CharterError("a table named 'auth' would hide the /auth endpoints")
+            for auth_route in auth_routes(self.directory, self.sign_in, trusted):
+                self._add_unique(auth_route)
         # -- middleware and app.shared (docs/middleware.md) --
         self.middleware = [as_middleware(item) for item in middleware]
         check_filters(self.middleware, self.router.routes)
@@ -225,11 +255,14 @@ class App:
             if self._started:
                 return
             schemas = [r.schema for r in self.tables.values()]
-            await self.database.open([*schemas, *self.directory.schemas])
+            system = [*self.directory.schemas, *self.sign_in.schemas]
+            await self.database.open([*schemas, *system])
             await self.shared.open()
             self._started = True
             try:
                 await self.directory.start(auth=self.config.auth)
+                if self.config.auth:
+                    await self.sign_in.start()
             except BaseException:
                 self._started = False
                 try:
@@ -294,3 +327,11 @@ class App:
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _credential_origins(cors: CORS | None) -> tuple[str, ...]:
+    """Origins whose pages may send cookie-signed requests: those CORS allows with credentials
+    (a wildcard never counts)."""
+    if cors is None or not cors.allow_credentials:
+        return ()
+    return tuple(o for o in cors.allow_origins if o != "*")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import CharterError
 
-__all__ = ["DEFAULT_DATABASE", "Config", "not_available"]
+__all__ = ["DEFAULT_DATABASE", "MIN_SECRET_LENGTH", "Config", "not_available"]
 
 DEFAULT_DATABASE = "sqlite:///./data/charter.db"
+MIN_SECRET_LENGTH = 32
+"""Characters a ``CHARTER_SECRET`` needs at least: a short one could be guessed offline."""
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -37,6 +39,14 @@ class Config:
     send_timeout: float = 30.0
     max_url_length: int = 16 * 1024
     max_header_size: int = 64 * 1024
+    # Sign-in (auth on): token lifetimes in seconds, failed sign-ins allowed per window, and the
+    # signing secret (never shown: not in repr, not in any message).
+    access_token_ttl: float = 15 * 60.0
+    refresh_token_ttl: float = 14 * 24 * 3600.0
+    signin_limit: int = 10
+    signin_address_limit: int = 50
+    signin_window: float = 300.0
+    secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Config:
@@ -59,6 +69,12 @@ class Config:
             if value is not None and not value > 0:
                 where = _origin(name, env if name in from_env else None)
                 raise ValueError(f"{where} must be a positive number, not {value!r}")
+        if config.secret is not None and len(config.secret) < MIN_SECRET_LENGTH:
+            where = _origin("secret", env if "secret" in from_env else None)
+            raise ValueError(
+                f"{where} must be at least {MIN_SECRET_LENGTH} characters (make one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         for name, (feature, advice) in _UNBUILT.items():
             if getattr(config, name):
                 where = _origin(name, env if name in from_env else None)
@@ -102,6 +118,11 @@ _POSITIVE = (
     "send_timeout",
     "max_url_length",
     "max_header_size",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "signin_limit",
+    "signin_address_limit",
+    "signin_window",
 )
 
 
@@ -113,15 +134,31 @@ def _parse(name: str, raw: str) -> Any:
         if value in _FALSE:
             return False
         raise ValueError(f"CHARTER_{name.upper()}={raw!r} is not a boolean")
-    if name in ("max_body_size", "pool_size", "max_url_length", "max_header_size"):
+    if name in (
+        "max_body_size",
+        "pool_size",
+        "max_url_length",
+        "max_header_size",
+        "signin_limit",
+        "signin_address_limit",
+    ):
         return int(raw)
     if name in _SECONDS:
         return float(raw)
     if name == "cors_origins":
         return tuple(o.strip() for o in raw.split(",") if o.strip())
-    if name in ("shared", "mqtt"):
+    if name in ("shared", "mqtt", "secret"):
         return raw.strip() or None
     return raw
 
 
-_SECONDS = ("header_timeout", "body_timeout", "idle_timeout", "send_timeout", "pool_timeout")
+_SECONDS = (
+    "header_timeout",
+    "body_timeout",
+    "idle_timeout",
+    "send_timeout",
+    "pool_timeout",
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "signin_window",
+)

@@ -13,6 +13,7 @@ CharterError
 │   ├── MalformedInput          400 MALFORMED_INPUT
 │   ├── InvalidQuery            400 INVALID_QUERY
 │   ├── Unauthorized            401 UNAUTHORIZED
+│   │   └── InvalidToken        401 a token not signed here, expired or signed out (auth.tokens)
 │   ├── Forbidden               403 FORBIDDEN
 │   ├── NotFound                404 NOT_FOUND
 │   │   └── MissingRecord       404 an update or increment of no record (storage.base)

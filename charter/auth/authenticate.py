@@ -1,24 +1,46 @@
 """Who a request is: its credentials checked, ``context.user`` and ``context.role`` set.
 
-Runs before the handler (and before middleware) on every request when auth is on. A request
-with no credentials acts as the role ``anonymous``; a request with wrong credentials is refused
-with 401 rather than served as anonymous (a client should learn its password is wrong).
+Runs before the handler (and before middleware) on every request when auth is on. In order:
+
+- ``Authorization: Bearer <access token>``: the signature and expiry are checked in memory,
+  then the token's session row is read (one point read), so a logout holds at once on every
+  worker. Not valid: 401 with ``WWW-Authenticate: Bearer ... error="invalid_token"``.
+- ``Authorization: Basic``: a credential verified in the last minute is found in the Basic
+  cache (``basic_cache.py``) and only the user's row is read; otherwise the password is checked
+  (Argon2id, throttled: ``throttle.py``). Wrong: 401.
+- the ``charter_session`` cookie (``cookies.py``): like a Bearer token, and an unsafe method
+  must pass the CSRF check (403). A cookie that is no longer valid is ignored: the request
+  acts as ``anonymous`` (the browser keeps a stale cookie until it signs in again).
+- nothing: the role ``anonymous``.
+
+A request with wrong credentials is refused with 401 rather than served as anonymous (a client
+should learn that its password is wrong or its token expired).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Collection
 
 from ..errors import Unauthorized
 from ..http.request import Request
 from ..model.roles import ANONYMOUS
 from ..runtime.context import RequestContext
+from .cookies import SESSION_COOKIE, check_csrf, read_cookie
 from .directory import Directory
+from .signin import SignIn, invalid_token
+from .tokens import ACCESS, COOKIE, InvalidToken
 
-__all__ = ["Authenticator", "parse_basic"]
+__all__ = ["NO_IDENTITY", "SESSION", "VIA_COOKIE", "Authenticator", "client_address", "parse_basic"]
 
-_BAD = "invalid username or password"
+SESSION = "charter.session"
+"""``context.extra`` key: the session family a token or cookie request runs in."""
+VIA_COOKIE = "charter.via_cookie"
+"""``context.extra`` key: True when the request signed in by the session cookie."""
+
+NO_IDENTITY = frozenset({"auth.login", "auth.refresh"})
+"""Endpoints that sign in by their body: a stale cookie or header must not stand in the way."""
 
 
 def parse_basic(value: str) -> tuple[str, str]:
@@ -33,22 +55,80 @@ def parse_basic(value: str) -> tuple[str, str]:
     return username, password
 
 
-class Authenticator:
-    """Sets the identity of each request from its ``Authorization`` header."""
+def client_address(request: Request) -> str | None:
+    """The client's address as the server saw it (a proxy's, behind one: see docs/auth.md)."""
+    client = request.client
+    return str(client[0]) if client else None
 
-    def __init__(self, directory: Directory) -> None:
+
+class Authenticator:
+    """Sets the identity of each request (module docstring).
+
+    Args:
+        trusted_origins: origins besides the app's own whose pages may send cookie-signed
+            unsafe requests (the CORS origins allowed with credentials).
+    """
+
+    def __init__(
+        self, directory: Directory, sign_in: SignIn, trusted_origins: Collection[str] = ()
+    ) -> None:
         self.directory = directory
+        self.sign_in = sign_in
+        self.trusted_origins = frozenset(o.lower() for o in trusted_origins)
 
     async def __call__(self, request: Request, context: RequestContext) -> None:
-        header = request.header("authorization")
-        if not header:
+        if context.endpoint in NO_IDENTITY:
             context.role = await self.directory.role(ANONYMOUS)
             return
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "basic":
-            raise Unauthorized(f"unsupported authorization scheme {scheme[:20]!r}")
+        header = request.header("authorization")
+        if header:
+            scheme, _, value = header.partition(" ")
+            scheme = scheme.lower()
+            if scheme == "bearer":
+                await self._bearer(value.strip(), context)
+            elif scheme == "basic":
+                await self._basic(request, value, context)
+            else:
+                raise Unauthorized(f"unsupported authorization scheme {scheme[:20]!r}")
+            return
+        cookie = read_cookie(request.header("cookie"), SESSION_COOKIE)
+        if cookie and await self._cookie(request, cookie, context):
+            return
+        context.role = await self.directory.role(ANONYMOUS)
+
+    async def _bearer(self, token: str, context: RequestContext) -> None:
+        try:
+            session = await self.sign_in.session_of(token, ACCESS)
+        except InvalidToken as exc:
+            raise invalid_token(exc.message) from None
+        context.user, context.role = await self.sign_in.identity(session)
+        context.extra[SESSION] = session.id
+
+    async def _basic(self, request: Request, value: str, context: RequestContext) -> None:
+        cache = self.sign_in.basic
+        digest = None
+        if cache is not None:
+            digest = cache.digest(value)
+            hit = cache.get(digest)
+            if hit is not None:
+                stored = await self.directory.find(hit.username)
+                if stored is not None and stored.generation == hit.generation:
+                    context.user, context.role = await self.directory.user(stored)
+                    return
+                cache.drop(digest)  # changed or removed since: verify again
         username, password = parse_basic(value)
-        stored = await self.directory.authenticate(username, password)
-        if stored is None:
-            raise Unauthorized(_BAD)
+        stored = await self.sign_in.check_password(username, password, client_address(request))
+        if cache is not None and digest is not None:
+            cache.put(digest, stored.username, stored.generation)
         context.user, context.role = await self.directory.user(stored)
+
+    async def _cookie(self, request: Request, token: str, context: RequestContext) -> bool:
+        try:
+            session = await self.sign_in.session_of(token, COOKIE)
+        except InvalidToken:
+            return False  # stale: the request acts as anonymous
+        check_csrf(request, self.sign_in.csrf(session.id), self.trusted_origins)
+        context.user, context.role = await self.sign_in.identity(session)
+        context.extra[SESSION] = session.id
+        context.extra[VIA_COOKIE] = True
+        return True

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -34,7 +34,7 @@ from ..storage import Storage
 from ..storage.base import DuplicateKey
 from .passwords import hash_password, needs_rehash, verify_password, verify_unknown
 
-__all__ = ["ROLE_REFRESH", "Directory", "StoredUser", "check_roles"]
+__all__ = ["ROLE_REFRESH", "Directory", "StoredUser", "UserHook", "check_roles"]
 
 log = logging.getLogger("charter.auth")
 
@@ -72,6 +72,9 @@ class StoredUser(msgspec.Struct, frozen=True):
     super_user: bool = False
     generation: int = 0
 
+
+UserHook = Callable[[Transaction, "StoredUser", "StoredUser | None"], Awaitable[None]]
+"""Called inside the transaction that changes (after: the new row) or removes (None) a user."""
 
 _decode_user = msgspec.json.Decoder(StoredUser)
 _encode = msgspec.json.encode
@@ -119,6 +122,7 @@ class Directory:
         self.roles_schema = build_schema(_RoleRecord, _RoleRecord.__charter_options__)
         self._roles: dict[str, Role] = dict(self.declared)
         self._roles_read = 0.0
+        self.user_hooks: list[UserHook] = []  # sign-in sessions follow user changes
 
     @property
     def schemas(self) -> list[TableSchema]:
@@ -290,14 +294,17 @@ class Directory:
             changes["super_user"] = bool(super_user)
         body = msgspec.structs.replace(stored, **changes)
         self._check_role_name(body.role, body.super_user)
-        await self._write(lambda txn: txn.put(USERS, username, _encode(body).decode()))
+        await self._write(
+            lambda txn: txn.put(USERS, username, _encode(body).decode()), (stored, body)
+        )
         return (await self.user(body))[0]
 
     async def remove_user(self, username: str) -> bool:
         """Delete a user; False when there was none."""
-        if await self.find(username) is None:
+        stored = await self.find(username)
+        if stored is None:
             return False
-        await self._write(lambda txn: txn.delete(USERS, username))
+        await self._write(lambda txn: txn.delete(USERS, username), (stored, None))
         return True
 
     async def users(self) -> list[User]:
@@ -306,8 +313,13 @@ class Directory:
         found = [_decode_user.decode(row.data) async for row in rows]
         return [(await self.user(s))[0] for s in sorted(found, key=lambda s: s.username)]
 
-    async def _write(self, stage: Any) -> None:
+    async def _write(
+        self, stage: Any, change: tuple[StoredUser, StoredUser | None] | None = None
+    ) -> None:
         async def run(txn: Transaction) -> None:
             stage(txn)
+            if change is not None:
+                for hook in self.user_hooks:
+                    await hook(txn, *change)
 
         await run_in_transaction(self.storage, run)

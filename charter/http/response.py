@@ -12,9 +12,13 @@ __all__ = ["ConnectionDropped", "Response"]
 
 
 class Response:
-    """Status, headers and a body (bytes) or ``stream`` (an async iterable of bytes)."""
+    """Status, headers and a body (bytes) or ``stream`` (an async iterable of bytes).
 
-    __slots__ = ("body", "headers", "status", "stream")
+    ``cookies`` are ``Set-Cookie`` values, each sent as a header of its own (a dict of headers
+    holds one value per name, and cookies cannot be joined with commas).
+    """
+
+    __slots__ = ("body", "cookies", "headers", "status", "stream")
 
     def __init__(
         self,
@@ -30,6 +34,7 @@ class Response:
         if media_type is not None:
             self.headers["content-type"] = media_type
         self.stream = stream
+        self.cookies: list[str] | None = None
 
     async def send(
         self, send: Send, *, head: bool = False, connection: Connection | None = None
@@ -43,6 +48,8 @@ class Response:
         headers: list[tuple[bytes, bytes]] = [
             (k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()
         ]
+        if self.cookies:
+            headers.extend((b"set-cookie", c.encode("latin-1")) for c in self.cookies)
         if self.stream is None:
             if self.status not in (204, 304) and "content-length" not in self.headers:
                 headers.append((b"content-length", str(len(self.body)).encode()))

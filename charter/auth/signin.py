@@ -1,0 +1,170 @@
+"""``SignIn``: everything sign-in needs beyond users and roles, built once per app.
+
+It owns the secret (and the keys derived from it), the session families, the failed sign-in
+throttle and the Basic cache, and offers the operations the ``/auth`` endpoints and the
+request authenticator share: check a password (throttled), open a session, issue its tokens,
+refresh, and turn a token back into a user and a role.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import CharterError, Unauthorized
+from ..model.roles import Role, User
+from ..schema import TableSchema
+from ..storage import Storage
+from .basic_cache import BasicCache
+from .cookies import csrf_token
+from .directory import Directory, StoredUser
+from .secret import SecretStore, derive
+from .sessions import COOKIE_SESSION, TOKEN_SESSION, Session, Sessions
+from .throttle import Counter, MemoryCounter, SignInThrottle
+from .tokens import ACCESS, COOKIE, InvalidToken, TokenSigner
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["BAD_CREDENTIALS", "BEARER_CHALLENGE", "SignIn", "TokenPair"]
+
+BAD_CREDENTIALS = "invalid username or password"
+BEARER_CHALLENGE = 'Bearer realm="charter", error="invalid_token"'
+
+
+class TokenPair:
+    """What a sign-in or a refresh answers: ``POST /auth/login``'s body."""
+
+    __slots__ = ("access_token", "expires_in", "refresh_token", "session")
+
+    def __init__(self, session: Session, access_token: str, refresh_token: str, ttl: int) -> None:
+        self.session = session
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.expires_in = ttl
+
+    def body(self) -> dict[str, object]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "token_type": "bearer",
+            "expires_in": self.expires_in,
+        }
+
+
+def invalid_token(reason: str) -> Unauthorized:
+    """The 401 for a Bearer token that is not valid (RFC 6750's challenge)."""
+    return Unauthorized(reason, headers={"www-authenticate": BEARER_CHALLENGE})
+
+
+class SignIn:
+    """Sign-in for one app (module docstring). ``start`` must run before tokens are used."""
+
+    def __init__(self, directory: Directory, storage: Storage, config: Config) -> None:
+        self.directory = directory
+        self.access_ttl = int(config.access_token_ttl)
+        self.refresh_ttl = int(config.refresh_token_ttl)
+        self.secrets = SecretStore(storage)
+        self.sessions = Sessions(storage, refresh_ttl=config.refresh_token_ttl)
+        self.throttle = SignInThrottle(
+            MemoryCounter(),
+            per_user=config.signin_limit,
+            per_address=config.signin_address_limit,
+            window=config.signin_window,
+        )
+        self._configured_secret = config.secret
+        self._access: TokenSigner | None = None
+        self._cookie: TokenSigner | None = None
+        self._csrf_key = b""
+        self.basic: BasicCache | None = None
+        directory.user_hooks.append(self.sessions.user_changed)
+
+    @property
+    def schemas(self) -> list[TableSchema]:
+        """The system tables sign-in keeps: ``_charter_secrets``, ``_charter_sessions``."""
+        return [self.secrets.schema, self.sessions.schema]
+
+    async def start(self) -> None:
+        """Load (or make) the secret and derive the keys (at app start, auth on)."""
+        await self.secrets.load(self._configured_secret)
+        secret = self.secrets.secret
+        self._access = TokenSigner(derive(secret, "access-token"))
+        self._cookie = TokenSigner(derive(secret, "cookie-session"))
+        self._csrf_key = derive(secret, "csrf")
+        self.basic = BasicCache(derive(secret, "basic-cache"))
+
+    def use_counter(self, counter: Counter) -> None:
+        """Count failed sign-ins in ``counter`` (``app.shared``: every worker counts together)."""
+        self.throttle.counter = counter
+
+    def _signer(self, kind: str) -> TokenSigner:
+        signer = self._access if kind == ACCESS else self._cookie
+        if signer is None:
+            raise CharterError("sign-in is not started: start the app (auth on) first")
+        return signer
+
+    # -- passwords -------------------------------------------------------------------------------
+
+    async def check_password(self, username: str, password: str, address: str | None) -> StoredUser:
+        """The user, if the password is right; 429 past the throttle, else 401 (the same for
+        an unknown name and a wrong password, after the same work)."""
+        await self.throttle.check(username, address)
+        stored = await self.directory.authenticate(username, password)
+        if stored is None:
+            await self.throttle.failed(username, address)
+            raise Unauthorized(BAD_CREDENTIALS)
+        return stored
+
+    # -- sessions and tokens -------------------------------------------------------------------
+
+    def _role_name(self, session: Session) -> str:
+        return session.role or ("super_user" if session.super_user else "")
+
+    def access_token(self, session: Session) -> str:
+        return self._signer(ACCESS).issue(
+            ACCESS,
+            user_id=session.user_id,
+            role=self._role_name(session),
+            family=session.id,
+            ttl=self.access_ttl,
+        )
+
+    async def open_tokens(self, user: StoredUser) -> TokenPair:
+        """A new token session for ``user``: its access and refresh tokens."""
+        session, refresh = await self.sessions.open(user, TOKEN_SESSION)
+        assert refresh is not None
+        return TokenPair(session, self.access_token(session), refresh, self.access_ttl)
+
+    async def open_cookie(self, user: StoredUser) -> tuple[Session, str, str]:
+        """A new cookie session for ``user``: the session, its cookie token and CSRF token."""
+        session, _ = await self.sessions.open(user, COOKIE_SESSION)
+        token = self._signer(COOKIE).issue(
+            COOKIE,
+            user_id=session.user_id,
+            role=self._role_name(session),
+            family=session.id,
+            ttl=self.refresh_ttl,
+        )
+        return session, token, self.csrf(session.id)
+
+    def csrf(self, family: str) -> str:
+        return csrf_token(self._csrf_key, family)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate a refresh token into a new pair; 401 when it is not valid (a reused one ends
+        its session)."""
+        session, fresh = await self.sessions.refresh(refresh_token, self.directory.find)
+        return TokenPair(session, self.access_token(session), fresh, self.access_ttl)
+
+    async def session_of(self, token: str, kind: str) -> Session:
+        """The live session a token names; ``InvalidToken`` when the token or its session is
+        not valid (a bad signature, expired, signed out, the user removed)."""
+        claims = self._signer(kind).verify(token, kind)
+        session = await self.sessions.get(claims.family)
+        if session is None or session.user_id != claims.user_id:
+            raise InvalidToken("the session has ended (signed out)")
+        return session
+
+    async def identity(self, session: Session) -> tuple[User, Role]:
+        """The user and role a session acts as (its role as it is now)."""
+        stored = StoredUser(session.username, session.user_id, "", session.role, session.super_user)
+        return await self.directory.user(stored)
