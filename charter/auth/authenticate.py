@@ -19,8 +19,10 @@ should learn that its password is wrong or its token expired).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import time
 from collections.abc import Collection
 
 from ..errors import Unauthorized
@@ -28,7 +30,8 @@ from ..http.request import Request
 from ..model.roles import ANONYMOUS
 from ..runtime.context import RequestContext
 from .cookies import SESSION_COOKIE, check_csrf, read_cookie
-from .directory import Directory
+from .directory import Directory, StoredUser
+from .epoch import TRUST
 from .signin import SignIn, invalid_token
 from .tokens import ACCESS, COOKIE, InvalidToken
 
@@ -75,6 +78,7 @@ class Authenticator:
         self.directory = directory
         self.sign_in = sign_in
         self.trusted_origins = frozenset(o.lower() for o in trusted_origins)
+        self._verifying: dict[bytes, asyncio.Future[StoredUser]] = {}
 
     async def __call__(self, request: Request, context: RequestContext) -> None:
         if context.endpoint in NO_IDENTITY:
@@ -111,16 +115,53 @@ class Authenticator:
             digest = cache.digest(value)
             hit = cache.get(digest)
             if hit is not None:
-                stored = await self.directory.find(hit.username)
-                if stored is not None and stored.generation == hit.generation:
-                    context.user, context.role = await self.directory.user(stored)
+                epoch = self.sign_in.epoch.read()
+                fresh = epoch and hit.epoch == epoch and time.monotonic() - hit.checked < TRUST
+                if not fresh:
+                    stored = await self.directory.find(hit.user.username)
+                    fresh = stored is not None and stored.generation == hit.user.generation
+                    if fresh:
+                        hit.epoch, hit.checked = epoch, time.monotonic()
+                if fresh:
+                    role = await self.directory.role(hit.user.role)
+                    if hit.identity is None or hit.identity[0] is not role:
+                        hit.identity = (role, *await self.directory.user(hit.user))
+                    context.user, context.role = hit.identity[1], hit.identity[2]
                     return
                 cache.drop(digest)  # changed or removed since: verify again
         username, password = parse_basic(value)
-        stored = await self.sign_in.check_password(username, password, client_address(request))
-        if cache is not None and digest is not None:
-            cache.put(digest, stored.username, stored.generation)
+        if digest is None:
+            stored = await self.sign_in.check_password(username, password, client_address(request))
+        else:
+            stored = await self._verify_once(digest, username, password, client_address(request))
         context.user, context.role = await self.directory.user(stored)
+
+    async def _verify_once(
+        self, digest: bytes, username: str, password: str, address: str | None
+    ) -> StoredUser:
+        """Check a Basic credential once however many requests bring it at the same moment
+        (a client opening 64 connections must not cost 64 Argon2 runs), then cache it."""
+        task = self._verifying.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._verify(digest, username, password, address))
+            self._verifying[digest] = task
+            task.add_done_callback(lambda done: self._finished(digest, done))
+        # shield: a request that goes away does not cancel the check others wait for
+        return await asyncio.shield(task)
+
+    async def _verify(
+        self, digest: bytes, username: str, password: str, address: str | None
+    ) -> StoredUser:
+        epoch = self.sign_in.epoch.read()  # before the read: a change after it is seen
+        stored = await self.sign_in.check_password(username, password, address)
+        if self.sign_in.basic is not None:
+            self.sign_in.basic.put(digest, stored, epoch)
+        return stored
+
+    def _finished(self, digest: bytes, task: asyncio.Future[StoredUser]) -> None:
+        self._verifying.pop(digest, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a failure nobody awaits is not reported
 
     async def _cookie(self, request: Request, token: str, context: RequestContext) -> bool:
         try:

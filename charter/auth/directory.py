@@ -122,6 +122,7 @@ class Directory:
         self.roles_schema = build_schema(_RoleRecord, _RoleRecord.__charter_options__)
         self._roles: dict[str, Role] = dict(self.declared)
         self._roles_read = 0.0
+        self._derived: dict[tuple[str, bool], Role] = {}  # roles made from a name, cached
         self.user_hooks: list[UserHook] = []  # sign-in sessions follow user changes
 
     @property
@@ -174,6 +175,7 @@ class Directory:
         roles = {row["name"]: Role.from_json(row) for row in await self._role_rows()}
         roles.update(self.declared)
         self._roles = roles
+        self._derived = {}
         self._roles_read = time.monotonic()
 
     async def role(self, name: str | None) -> Role:
@@ -182,7 +184,12 @@ class Directory:
         if time.monotonic() - self._roles_read > ROLE_REFRESH:
             await self.refresh_roles()
         key = name or ANONYMOUS
-        return self._roles.get(key) or Role(key)
+        found = self._roles.get(key)
+        if found is None:  # made once per refresh, not on every request
+            found = self._derived.get((key, False))
+            if found is None:
+                found = self._derived[(key, False)] = Role(key)
+        return found
 
     async def roles(self) -> list[Role]:
         await self.refresh_roles()
@@ -219,7 +226,10 @@ class Directory:
         role = await self.role(stored.role)
         super_user = stored.super_user or role.super_user
         if super_user and not role.super_user:
-            role = Role(role.name, super_user=True)
+            lifted = self._derived.get((role.name, True))
+            if lifted is None:
+                lifted = self._derived[(role.name, True)] = Role(role.name, super_user=True)
+            role = lifted
         name = stored.role or ("super_user" if stored.super_user else "")
         return User(stored.id, stored.username, name, super_user), role
 

@@ -30,14 +30,17 @@ from ..runtime.transaction import Transaction, run_in_transaction
 from ..schema import TableSchema, build_schema
 from ..storage import Storage
 from .directory import StoredUser
+from .epoch import TRUST, Epoch
 from .tokens import InvalidToken
 
-__all__ = ["COOKIE_SESSION", "SESSIONS", "TOKEN_SESSION", "Session", "Sessions"]
+__all__ = ["COOKIE_SESSION", "SESSIONS", "TOKEN_SESSION", "Live", "Session", "Sessions"]
 
 SESSIONS = "_charter_sessions"
 TOKEN_SESSION = "token"
 COOKIE_SESSION = "cookie"
-_ROTATED_KEPT = 64  # used refresh hashes remembered per family (reuse detection)
+_ROTATED_KEPT = 16  # used refresh tokens remembered per family (reuse detection)
+_CACHED = 10_000  # sessions a worker remembers (see get)
+_ROTATED_DIGITS = 16  # of each one's hash: enough to recognise it, small to read per request
 _MAX_REFRESH = 256
 
 
@@ -71,7 +74,19 @@ class Session(msgspec.Struct, frozen=True):
     expires: float = 0
 
 
+class Live(msgspec.Struct, frozen=True):
+    """What a request needs of its session row (decoded on every request: kept small)."""
+
+    id: str
+    user_id: str
+    username: str = ""
+    role: str | None = None
+    super_user: bool = False
+    expires: float = 0
+
+
 _decode = msgspec.json.Decoder(Session).decode
+_decode_live = msgspec.json.Decoder(Live).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -90,10 +105,17 @@ class Sessions:
         refresh_ttl: seconds a refresh token (or a cookie session) stays valid unused.
     """
 
-    def __init__(self, storage: Storage, *, refresh_ttl: float) -> None:
+    def __init__(self, storage: Storage, *, refresh_ttl: float, epoch: Epoch) -> None:
         self.storage = storage
         self.refresh_ttl = float(refresh_ttl)
+        self.epoch = epoch
         self.schema: TableSchema = build_schema(_SessionRecord, _SessionRecord.__charter_options__)
+        # family -> (the row, the epoch before it was read, when): see epoch.py
+        self._cache: dict[str, tuple[Live, int, float]] = {}
+
+    def _ended(self, txn: Transaction) -> None:
+        """After ``txn`` commits, tell every worker to read sessions again."""
+        txn.after_commit(lambda _: self.epoch.bump())
 
     async def _run(self, stage: Callable[[Transaction], Awaitable[Any]]) -> Any:
         result, _ = await run_in_transaction(self.storage, stage, join=False)
@@ -101,13 +123,29 @@ class Sessions:
 
     # -- the hot path ----------------------------------------------------------------------------
 
-    async def get(self, family: str) -> Session | None:
-        """The live session ``family``: one point read; None when ended or expired."""
+    async def get(self, family: str) -> Live | None:
+        """The live session ``family``, None when ended or expired: one point read, or none
+        while the identity epoch says nothing ended since this worker read it."""
+        epoch = self.epoch.read()
+        now = time.time()
+        if epoch:
+            hit = self._cache.get(family)
+            if (
+                hit is not None
+                and hit[1] == epoch
+                and time.monotonic() - hit[2] < TRUST
+                and hit[0].expires > now
+            ):
+                return hit[0]
         row = await self.storage.fetch(SESSIONS, family)
         if row is None:
             return None
-        session = _decode(row.data)
-        return session if session.expires > time.time() else None
+        session = _decode_live(row.data)
+        if epoch:
+            if len(self._cache) >= _CACHED:
+                self._cache.clear()
+            self._cache[family] = (session, epoch, time.monotonic())
+        return session if session.expires > now else None
 
     # -- opening, refreshing, ending ---------------------------------------------------------------
 
@@ -160,17 +198,20 @@ class Sessions:
             if session.kind != TOKEN_SESSION or session.expires <= time.time():
                 return "the refresh token has expired"
             if not hmac.compare_digest(session.refresh_hash, presented):
-                if presented in session.rotated:
+                if presented[:_ROTATED_DIGITS] in session.rotated:
                     txn.delete(SESSIONS, family)
+                    self._ended(txn)
                     return "the refresh token was already used: the session is ended"
                 return "the refresh token is not valid (signed out, or unknown)"
             user = await current(session.username)
             stale = user is None or user.id != session.user_id
             if stale or user is None or user.generation != session.generation:
                 txn.delete(SESSIONS, family)
+                self._ended(txn)
                 return "the user's credentials changed: sign in again"
             fresh = secrets.token_urlsafe(32)
-            rotated = [*session.rotated, session.refresh_hash][-_ROTATED_KEPT:]
+            used = session.refresh_hash[:_ROTATED_DIGITS]
+            rotated = [*session.rotated, used][-_ROTATED_KEPT:]
             renewed = msgspec.structs.replace(
                 session,
                 role=user.role,
@@ -194,6 +235,7 @@ class Sessions:
             if await txn.read(SESSIONS, family) is None:
                 return False
             txn.delete(SESSIONS, family)
+            self._ended(txn)
             return True
 
         return bool(await self._run(delete))
@@ -204,8 +246,8 @@ class Sessions:
         family, dot, secret = token.partition(".")
         if not dot or len(token) > _MAX_REFRESH:
             return False
-        session = await self.get(family)
-        if session is None or not hmac.compare_digest(session.refresh_hash, _hash(secret)):
+        row = await self.storage.fetch(SESSIONS, family)
+        if row is None or not hmac.compare_digest(_decode(row.data).refresh_hash, _hash(secret)):
             return False
         return await self.end(family)
 
@@ -223,6 +265,7 @@ class Sessions:
         async def delete(txn: Transaction) -> None:
             for family in families:
                 txn.delete(SESSIONS, family)
+            self._ended(txn)
 
         if families:
             await self._run(delete)
@@ -235,6 +278,7 @@ class Sessions:
         run inside the transaction that writes the user, so both land together): a removal or
         a new password ends them all; a new role or super-user flag is copied into each."""
         families = [s.id for s in await self.of_user(before.id)]
+        self._ended(txn)  # cached Basic credentials of the user too
         for family in families:
             row = await txn.read(SESSIONS, family)
             if row is None:

@@ -14,11 +14,13 @@ from ..errors import CharterError, Unauthorized
 from ..model.roles import Role, User
 from ..schema import TableSchema
 from ..storage import Storage
+from ..storage.sqlite_connect import path_from_url
 from .basic_cache import BasicCache
 from .cookies import csrf_token
 from .directory import Directory, StoredUser
+from .epoch import Epoch
 from .secret import SecretStore, derive
-from .sessions import COOKIE_SESSION, TOKEN_SESSION, Session, Sessions
+from .sessions import COOKIE_SESSION, TOKEN_SESSION, Live, Session, Sessions
 from .throttle import Counter, MemoryCounter, SignInThrottle
 from .tokens import ACCESS, COOKIE, InvalidToken, TokenSigner
 
@@ -29,6 +31,7 @@ __all__ = ["BAD_CREDENTIALS", "BEARER_CHALLENGE", "SignIn", "TokenPair"]
 
 BAD_CREDENTIALS = "invalid username or password"
 BEARER_CHALLENGE = 'Bearer realm="charter", error="invalid_token"'
+_IDENTITIES = 10_000
 
 
 class TokenPair:
@@ -56,6 +59,17 @@ def invalid_token(reason: str) -> Unauthorized:
     return Unauthorized(reason, headers={"www-authenticate": BEARER_CHALLENGE})
 
 
+def _epoch_for(storage: Storage) -> Epoch:
+    """The identity epoch of a storage: a file next to a SQLite database, a value in this
+    process for an in-memory one, none for PostgreSQL (see ``epoch.py``)."""
+    if not storage.url.startswith("sqlite:"):
+        return Epoch(None)
+    path = path_from_url(storage.url)
+    if path == ":memory:" or path.startswith("file:"):
+        return Epoch(None, local=path == ":memory:" or "mode=memory" in path)
+    return Epoch(f"{path}-charter-epoch")
+
+
 class SignIn:
     """Sign-in for one app (module docstring). ``start`` must run before tokens are used."""
 
@@ -64,7 +78,8 @@ class SignIn:
         self.access_ttl = int(config.access_token_ttl)
         self.refresh_ttl = int(config.refresh_token_ttl)
         self.secrets = SecretStore(storage)
-        self.sessions = Sessions(storage, refresh_ttl=config.refresh_token_ttl)
+        self.epoch = _epoch_for(storage)
+        self.sessions = Sessions(storage, refresh_ttl=config.refresh_token_ttl, epoch=self.epoch)
         self.throttle = SignInThrottle(
             MemoryCounter(),
             per_user=config.signin_limit,
@@ -76,6 +91,8 @@ class SignIn:
         self._cookie: TokenSigner | None = None
         self._csrf_key = b""
         self.basic: BasicCache | None = None
+        # family -> (the session row and role it was made from, the user, the acting role)
+        self._identities: dict[str, tuple[Live | Session, Role, User, Role]] = {}
         directory.user_hooks.append(self.sessions.user_changed)
 
     @property
@@ -86,6 +103,7 @@ class SignIn:
     async def start(self) -> None:
         """Load (or make) the secret and derive the keys (at app start, auth on)."""
         await self.secrets.load(self._configured_secret)
+        self.epoch.open()
         secret = self.secrets.secret
         self._access = TokenSigner(derive(secret, "access-token"))
         self._cookie = TokenSigner(derive(secret, "cookie-session"))
@@ -155,7 +173,7 @@ class SignIn:
         session, fresh = await self.sessions.refresh(refresh_token, self.directory.find)
         return TokenPair(session, self.access_token(session), fresh, self.access_ttl)
 
-    async def session_of(self, token: str, kind: str) -> Session:
+    async def session_of(self, token: str, kind: str) -> Live:
         """The live session a token names; ``InvalidToken`` when the token or its session is
         not valid (a bad signature, expired, signed out, the user removed)."""
         claims = self._signer(kind).verify(token, kind)
@@ -164,7 +182,16 @@ class SignIn:
             raise InvalidToken("the session has ended (signed out)")
         return session
 
-    async def identity(self, session: Session) -> tuple[User, Role]:
-        """The user and role a session acts as (its role as it is now)."""
+    async def identity(self, session: Live | Session) -> tuple[User, Role]:
+        """The user and role a session acts as (its role as it is now). Made once per session
+        row and role table read, then reused: this runs on every signed-in request."""
+        role = await self.directory.role(session.role)
+        cached = self._identities.get(session.id)
+        if cached is not None and cached[0] is session and cached[1] is role:
+            return cached[2], cached[3]
         stored = StoredUser(session.username, session.user_id, "", session.role, session.super_user)
-        return await self.directory.user(stored)
+        user, acting = await self.directory.user(stored)
+        if len(self._identities) >= _IDENTITIES:
+            self._identities.clear()
+        self._identities[session.id] = (session, role, user, acting)
+        return user, acting
