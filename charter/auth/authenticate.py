@@ -29,7 +29,7 @@ from ..errors import Unauthorized
 from ..http.request import Request
 from ..model.roles import ANONYMOUS
 from ..runtime.context import RequestContext
-from .cookies import SESSION_COOKIE, check_csrf, read_cookie
+from .cookies import SAFE_METHODS, SESSION_COOKIE, check_csrf, read_cookie
 from .directory import Directory, StoredUser
 from .epoch import TRUST
 from .signin import SignIn, invalid_token
@@ -168,7 +168,8 @@ class Authenticator:
             session = await self.sign_in.session_of(token, COOKIE)
         except InvalidToken:
             return False  # stale: the request acts as anonymous
-        check_csrf(request, self.sign_in.csrf(session.id), self.trusted_origins)
+        if request.method not in SAFE_METHODS:
+            check_csrf(request, self.sign_in.csrf(session.id), self.trusted_origins)
         context.user, context.role = await self.sign_in.identity(session)
         context.extra[SESSION] = session.id
         context.extra[VIA_COOKIE] = True

@@ -2,12 +2,13 @@
 
 An entry is keyed by a MAC (keyed BLAKE2b) of the credential under a key derived from the
 app's secret: neither the password nor anything an attacker could test guesses against
-offline is kept (without the key the digest is useless), and its user holds no password hash. It lives
-``ttl`` seconds. While it lives, the caller checks that the user did not change: when the
-identity epoch (``epoch.py``) is the one the entry saw and it was checked less than
-``epoch.TRUST`` seconds ago, nothing can have changed; otherwise the user's row is read again
-(one point read) and the entry holds only while the user's ``generation`` is unchanged. So a
-password change, a role change or the user's removal invalidates it on every worker at once.
+offline is kept (without the key the digest is useless), and its user holds no password
+hash. An entry lives ``ttl`` seconds. While it lives, the caller checks that the user did not
+change: when the identity epoch (``epoch.py``) is the one the entry saw and it was checked
+less than ``epoch.TRUST`` seconds ago, nothing can have changed; otherwise the user's row is
+read again (one point read) and the entry holds only while the user's ``generation`` is
+unchanged. So a password change, a role change or the user's removal invalidates it on every
+worker at once.
 """
 
 from __future__ import annotations
