@@ -52,7 +52,8 @@ class App:
         auth: False (the default): every request acts as a super user. True: requests sign in
             (HTTP Basic, Bearer tokens from ``POST /auth/login``, or a cookie session) and act
             as their user's role; a request that does not sign in acts as the role
-            ``anonymous``, which has no rights unless granted. ``mqtt`` and ``debug`` name features not built yet and raise ``CharterError``.
+            ``anonymous``, which has no rights unless granted. ``mqtt`` and ``debug`` name
+            features not built yet and raise ``CharterError``.
         roles: ``Role`` declarations, kept in step with the roles system table at start.
         shared: the store of ``app.shared``: None (in-process, one per worker) or a Redis URL.
         validate_responses: check responses against their declared contracts.
@@ -172,6 +173,7 @@ class App:
         check_filters(self.middleware, self.router.routes)
         check_rate_limits(self.middleware)
         self.shared: SharedStore = open_shared(self.config.shared)
+        self.sign_in.use_counter(self.shared)  # failed sign-ins counted across workers (Redis)
         self._dispatcher = Dispatcher(
             self.router,
             self.database,
