@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import statistics
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from charter.auth import directory as directory_module
 from charter.auth.throttle import MemoryCounter
 from charter.testing import TestClient
 from tests.auth_support import ADMIN_PASSWORD, PASSWORD, login, make_app, with_users
+from tests.test_shared import DOWN, REDIS, require_redis
 
 ANN = ("ann", PASSWORD)
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "auth.md"
@@ -149,6 +151,31 @@ def test_workers_can_count_together(database: str) -> None:
     with TestClient(second) as two:
         _fail(two, "ann", 2)
         _throttled(two.post("/auth/login", json={"username": "ann", "password": PASSWORD}))
+
+
+def test_on_redis_every_worker_counts_together(database: str) -> None:
+    require_redis()
+    name = f"u{secrets.token_hex(5)}"  # runs sharing a Redis never meet
+    first = make_app(database, signin_limit=4, signin_window=60, shared=REDIS)
+    second = make_app(database, signin_limit=4, signin_window=60, shared=REDIS)
+    with TestClient(first) as one:
+        one.run(charter.auth.add_user(first, name, PASSWORD, role="clerk"))
+        _fail(one, name, 2)
+    with TestClient(second) as two:
+        _fail(two, name, 2)
+        _throttled(two.post("/auth/login", json={"username": name, "password": PASSWORD}))
+
+
+def test_when_redis_is_down_sign_in_fails_closed(database: str) -> None:
+    # Failed sign-ins that cannot be counted could be guessed without limit: 503, not a pass.
+    app = make_app(database, shared=DOWN)
+    with TestClient(app) as client:
+        client.run(charter.auth.add_user(app, "ann", PASSWORD, role="clerk"))
+        r = client.post("/auth/login", json={"username": "ann", "password": PASSWORD})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "UNAVAILABLE"
+        assert "retry-after" in r.headers and "pw-never-shown" not in r.text
+        assert client.get("/who", auth=ANN).status_code == 503
+        assert client.get("/who").status_code == 401  # not signed in: nothing to count
 
 
 # -- the Basic cache ---------------------------------------------------------------------------
