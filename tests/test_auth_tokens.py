@@ -224,6 +224,23 @@ def test_a_role_change_holds_at_once_for_a_signed_in_user(client: TestClient) ->
     assert client.get("/auth/me", headers=bearer(fresh["access_token"])).json()["role"] == "reader"
 
 
+def test_a_token_must_name_the_user_of_its_session(client: TestClient) -> None:
+    # Defence in depth: even a correctly signed token (here made with the app's own key) is
+    # refused when it names one user and another user's session.
+    app: Any = client.app
+    anns = login(client)
+    roots = login(client, "root", ADMIN_PASSWORD)
+    assert client.get("/who", headers=bearer(anns["access_token"])).status_code == 200
+    assert client.get("/who", headers=bearer(roots["access_token"])).status_code == 200
+    family = roots["refresh_token"].partition(".")[0]
+    ann = client.run(app.directory.find("ann"))
+    forged = app.sign_in._signer(ACCESS).issue(
+        ACCESS, user_id=ann.id, role="clerk", family=family, ttl=60
+    )
+    for _ in range(2):  # the second time its signature is known: refused all the same
+        assert client.get("/who", headers=bearer(forged)).status_code == 401
+
+
 def test_the_generated_secret_survives_a_restart_and_is_never_shown(
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

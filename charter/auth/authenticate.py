@@ -101,6 +101,10 @@ class Authenticator:
         context.role = await self.directory.role(ANONYMOUS)
 
     async def _bearer(self, token: str, context: RequestContext) -> None:
+        known = self.sign_in.known(token)
+        if known is not None:
+            context.user, context.role, context.extra[SESSION] = known
+            return
         try:
             session = await self.sign_in.session_of(token, ACCESS)
         except InvalidToken as exc:

@@ -183,6 +183,16 @@ class Directory:
         (fail closed), and so is ``anonymous`` unless it is declared."""
         if time.monotonic() - self._roles_read > ROLE_REFRESH:
             await self.refresh_roles()
+        return self._named(name)
+
+    def current_role(self, name: str | None) -> Role | None:
+        """``role(name)`` when this worker's copy of the roles is fresh, else None (then
+        ``role`` reads the table): lets a request that needs nothing else skip an await."""
+        if time.monotonic() - self._roles_read > ROLE_REFRESH:
+            return None
+        return self._named(name)
+
+    def _named(self, name: str | None) -> Role:
         key = name or ANONYMOUS
         found = self._roles.get(key)
         if found is None:  # made once per refresh, not on every request

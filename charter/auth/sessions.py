@@ -123,20 +123,25 @@ class Sessions:
 
     # -- the hot path ----------------------------------------------------------------------------
 
+    def trusted(self, family: str, now: float) -> Live | None:
+        """The session ``family`` as this worker last read it, while the identity epoch says
+        nothing ended since (and for at most ``TRUST`` seconds); else None: read it."""
+        hit = self._cache.get(family)
+        if hit is None:
+            return None
+        epoch = self.epoch.read()
+        if not epoch or hit[1] != epoch or time.monotonic() - hit[2] >= TRUST:
+            return None
+        return hit[0] if hit[0].expires > now else None
+
     async def get(self, family: str) -> Live | None:
         """The live session ``family``, None when ended or expired: one point read, or none
         while the identity epoch says nothing ended since this worker read it."""
-        epoch = self.epoch.read()
         now = time.time()
-        if epoch:
-            hit = self._cache.get(family)
-            if (
-                hit is not None
-                and hit[1] == epoch
-                and time.monotonic() - hit[2] < TRUST
-                and hit[0].expires > now
-            ):
-                return hit[0]
+        known = self.trusted(family, now)
+        if known is not None:
+            return known
+        epoch = self.epoch.read()  # before the read: an end committed after it is seen
         row = await self.storage.fetch(SESSIONS, family)
         if row is None:
             return None

@@ -106,6 +106,14 @@ class TokenSigner:
             raise InvalidToken("the token has expired")
         return claims
 
+    def remembered(self, token: str, kind: str, now: float) -> Claims | None:
+        """The claims of ``token`` if it was verified before and is still valid; else None
+        (then ``verify`` decides)."""
+        claims = self._verified.get(token)
+        if claims is None or claims.kind != kind or claims.expires <= now:
+            return None
+        return claims
+
     def _check(self, token: str) -> Claims:
         if len(token) > _MAX_TOKEN:
             raise InvalidToken("the token is malformed")
