@@ -98,7 +98,8 @@ class Authenticator:
         cookie = read_cookie(request.header("cookie"), SESSION_COOKIE)
         if cookie and await self._cookie(request, cookie, context):
             return
-        context.role = await self.directory.role(ANONYMOUS)
+        role = self.directory.current_role(ANONYMOUS)
+        context.role = role if role is not None else await self.directory.role(ANONYMOUS)
 
     async def _bearer(self, token: str, context: RequestContext) -> None:
         known = self.sign_in.known(token)
