@@ -74,6 +74,8 @@ def test_login_validates_its_body_without_echoing_the_password(client: TestClien
 
 # -- throttle ----------------------------------------------------------------------------------
 
+WINDOW = 3600  # long, so a window ends in the middle of a test only when _fresh_window waits
+
 
 def _fail(client: TestClient, name: str, times: int) -> None:
     for _ in range(times):
@@ -81,14 +83,23 @@ def _fail(client: TestClient, name: str, times: int) -> None:
         assert r.status_code == 401
 
 
-def _throttled(response: Any) -> None:
+def _throttled(response: Any, window: float = 3600) -> None:
     assert response.status_code == 429, response.text
     assert response.json()["error"]["code"] == "RATE_LIMITED"
-    assert 1 <= int(response.headers["retry-after"]) <= 60
+    assert 1 <= int(response.headers["retry-after"]) <= window
+
+
+def _fresh_window(window: float, need: float) -> None:
+    """Windows are fixed (aligned to the clock): start a test's counting where at least
+    ``need`` seconds of the current window are left, so no boundary splits its counts."""
+    left = window - time.time() % window
+    if left < need:
+        time.sleep(left + 0.01)
 
 
 def test_failed_sign_ins_are_limited_per_user(database: str) -> None:
-    app = make_app(database, signin_limit=3, signin_address_limit=100, signin_window=60)
+    app = make_app(database, signin_limit=3, signin_address_limit=100, signin_window=WINDOW)
+    _fresh_window(WINDOW, 30)
     with TestClient(app) as client:
         with_users(client)
         _fail(client, "ann", 3)
@@ -103,7 +114,8 @@ def test_failed_sign_ins_are_limited_per_user(database: str) -> None:
 
 
 def test_failed_sign_ins_are_limited_per_address(database: str) -> None:
-    app = make_app(database, signin_limit=100, signin_address_limit=4, signin_window=60)
+    app = make_app(database, signin_limit=100, signin_address_limit=4, signin_window=WINDOW)
+    _fresh_window(WINDOW, 30)
     with TestClient(app) as client:
         with_users(client)
         for name in ("a", "b", "c", "d"):  # one failure each, all from this client's address
@@ -112,14 +124,18 @@ def test_failed_sign_ins_are_limited_per_address(database: str) -> None:
 
 
 def test_successes_are_not_counted_and_a_window_passes(database: str) -> None:
-    app = make_app(database, signin_limit=2, signin_window=1)
+    window = 4
+    app = make_app(database, signin_limit=2, signin_window=window)
     with TestClient(app) as client:
         with_users(client)
         for _ in range(4):
             login(client)
+        _fresh_window(window, 3.5)
         _fail(client, "ann", 2)
-        _throttled(client.post("/auth/login", json={"username": "ann", "password": PASSWORD}))
-        time.sleep(1.1)
+        _throttled(
+            client.post("/auth/login", json={"username": "ann", "password": PASSWORD}), window
+        )
+        _fresh_window(window, window)  # the next window
         assert login(client)["token_type"] == "bearer"
 
 
@@ -127,7 +143,8 @@ def test_a_throttled_attempt_costs_no_password_check(
     database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks = _count_verifications(monkeypatch)
-    app = make_app(database, signin_limit=2, signin_window=60)
+    app = make_app(database, signin_limit=2, signin_window=WINDOW)
+    _fresh_window(WINDOW, 30)
     with TestClient(app) as client:
         with_users(client)
         _fail(client, "ann", 2)
@@ -141,8 +158,9 @@ def test_workers_can_count_together(database: str) -> None:
     # Two apps on one database stand for two workers; given one counter (what app.shared
     # provides), a guesser cannot multiply its attempts by the number of workers.
     shared = MemoryCounter()
-    first = make_app(database, signin_limit=4, signin_window=60)
-    second = make_app(database, signin_limit=4, signin_window=60)
+    first = make_app(database, signin_limit=4, signin_window=WINDOW)
+    second = make_app(database, signin_limit=4, signin_window=WINDOW)
+    _fresh_window(WINDOW, 30)
     first.sign_in.use_counter(shared)
     second.sign_in.use_counter(shared)
     with TestClient(first) as one:
@@ -156,8 +174,9 @@ def test_workers_can_count_together(database: str) -> None:
 def test_on_redis_every_worker_counts_together(database: str) -> None:
     require_redis()
     name = f"u{secrets.token_hex(5)}"  # runs sharing a Redis never meet
-    first = make_app(database, signin_limit=4, signin_window=60, shared=REDIS)
-    second = make_app(database, signin_limit=4, signin_window=60, shared=REDIS)
+    first = make_app(database, signin_limit=4, signin_window=WINDOW, shared=REDIS)
+    second = make_app(database, signin_limit=4, signin_window=WINDOW, shared=REDIS)
+    _fresh_window(WINDOW, 30)
     with TestClient(first) as one:
         one.run(charter.auth.add_user(first, name, PASSWORD, role="clerk"))
         _fail(one, name, 2)
