@@ -211,6 +211,19 @@ def test_a_password_change_or_removal_ends_every_session(client: TestClient) -> 
     assert client.get("/who", headers=bearer(c["access_token"])).status_code == 401
 
 
+def test_a_user_can_be_signed_out_everywhere(client: TestClient) -> None:
+    app: Any = client.app
+    a, b = login(client), login(client)
+    kept = login(client, "root", ADMIN_PASSWORD)
+    assert client.run(charter.auth.end_sessions(app, "ann")) == 2
+    for pair in (a, b):
+        assert client.get("/who", headers=bearer(pair["access_token"])).status_code == 401
+    assert client.get("/who", headers=bearer(kept["access_token"])).status_code == 200
+    assert client.get("/who", auth=("ann", PASSWORD)).status_code == 200  # the password stays
+    with pytest.raises(charter.NotFound):
+        client.run(charter.auth.end_sessions(app, "nobody"))
+
+
 def test_a_role_change_holds_at_once_for_a_signed_in_user(client: TestClient) -> None:
     app: Any = client.app
     pair = login(client)

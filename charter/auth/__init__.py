@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import NotFound
 from ..model.roles import Role, User
 from .directory import Directory
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_role",
     "add_user",
+    "end_sessions",
     "list_roles",
     "list_users",
     "remove_role",
@@ -77,3 +79,13 @@ async def remove_role(app: App, name: str) -> bool:
 async def list_roles(app: App) -> list[Role]:
     """Every role: declared in code and stored."""
     return await (await _directory(app)).roles()
+
+
+async def end_sessions(app: App, username: str) -> int:
+    """Sign a user out everywhere: end every session (tokens, cookies) of the user, on every
+    worker at once; how many there were. Its password stays valid (Basic still works)."""
+    directory = await _directory(app)
+    stored = await directory.find(username)
+    if stored is None:
+        raise NotFound(f"user {username!r} not found")
+    return await app.sign_in.sessions.end_user(stored.id)
