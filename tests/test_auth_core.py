@@ -259,3 +259,20 @@ def test_openapi_declares_how_to_sign_in_only_when_auth_is_on(database: str) -> 
     with TestClient(App(tables=[Note], database=database)) as c:
         doc = c.get("/openapi.json").json()
         assert "securitySchemes" not in doc["components"] and "security" not in doc
+
+
+def test_system_tables_are_not_served(client: TestClient) -> None:
+    root = ("root", "root-password")
+    client.run(charter.auth.add_user(client.app, *root, super_user=True))  # type: ignore[arg-type]
+    for path in (
+        "/_charter_users/",
+        "/_charter_users/ann",
+        "/_charter_roles/",
+        "/_charter_sessions/",
+    ):
+        for who in (None, root):
+            r = client.get(path, auth=who)
+            assert r.status_code == 404, (path, who, r.status_code)
+            assert b"argon2" not in r.content
+    doc = client.get("/openapi.json", auth=root).content
+    assert b"_charter" not in doc and b"password_hash" not in doc

@@ -233,14 +233,15 @@ class Directory:
 
     async def user(self, stored: StoredUser) -> tuple[User, Role]:
         """The request-facing user and the role it acts as."""
-        role = await self.role(stored.role)
+        # A super user without a role acts as the role "super_user" (not as "anonymous").
+        name = stored.role or ("super_user" if stored.super_user else "")
+        role = await self.role(name) if stored.role else Role(name)
         super_user = stored.super_user or role.super_user
         if super_user and not role.super_user:
             lifted = self._derived.get((role.name, True))
             if lifted is None:
                 lifted = self._derived[(role.name, True)] = Role(role.name, super_user=True)
             role = lifted
-        name = stored.role or ("super_user" if stored.super_user else "")
         return User(stored.id, stored.username, name, super_user), role
 
     async def authenticate(self, username: str, password: str) -> StoredUser | None:
