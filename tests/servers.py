@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -37,7 +38,12 @@ class Server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._logfile = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
-            self.argv, cwd=self.cwd, env=env, stdout=self._logfile, stderr=subprocess.STDOUT
+            self.argv,
+            cwd=self.cwd,
+            env=env,
+            stdout=self._logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers form one group, killed together at the end
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -57,9 +63,14 @@ class Server:
         return self._logfile.read().decode(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
+        # Workers of a supervisor killed with SIGKILL outlive it: leave no process behind.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def stop(self) -> str:
         self.kill(signal.SIGTERM)
