@@ -89,7 +89,12 @@ class Authenticator:
             scheme, _, value = header.partition(" ")
             scheme = scheme.lower()
             if scheme == "bearer":
-                await self._bearer(value.strip(), context)
+                token = value.strip()
+                known = self.sign_in.known(token)  # most requests: all in memory, no await
+                if known is not None:
+                    context.user, context.role, context.extra[SESSION] = known
+                    return
+                await self._bearer(token, context)
             elif scheme == "basic":
                 await self._basic(request, value, context)
             else:
@@ -102,10 +107,6 @@ class Authenticator:
         context.role = role if role is not None else await self.directory.role(ANONYMOUS)
 
     async def _bearer(self, token: str, context: RequestContext) -> None:
-        known = self.sign_in.known(token)
-        if known is not None:
-            context.user, context.role, context.extra[SESSION] = known
-            return
         try:
             session = await self.sign_in.session_of(token, ACCESS)
         except InvalidToken as exc:

@@ -185,6 +185,11 @@ class Directory:
             await self.refresh_roles()
         return self._named(name)
 
+    @property
+    def roles_fresh_until(self) -> float:
+        """When (``time.monotonic``) this worker's copy of the roles stops being trusted."""
+        return self._roles_read + ROLE_REFRESH
+
     def current_role(self, name: str | None) -> Role | None:
         """``role(name)`` when this worker's copy of the roles is fresh, else None (then
         ``role`` reads the table): lets a request that needs nothing else skip an await."""

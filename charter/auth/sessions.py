@@ -134,6 +134,11 @@ class Sessions:
             return None
         return hit[0] if hit[0].expires > now else None
 
+    def trusted_until(self, family: str) -> float:
+        """When (``time.monotonic``) this worker stops trusting its copy of ``family``."""
+        hit = self._cache.get(family)
+        return hit[2] + TRUST if hit is not None else 0.0
+
     async def get(self, family: str) -> Live | None:
         """The live session ``family``, None when ended or expired: one point read, or none
         while the identity epoch says nothing ended since this worker read it."""

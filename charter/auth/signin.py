@@ -94,6 +94,8 @@ class SignIn:
         self.basic: BasicCache | None = None
         # family -> (the session row and role it was made from, the user, the acting role)
         self._identities: dict[str, tuple[Live | Session, Role, User, Role]] = {}
+        # access token -> (trusted until (monotonic), the epoch then, its identity): ``known``
+        self._known: dict[str, tuple[float, int, tuple[User, Role, str]]] = {}
         directory.user_hooks.append(self.sessions.user_changed)
 
     @property
@@ -178,6 +180,11 @@ class SignIn:
         """The user, role and session of an access token when all of it is in memory and
         still trusted (see ``epoch.py``): most requests, without one await. None: take the
         full path (``session_of`` and ``identity``)."""
+        memo = self._known.get(token)
+        if memo is not None:
+            epoch = self.epoch.read()
+            if epoch and memo[1] == epoch and time.monotonic() < memo[0]:
+                return memo[2]  # nothing ended and nothing changed since it was put together
         if self._access is None:
             return None
         now = time.time()
@@ -191,7 +198,19 @@ class SignIn:
         cached = self._identities.get(session.id)
         if role is None or cached is None or cached[0] is not session or cached[1] is not role:
             return None
-        return cached[2], cached[3], session.id
+        found = (cached[2], cached[3], session.id)
+        # Trusted as long as each part is: the session's trust, the roles copy, both expiries.
+        mono = time.monotonic()
+        until = min(
+            self.sessions.trusted_until(claims.family),
+            self.directory.roles_fresh_until,
+            mono + claims.expires - now,
+            mono + session.expires - now,
+        )
+        if len(self._known) >= _IDENTITIES:
+            self._known.clear()
+        self._known[token] = (until, self.epoch.read(), found)
+        return found
 
     async def session_of(self, token: str, kind: str) -> Live:
         """The live session a token names; ``InvalidToken`` when the token or its session is

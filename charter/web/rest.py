@@ -61,7 +61,7 @@ class TableResource:
         self.raw_json = not runtime.hidden and not self.custom_get
         # Parsed query strings known to compile, per role (0: unrestricted).
         self._checked: LRU[tuple[int, str], Query] = LRU(_CHECKED_QUERIES)
-        self._faces: LRU[int, RoleFace] = LRU(_FACES)
+        self._faces: dict[int, RoleFace] = {}  # by access generation (one per role)
         # The app's rules (one object), asked directly: a request that may do everything
         # pays one call here (``UNRESTRICTED``), nothing more.
         self._access_of = runtime.rules.access
@@ -78,7 +78,9 @@ class TableResource:
         face = self._faces.get(access.generation)
         if face is None:
             face = RoleFace(self.schema, access)
-            self._faces.put(access.generation, face)
+            if len(self._faces) >= _FACES:
+                self._faces.clear()
+            self._faces[access.generation] = face
         return face
 
     def _allowed(self, context: RequestContext | None, *rights: str) -> Access:
@@ -221,9 +223,10 @@ class TableResource:
         access = self._access_of(context)
         properties = self.properties
         if not access.unrestricted:
-            if reading:
-                self._require(access, context, (READ,))
-            properties = self._face(access).properties
+            face = self._face(access)
+            if reading and not face.table.read:
+                access.require(context, self.name, READ)
+            properties = face.properties
         # Hidden attributes are not properties: ``.cost`` and ``.nosuch`` answer alike.
         if dot > 0 and raw[dot + 1 :] in properties:
             raw, prop = raw[:dot], raw[dot + 1 :]
@@ -264,7 +267,12 @@ class TableResource:
         row = await txn.read(self.name, key)
         unrestricted = access.unrestricted
         outside = self.runtime.outside
-        if row is not None and not unrestricted and await outside(key, context, write=False):
+        if (
+            row is not None
+            and not unrestricted
+            and access.table(self.name).rules
+            and await outside(key, context, write=False)
+        ):
             row = None  # outside the reader's rule: as if absent (before any 304)
         if row is None and not self.custom_get:
             raise NotFound(f"{self.name} {key!r} not found")
