@@ -276,3 +276,20 @@ def test_system_tables_are_not_served(client: TestClient) -> None:
             assert b"argon2" not in r.content
     doc = client.get("/openapi.json", auth=root).content
     assert b"_charter" not in doc and b"password_hash" not in doc
+
+
+def test_responses_vary_by_credentials_when_auth_is_on(database: str) -> None:
+    # A shared cache must not serve one user's view (or anonymous's) to another.
+    app = _app(database, cors=charter.CORS(allow_origins=["http://x.test"]))
+    with TestClient(app) as c:
+        c.run(charter.auth.add_user(app, "ann", "ann-password", role="clerk"))
+        for response in (
+            c.get("/who", auth=("ann", "ann-password")),
+            c.get("/Note/"),
+            c.get("/Note/", auth=("ann", "ann-password"), headers={"origin": "http://x.test"}),
+        ):
+            vary = {v.strip().lower() for v in response.headers["vary"].split(",")}
+            assert {"authorization", "cookie"} <= vary, response.headers
+        assert "origin" in vary  # CORS's own Vary is kept
+    with TestClient(App(tables=[Note], database=database)) as c:
+        assert "vary" not in c.get("/Note/").headers

@@ -34,6 +34,8 @@ Identify = Callable[[Request, RequestContext], Awaitable[None]]
 
 log = logging.getLogger("charter.http")
 
+_VARY = "Authorization, Cookie"
+
 
 def error_response(exc: HttpError, codec: Codec = JSON) -> Response:
     """The envelope response for an ``HttpError``."""
@@ -111,6 +113,11 @@ class Dispatcher:
         response = await self.handle(request)
         if origin is not None and self.cors is not None and self.cors.origin_allowed(origin):
             response.headers.update(self.cors.headers(origin))
+        if self.identify is not None:
+            # What a response shows depends on who asked: no shared cache may serve it to
+            # another user (a cookie-signed request is cacheable by a proxy otherwise).
+            vary = response.headers.get("vary")
+            response.headers["vary"] = f"{vary}, {_VARY}" if vary else _VARY
         if response.stream is None:
             try:
                 await response.send(send, head=method == "HEAD")
