@@ -293,3 +293,10 @@ def test_responses_vary_by_credentials_when_auth_is_on(database: str) -> None:
         assert "origin" in vary  # CORS's own Vary is kept
     with TestClient(App(tables=[Note], database=database)) as c:
         assert "vary" not in c.get("/Note/").headers
+
+
+def test_a_browser_with_a_session_cookie_is_not_offered_basic(client: TestClient) -> None:
+    # A Basic challenge makes a browser open its own sign-in box over the page.
+    r = client.get("/who", headers={"cookie": "charter_session=stale"})
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    assert client.get("/who").headers["www-authenticate"].startswith("Basic")  # curl, scripts

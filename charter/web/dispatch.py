@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from ..auth.cookies import SESSION_COOKIE
 from ..config import Config
 from ..errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body
 from ..http.codecs import JSON, Codec, negotiate
@@ -37,17 +38,33 @@ log = logging.getLogger("charter.http")
 _VARY = "Authorization, Cookie"
 
 
-def error_response(exc: HttpError, codec: Codec = JSON) -> Response:
-    """The envelope response for an ``HttpError``."""
+BASIC_CHALLENGE = 'Basic realm="charter", charset="UTF-8"'
+BEARER_CHALLENGE = 'Bearer realm="charter"'
+
+
+def error_response(
+    exc: HttpError, codec: Codec = JSON, challenge: str = BASIC_CHALLENGE
+) -> Response:
+    """The envelope response for an ``HttpError`` (``challenge``: a 401's WWW-Authenticate)."""
     if codec.media_type == "text/csv":
         codec = JSON
     body = error_body(exc.status_code, exc.code, exc.message, exc.details)
     headers = {"content-type": codec.media_type, **exc.headers}
     if exc.status_code == 401:
-        headers.setdefault("www-authenticate", 'Basic realm="charter", charset="UTF-8"')
+        headers.setdefault("www-authenticate", challenge)
     if exc.status_code in (429, 503):
         headers.setdefault("retry-after", "1")
     return Response(exc.status_code, codec.encode(body), headers)
+
+
+def _challenge(request: Request) -> str:
+    """A browser signed in by its session cookie gets a Bearer challenge: a Basic one would make
+    it open its own sign-in box over the page. Everyone else is offered Basic."""
+    if request.header("authorization") is None and f"{SESSION_COOKIE}=" in (
+        request.header("cookie") or ""
+    ):
+        return BEARER_CHALLENGE
+    return BASIC_CHALLENGE
 
 
 def _internal(codec: Codec) -> Response:
@@ -195,7 +212,7 @@ class Dispatcher:
                 return Response(499)
             if isinstance(exc, MethodNotAllowed) and request.method == "OPTIONS":
                 return Response(204, headers={"allow": exc.headers["allow"]})
-            return error_response(exc, self._error_codec(request))
+            return error_response(exc, self._error_codec(request), _challenge(request))
         converted = _status_error(exc)
         if converted is not None:
             return error_response(converted, self._error_codec(request))
