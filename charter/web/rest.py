@@ -30,7 +30,7 @@ from ..runtime.context import RequestContext, current_context
 from ..runtime.transaction import current_transaction
 from ..schema.describe import describe
 from ..storage import Row
-from .rest_access import RoleFace, masked_plan, reaches_related
+from .rest_access import RoleFaces, masked_plan, reaches_related
 from .rest_headers import etag, etag_matches, prefers_representation, record_headers, split_suffix
 from .streams import content_range, nothing, peeked, shown_count, until_disconnect
 
@@ -42,7 +42,6 @@ __all__ = ["add_table_routes", "describe_table"]
 _json_decode = msgspec.json.decode
 _WHOLE_RESULT = 100  # a page up to this many records is sent in one piece, not streamed
 _CHECKED_QUERIES = 1024  # query strings remembered parsed and valid, per table
-_FACES = 256  # roles whose view of a table is remembered
 
 
 class TableResource:
@@ -61,7 +60,7 @@ class TableResource:
         self.raw_json = not runtime.hidden and not self.custom_get
         # Parsed query strings known to compile, per role (0: unrestricted).
         self._checked: LRU[tuple[int, str], Query] = LRU(_CHECKED_QUERIES)
-        self._faces: dict[int, RoleFace] = {}  # by access generation (one per role)
+        self._face = RoleFaces(self.schema).of  # the table as a (restricted) role sees it
         # The app's rules (one object), asked directly: a request that may do everything
         # pays one call here (``UNRESTRICTED``), nothing more.
         self._access_of = runtime.rules.access
@@ -72,16 +71,6 @@ class TableResource:
         self._catalog: dict[str, Any] | None = None
 
     # -- access ----------------------------------------------------------------------------------
-
-    def _face(self, access: Access) -> RoleFace:
-        """The table as this (restricted) role sees it."""
-        face = self._faces.get(access.generation)
-        if face is None:
-            face = RoleFace(self.schema, access)
-            if len(self._faces) >= _FACES:
-                self._faces.clear()
-            self._faces[access.generation] = face
-        return face
 
     def _allowed(self, context: RequestContext | None, *rights: str) -> Access:
         """The request's access; 401/403 unless it holds one of ``rights`` on this table."""

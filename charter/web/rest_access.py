@@ -12,7 +12,7 @@ from ..runtime.access import Access, TableAccess
 from ..schema import TableSchema
 from ..schema.describe import describe
 
-__all__ = ["RoleFace", "masked_plan", "reaches_related"]
+__all__ = ["RoleFace", "RoleFaces", "masked_plan", "reaches_related"]
 
 
 class RoleFace:
@@ -71,3 +71,21 @@ def _dotted(node: Condition | Group) -> bool:
     if isinstance(node, Group):
         return any(_dotted(c) for c in node.conditions)
     return len(node.path) > 1
+
+
+class RoleFaces:
+    """Each restricted role's ``RoleFace`` of one table, made once (by access generation)."""
+
+    LIMIT = 256  # roles remembered; past it the cache starts again
+
+    def __init__(self, schema: TableSchema) -> None:
+        self.schema = schema
+        self._faces: dict[int, RoleFace] = {}
+
+    def of(self, access: Access) -> RoleFace:
+        face = self._faces.get(access.generation)
+        if face is None:
+            if len(self._faces) >= self.LIMIT:
+                self._faces.clear()
+            face = self._faces[access.generation] = RoleFace(self.schema, access)
+        return face
