@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.docs_program import run_page
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "middleware.md"
 
 
 def test_the_examples_run(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.DOTALL)
-    assert len(blocks) >= 4
-    script = tmp_path / "middleware_example.py"
-    script.write_text("\n".join(blocks))
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
-    assert done.returncode == 0, done.stderr
+    run_page("middleware.md", tmp_path, min_blocks=4, timeout=120)
 
 
 def test_the_page_names_every_setting_and_name_it_documents() -> None:
