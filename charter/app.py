@@ -20,6 +20,7 @@ from .http.types import Receive, Scope, Send
 from .model.methods import Service
 from .model.roles import Role
 from .model.table import Table, bind_runtime
+from .realtime.hub import Hub
 from .runtime.events import EventBus
 from .runtime.shared import SharedStore, open_shared
 from .runtime.storage_proxy import StorageProxy
@@ -72,6 +73,11 @@ class App:
             (default 300); past them 429.
         secret: the key tokens are signed with (at least 32 characters; better given as
             ``CHARTER_SECRET``); by default one is made once and kept in the database.
+        event_retention, event_retention_count: how long (seconds, default a day) and how many
+            events (default 100,000) the event log keeps for subscribers to resume from.
+        subscriber_buffer: events a subscriber may have waiting (default 1,000); one that falls
+            further behind is closed with its position, to resume without loss.
+        keepalive: seconds between keep-alive comments on an idle event stream (default 15).
     """
 
     def __init__(
@@ -103,6 +109,10 @@ class App:
         signin_address_limit: int | None = None,
         signin_window: float | None = None,
         secret: str | None = None,
+        event_retention: float | None = None,
+        event_retention_count: int | None = None,
+        subscriber_buffer: int | None = None,
+        keepalive: float | None = None,
     ) -> None:
         self.config = Config.build(
             database=database,
@@ -126,6 +136,10 @@ class App:
             signin_address_limit=signin_address_limit,
             signin_window=signin_window,
             secret=secret,
+            event_retention=event_retention,
+            event_retention_count=event_retention_count,
+            subscriber_buffer=subscriber_buffer,
+            keepalive=keepalive,
         )
         if cors is True:
             cors = CORS()
@@ -140,6 +154,7 @@ class App:
             pool_timeout=self.config.pool_timeout,
         )
         self.tables: dict[str, TableRuntime] = {}
+        self.hub = Hub(self.database, self.tables, self.events, self.config)
         self.router = Router()
         self._openapi = OpenAPIEndpoint(  # per role
             self.tables, lambda: self.router.routes, auth=self.config.auth
@@ -221,7 +236,8 @@ class App:
             for method_route in table_method_routes(self.tables, runtime):
                 self.router.add(method_route)
         for runtime in self.tables.values():
-            add_table_routes(self.router, runtime)
+            add_table_routes(self.router, runtime, self.hub)
+            runtime.realtime = self.hub
 
     def add_route(self, route: Route | Any) -> None:
         """Register one endpoint: a ``Route``, or a function decorated with ``@route``."""
@@ -265,6 +281,7 @@ class App:
                 await self.directory.start(auth=self.config.auth)
                 if self.config.auth:
                     await self.sign_in.start()
+                await self.hub.start()
             except BaseException:
                 self._started = False
                 try:
@@ -277,6 +294,7 @@ class App:
         """Finish pending commits and close storage."""
         if self._started:
             try:
+                await self.hub.stop()
                 await self.database.close()
             finally:
                 await self.shared.close()

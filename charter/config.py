@@ -47,6 +47,13 @@ class Config:
     signin_address_limit: int = 50
     signin_window: float = 300.0
     secret: str | None = field(default=None, repr=False)
+    # Realtime (docs/realtime.md): how long and how many events the log keeps for resuming,
+    # the events a subscriber may have waiting before it is closed (to resume), and the
+    # seconds between keep-alive comments on an idle stream.
+    event_retention: float = 24 * 3600.0
+    event_retention_count: int = 100_000
+    subscriber_buffer: int = 1000
+    keepalive: float = 15.0
 
     @classmethod
     def build(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Config:
@@ -123,6 +130,10 @@ _POSITIVE = (
     "signin_limit",
     "signin_address_limit",
     "signin_window",
+    "event_retention",
+    "event_retention_count",
+    "subscriber_buffer",
+    "keepalive",
 )
 
 
@@ -141,6 +152,8 @@ def _parse(name: str, raw: str) -> Any:
         "max_header_size",
         "signin_limit",
         "signin_address_limit",
+        "event_retention_count",
+        "subscriber_buffer",
     ):
         return int(raw)
     if name in _SECONDS:
@@ -161,4 +174,6 @@ _SECONDS = (
     "access_token_ttl",
     "refresh_token_ttl",
     "signin_window",
+    "event_retention",
+    "keepalive",
 )

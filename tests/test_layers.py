@@ -21,11 +21,12 @@ LAYERS: dict[str, int] = {
     "http": 3,
     "runtime": 4,
     "auth": 5,
-    "web": 6,
-    "app": 7,
-    "cli": 7,
-    "testing": 7,
-    "__init__": 7,
+    "realtime": 6,
+    "web": 7,
+    "app": 8,
+    "cli": 8,
+    "testing": 8,
+    "__init__": 8,
 }
 # Folders of one layer that must stay independent of each other.
 APART = [{"storage", "http"}]

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
 
     from ..query.model import Condition, Group, Query
+    from ..realtime.events import Event
     from ..runtime.context import RequestContext
     from ..runtime.tables import TableRuntime
     from .roles import User
@@ -156,7 +157,7 @@ async def _delete(self: Table) -> bool:
 
 
 async def _publish(self: Table, message: Any) -> None:
-    _runtime(type(self)).publish(self._key, message)
+    await _runtime(type(self)).publish(self._key, message)
 
 
 # -- static helpers (class level) ----------------------------------------------------------------
@@ -427,6 +428,40 @@ class Table:
 
     def allow_delete(self, user: Any) -> bool:
         return True
+
+    # -- realtime (SPEC section 8) -------------------------------------------------------------
+
+    @classmethod
+    def subscribe(
+        cls,
+        id: Any = None,
+        *,
+        prefix: str | None = None,
+        query: Query | dict[str, Any] | None = None,
+        after: int | None = None,
+        start_time: int | None = None,
+        previous_count: int | None = None,
+        omit_current: bool = False,
+    ) -> AsyncIterator[Event]:
+        """The events of one record (``id``), of the keys starting with ``prefix``, or of the
+        records matching ``query`` (default: the whole table), on every worker, in commit
+        order: ``async for event in Product.subscribe("p1")``.
+
+        The current record(s) come first unless ``omit_current``; ``after`` resumes after an
+        event's position, ``start_time`` (ms) and ``previous_count`` replay history first.
+        Inside a request it sees what the request's user may read; server code sees all.
+        Raises ``charter.realtime.Overflow`` (resume from its ``position``) when the loop
+        falls ``subscriber_buffer`` events behind.
+        """
+        return _runtime(cls).subscribe(
+            id,
+            prefix=prefix,
+            query=query,
+            after=after,
+            start_time=start_time,
+            previous_count=previous_count,
+            omit_current=omit_current,
+        )
 
     # -- row rules (SPEC section 6): conditions ANDed into every read or write of a user -------
 

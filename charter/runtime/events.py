@@ -1,6 +1,9 @@
-"""The in-process event bus (``app.events``): table changes and published messages.
+"""The in-process event bus (``app.events``): every logged event, on every worker, in order.
 
-Realtime transports (SSE, WebSocket, MQTT) and cross-worker fan-out subscribe here.
+The hub (``charter.realtime.hub``) hands the bus each event it reads from the event log, so a
+listener hears the changes and messages of every worker. ``emit`` delivers to this process's
+listeners only and logs nothing: for an event every worker and subscriber should see (and a
+reconnecting one resume), write it through a table (``Table.publish``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,10 @@ class EventBus:
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}
-        self._position = 0
+
+    @property
+    def has_listeners(self) -> bool:
+        return any(self._listeners.values())
 
     def subscribe(self, topic: str, fn: Listener) -> Callable[[], None]:
         """Call ``fn(event)`` for every event on ``topic``; returns the unsubscribe function."""
@@ -36,9 +42,11 @@ class EventBus:
         return unsubscribe
 
     def emit(self, topic: str, event: dict[str, Any]) -> None:
-        """Deliver ``event`` to the listeners of ``topic`` and of its parent collection."""
-        self._position += 1
-        event.setdefault("position", self._position)
+        """Deliver ``event`` to this process's listeners of ``topic`` (not logged)."""
+        self.deliver(topic, event)
+
+    def deliver(self, topic: str, event: dict[str, Any]) -> None:
+        """Call the listeners of ``topic`` and of its parent collection (``Table/``)."""
         parent = topic.rsplit("/", 1)[0] + "/" if "/" in topic else None
         for name in (topic, parent):
             if name is None:
@@ -51,8 +59,8 @@ class EventBus:
 
     @staticmethod
     def format_sse(event: dict[str, Any]) -> bytes:
-        """One Server-Sent Events message for ``event``."""
+        """One Server-Sent Events message for ``event`` (its ``position`` as the ``id:``)."""
         body = {k: v for k, v in event.items() if k != "position"}
         data = msgspec.json.encode(body)
-        head = f"id: {event['position']}\n" if "position" in event else ""
+        head = f"id: {event['position']}\n" if event.get("position") is not None else ""
         return head.encode() + b"data: " + data + b"\n\n"

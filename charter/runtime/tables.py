@@ -60,6 +60,7 @@ class TableRuntime(AccessChecks):
     ) -> None:
         self.storage = storage
         self.events = events
+        self.realtime: Any = None  # the app's hub (``charter.realtime``): Table.subscribe
         self.tables = tables
         self.lifecycle = lifecycle
         self.cls = cls
@@ -524,16 +525,23 @@ class TableRuntime(AccessChecks):
 
         await self._in_txn(write)
 
-    def publish(self, key: Any, message: Any) -> None:
+    def subscribe(self, key: Any, **options: Any) -> AsyncIterator[Any]:
+        """``Table.subscribe``: the events of a record, a prefix or a query (the hub's)."""
+        if self.realtime is None:
+            raise CharterError(f"{self.name} is not served by an app with realtime")
+        if options.get("query") is not None:
+            options["query"] = Query.coerce(options["query"])
+        return self.realtime.subscribe(self, key, current_context(), **options)  # type: ignore[no-any-return]
+
+    async def publish(self, key: Any, message: Any) -> None:
+        """Log ``message`` for the subscribers of this record's topic (every worker's)."""
         context = current_context()
-        event = {
-            "type": "publish",
-            "id": key,
-            "value": message,
-            "timestamp": int(time.time() * 1000),
-            "user": _user_name(context),
-        }
-        self.events.emit(f"{self.name}/{key}", event)
+        raw = _json_encode(message).decode()
+
+        async def write(txn: Transaction) -> None:
+            txn.publish(self.name, key, raw, _user_name(context))
+
+        await self._in_txn(write)
 
     # -- hooks and events ------------------------------------------------------------------------
 
@@ -555,21 +563,19 @@ class TableRuntime(AccessChecks):
             raise Forbidden(f"{hook} denied for {self.name} {instance._key!r}")
 
     def _on_commit(self, txn: Transaction, instance: Any, kind: str, values: Any) -> None:
-        context = current_context()
-        user = _user_name(context)
+        """The write's event goes to the event log with the commit (the hubs of every worker
+        deliver it from there); the instance learns its new version."""
         key = instance._key
+        txn.log(self.name, key, kind, _user_name(current_context()))
+        if kind == "delete":
+            return
 
-        def emit(done: Transaction) -> None:
-            version = done.versions.get((self.name, key)) or int(time.time() * 1000)
-            if kind != "delete":
+        def learn_version(done: Transaction) -> None:
+            version = done.versions.get((self.name, key))
+            if version is not None:
                 instance._version = version
-            value = None
-            if values is not None:
-                value = msgspec.to_builtins(self.public(values))
-            event = {"type": kind, "id": key, "value": value, "timestamp": version, "user": user}
-            self.events.emit(f"{self.name}/{key}", event)
 
-        txn.after_commit(emit)
+        txn.after_commit(learn_version)
 
 
 def _user_name(context: Any) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..storage import Change, ConflictError, Row, Storage
-from ..storage.base import DELETE, INCREMENT, INSERT, MERGE, PUT, MissingRecord
+from ..storage.base import DELETE, INCREMENT, INSERT, MERGE, PUBLISH, PUT, MissingRecord
 from .contention import hot_records
 
 __all__ = ["Transaction", "current_transaction", "run_in_transaction"]
@@ -146,6 +146,20 @@ class Transaction:
     def increment(self, table: str, key: Any, field: str, amount: float) -> None:
         """Stage a conflict-free increment, applied to whatever value is current at commit."""
         self._changes.append(Change(INCREMENT, table, key, field, None, amount))
+
+    def log(self, table: str, key: Any, event: str, user: str | None) -> None:
+        """Have the change staged last for a record write its event to the event log at commit
+        (one event per record and transaction: the record as the transaction leaves it; a
+        merge folded into an earlier write keeps that write's type)."""
+        for change in reversed(self._changes):
+            if change.table == table and change.key == key:
+                if change.event is None or event == "delete":
+                    change.event, change.user = event, user
+                return
+
+    def publish(self, table: str, key: Any, message: str, user: str | None) -> None:
+        """Stage a message (JSON) for the subscribers of ``table/key``: an event, no write."""
+        self._changes.append(Change(PUBLISH, table, key, message, event="publish", user=user))
 
     def checked_keys(self) -> list[tuple[str, Any]]:
         """The records whose versions the commit checks (where a conflict can come from)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -27,10 +27,12 @@ __all__ = [
     "INCREMENT",
     "INSERT",
     "MERGE",
+    "PUBLISH",
     "PUT",
     "Change",
     "ConflictError",
     "DuplicateKey",
+    "LoggedEvent",
     "MissingRecord",
     "Row",
     "Storage",
@@ -38,7 +40,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("charter.storage")
-PUT, INSERT, DELETE, INCREMENT, MERGE = 1, 2, 3, 4, 5
+PUT, INSERT, DELETE, INCREMENT, MERGE, PUBLISH = 1, 2, 3, 4, 5, 6
 
 
 class Row(NamedTuple):
@@ -58,6 +60,11 @@ class Change:
     For INCREMENT, ``data`` is the field name and ``amount`` the step. For MERGE, ``data`` is
     a JSON object of top-level attributes to set (a null sets null) in whatever version is
     current at commit, so concurrent merges of one record never conflict; the record must exist.
+    A PUBLISH writes nothing but its event (``data``: the message as JSON).
+
+    ``event`` (``put``, ``patch``, ``delete``, ``publish``) asks the commit to append the
+    change's event to the event log, in the same database transaction, carrying the record as
+    the write left it and ``user``: no write without its event, no event without its write.
     """
 
     kind: int
@@ -66,6 +73,22 @@ class Change:
     data: str | None = None
     expect: int | None = None
     amount: float = 0
+    event: str | None = None
+    user: str | None = None
+
+
+class LoggedEvent(NamedTuple):
+    """One entry of the event log: its position (only grows, in commit order), the record's
+    table and key, the event type, the record as JSON after the write (the message of a
+    publish; None for a delete), its time in ms and who wrote it."""
+
+    position: int
+    table: str
+    key: Any
+    type: str
+    data: str | None
+    timestamp: int
+    user: str | None
 
 
 # Storage errors follow the constructor convention of ``charter.errors`` (the message first,
@@ -146,6 +169,53 @@ class Storage(ABC):
         """The plan of ``query``: its conditions in execution order and how each is served."""
         compiled = compile_select(schema, query, catalog=getattr(self, "catalog", None))
         return {"table": schema.name, "conditions": compiled.plan, "sql": compiled.sql}
+
+    # -- the event log (realtime): written by ``commit``, read by every worker's hub --------
+
+    @abstractmethod
+    async def read_events(self, after: int, limit: int) -> list[LoggedEvent]:
+        """Logged events past position ``after``, oldest first, at most ``limit``."""
+
+    @abstractmethod
+    async def read_events_back(
+        self, table: str, key: Any, before: int, limit: int
+    ) -> list[LoggedEvent]:
+        """The newest events of ``table`` (of one record when ``key`` is not None) before
+        position ``before``, newest first, at most ``limit`` (``previousCount``)."""
+
+    @abstractmethod
+    async def event_bounds(self) -> tuple[int, int]:
+        """``(floor, head)``: every event at or below ``floor`` has been pruned, ``head`` is
+        the newest position written."""
+
+    @abstractmethod
+    async def first_event_since(self, timestamp: int) -> int | None:
+        """The position of the oldest kept event at or after ``timestamp`` (ms), if any."""
+
+    @abstractmethod
+    async def prune_events(self, *, older_than: int | None, keep: int | None) -> int:
+        """Delete events older than ``older_than`` (ms) and all but the newest ``keep``;
+        raise the floor to the newest deleted position. How many were deleted."""
+
+    def on_commit(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn()`` on this process's event loop after each commit that logged events
+        (the local wake-up of the hub); returns the function that stops it."""
+        listeners: list[Callable[[], None]] = self.__dict__.setdefault("_commit_listeners", [])
+        listeners.append(fn)
+
+        def stop() -> None:
+            if fn in listeners:
+                listeners.remove(fn)
+
+        return stop
+
+    def committed_events(self) -> None:
+        """Tell the commit listeners that events were logged (call on the event loop)."""
+        for fn in list(self.__dict__.get("_commit_listeners", ())):
+            try:
+                fn()
+            except Exception:
+                log.exception("a commit listener failed")
 
     @abstractmethod
     async def commit(self, changes: Sequence[Change]) -> list[int | None]:

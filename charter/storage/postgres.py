@@ -29,15 +29,18 @@ import asyncpg
 import msgspec
 
 from ..query.sql import CompiledQuery, compile_count, compile_select
+from . import postgres_events as event_log
 from .base import (
     DELETE,
     INCREMENT,
     INSERT,
     MERGE,
+    PUBLISH,
     PUT,
     Change,
     ConflictError,
     DuplicateKey,
+    LoggedEvent,
     MissingRecord,
     Row,
     Storage,
@@ -167,6 +170,7 @@ class PostgresStorage(Storage):
         try:
             async with pool.acquire() as conn:
                 await migrate(conn, schemas)
+                await event_log.create_event_log(conn)
                 collation = await conn.fetchval(
                     "SELECT datcollate FROM pg_database WHERE datname = current_database()"
                 )
@@ -418,13 +422,21 @@ class PostgresStorage(Storage):
             return []
         if self._foreign():
             return await self._hop(self.commit(changes))
+        logs = any(change.event is not None for change in changes)
         for attempt in range(_RETRIES):
             try:
                 async with self._connection() as conn:
-                    if len(changes) == 1:  # one statement: atomic without BEGIN/COMMIT
+                    if len(changes) == 1 and not logs:  # one statement: atomic by itself
                         return [await self._apply(conn, changes[0], _now())]
                     async with conn.transaction():
-                        return await self._apply_all(conn, changes)
+                        versions = await self._apply_all(conn, changes)
+                        if logs:
+                            await event_log.append(
+                                conn, changes, versions, _now(), self._render, self._stored_key
+                            )
+                if logs:
+                    self.committed_events()
+                return versions
             except _DRIVER_ERRORS as exc:
                 if outcome(exc) is Outcome.RETRY and attempt < _RETRIES - 1:
                     await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
@@ -442,7 +454,44 @@ class PostgresStorage(Storage):
             versions[i] = await self._apply(conn, changes[i], now)
         return versions
 
+    def _render(self, table: str, data: str) -> str:
+        return self._row(table, data, 0).data
+
+    def _stored_key(self, table: str, key: Any) -> Any:
+        return self._tables[table].key(key)
+
+    # -- the event log ---------------------------------------------------------------------
+
+    async def read_events(self, after: int, limit: int) -> list[LoggedEvent]:
+        if self._foreign():
+            return await self._hop(self.read_events(after, limit))
+        return await self._run(lambda c: event_log.read_since(c, after, limit))
+
+    async def read_events_back(
+        self, table: str, key: Any, before: int, limit: int
+    ) -> list[LoggedEvent]:
+        if self._foreign():
+            return await self._hop(self.read_events_back(table, key, before, limit))
+        return await self._run(lambda c: event_log.read_back(c, table, key, before, limit))
+
+    async def event_bounds(self) -> tuple[int, int]:
+        if self._foreign():
+            return await self._hop(self.event_bounds())
+        return await self._run(event_log.read_bounds)
+
+    async def first_event_since(self, timestamp: int) -> int | None:
+        if self._foreign():
+            return await self._hop(self.first_event_since(timestamp))
+        return await self._run(lambda c: event_log.first_since(c, timestamp))
+
+    async def prune_events(self, *, older_than: int | None, keep: int | None) -> int:
+        if self._foreign():
+            return await self._hop(self.prune_events(older_than=older_than, keep=keep))
+        return await self._run(lambda c: event_log.prune(c, older_than, keep))
+
     async def _apply(self, conn: Connection, change: Change, now: int) -> int | None:
+        if change.kind == PUBLISH:
+            return None
         spec = self._tables[change.table]
         key = spec.key(change.key)
         expect = change.expect

@@ -30,15 +30,18 @@ import msgspec
 
 from ..query.cache import LRU, query_key
 from ..query.sql import SQLITE, compile_count, compile_select, plan_select
+from . import sqlite_events as event_log
 from .base import (
     DELETE,
     INCREMENT,
     INSERT,
     MERGE,
+    PUBLISH,
     PUT,
     Change,
     ConflictError,
     DuplicateKey,
+    LoggedEvent,
     MissingRecord,
     Row,
     Storage,
@@ -127,6 +130,7 @@ class SQLiteStorage(Storage):
             # Every connection must see the same database: use a named shared-cache memory db.
             self.path = f"file:charter-{id(self)}?mode=memory&cache=shared"
         self._idle: list[sqlite3.Connection] = []
+        self._log_idle: list[sqlite3.Connection] = []  # the event log's readers (the hub's)
         self._all: list[sqlite3.Connection] = []
         self._executor: ThreadPoolExecutor | None = None
         self._batcher: ReadBatcher | None = None
@@ -139,6 +143,7 @@ class SQLiteStorage(Storage):
         self._sql: dict[str, dict[int, str]] = {}
         self._plans: LRU[Hashable, Plan] = LRU(_PLANS)
         self._written: dict[str, int] = {}  # writes applied per table, ever (see Plan)
+        self._loop: asyncio.AbstractEventLoop | None = None  # where commit listeners run
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -155,11 +160,13 @@ class SQLiteStorage(Storage):
         names = [schema.name for schema in schemas]
         try:
             await asyncio.to_thread(migrate, conn, schemas)
+            await asyncio.to_thread(event_log.create_event_log, conn)
             self._stats = await asyncio.to_thread(Statistics, conn, names)
         except BaseException:  # a refused migration leaves nothing open
             conn.close()
             raise
         self._write_conn = conn
+        self._loop = asyncio.get_running_loop()
         self.catalog = {schema.name: schema for schema in schemas}
         self._written = dict.fromkeys(self.catalog, 0)
         for schema in schemas:
@@ -196,6 +203,7 @@ class SQLiteStorage(Storage):
             conn.close()
         self._all.clear()
         self._idle.clear()
+        self._log_idle.clear()
         if self._write_conn is not None:
             with contextlib.suppress(sqlite3.Error):  # SQLite's advice for a closing connection
                 self._write_conn.execute("PRAGMA optimize")
@@ -207,9 +215,9 @@ class SQLiteStorage(Storage):
     def _reader(self) -> sqlite3.Connection:
         return _connect(self.path, readonly=True, timeout=self.busy_timeout)
 
-    def _acquire(self) -> sqlite3.Connection:
+    def _acquire(self, idle: list[sqlite3.Connection] | None = None) -> sqlite3.Connection:
         try:
-            return self._idle.pop()
+            return (self._idle if idle is None else idle).pop()
         except IndexError:
             conn = self._reader()
             self._all.append(conn)
@@ -218,13 +226,15 @@ class SQLiteStorage(Storage):
     def _release(self, conn: sqlite3.Connection) -> None:
         self._idle.append(conn)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _read(
+        self, fn: Callable[[sqlite3.Connection], T], idle: list[sqlite3.Connection] | None = None
+    ) -> T:
         def run() -> T:
-            conn = self._acquire()
+            conn = self._acquire(idle)
             try:
                 return fn(conn)
             finally:
-                self._release(conn)
+                (self._idle if idle is None else idle).append(conn)
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, retrying, run)
@@ -389,6 +399,27 @@ class SQLiteStorage(Storage):
         """Run a read-only statement on a reader connection (used by the storage proxy)."""
         return await self._read(lambda c: c.execute(sql, params).fetchall())
 
+    # -- the event log ---------------------------------------------------------------------
+
+    async def read_events(self, after: int, limit: int) -> list[LoggedEvent]:
+        return await self._read(lambda c: event_log.read_since(c, after, limit), self._log_idle)
+
+    async def read_events_back(
+        self, table: str, key: Any, before: int, limit: int
+    ) -> list[LoggedEvent]:
+        return await self._read(
+            lambda c: event_log.read_back(c, table, key, before, limit), self._log_idle
+        )
+
+    async def event_bounds(self) -> tuple[int, int]:
+        return await self._read(event_log.read_bounds, self._log_idle)
+
+    async def first_event_since(self, timestamp: int) -> int | None:
+        return await self._read(lambda c: event_log.first_since(c, timestamp), self._log_idle)
+
+    async def prune_events(self, *, older_than: int | None, keep: int | None) -> int:
+        return await self.run_write(lambda c: event_log.prune(c, older_than, keep))
+
     # -- writes ----------------------------------------------------------------------------
 
     async def commit(self, changes: Sequence[Change]) -> list[int | None]:
@@ -472,6 +503,11 @@ class SQLiteStorage(Storage):
             return
         for job, result, error in outcomes:
             job.resolve(result, error)
+        if self._loop is not None and any(
+            error is None and _logs_events(job) for job, _, error in outcomes
+        ):
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody listens any more
+                self._loop.call_soon_threadsafe(self.committed_events)
 
     def _apply_retrying(
         self, conn: sqlite3.Connection, changes: Sequence[Change | _Callable]
@@ -501,6 +537,10 @@ class SQLiteStorage(Storage):
                 versions.append(None)
                 continue
             assert isinstance(change, Change)
+            if change.kind == PUBLISH:
+                versions.append(None)
+                event_log.log_event(conn, change, None, now)
+                continue
             if change.table in self._written:
                 self._written[change.table] += 1
             if self._stats is not None:
@@ -530,6 +570,8 @@ class SQLiteStorage(Storage):
                 versions.append(self._increment(conn, change, now))
             elif change.kind == MERGE:
                 versions.append(self._merge(conn, change, now))
+            if change.event is not None:
+                event_log.log_event(conn, change, versions[-1], now)
         return versions
 
     def _merge(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
@@ -579,6 +621,10 @@ class SQLiteStorage(Storage):
         if row is None:
             raise MissingRecord.for_key(change.table, change.key)
         return int(row[0])
+
+
+def _logs_events(job: _Job) -> bool:
+    return any(isinstance(c, Change) and c.event is not None for c in job.changes)
 
 
 class _Callable:

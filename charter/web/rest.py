@@ -31,8 +31,12 @@ from ..runtime.transaction import current_transaction
 from ..schema.describe import describe
 from ..storage import Row
 from .rest_access import RoleFaces, masked_plan, reaches_related
+from .rest_events import subscribe_path, subscribe_sse, wants_events
 from .rest_headers import etag, etag_matches, prefers_representation, record_headers, split_suffix
 from .streams import content_range, nothing, peeked, shown_count, until_disconnect
+
+if TYPE_CHECKING:
+    from ..realtime.hub import Hub
 
 if TYPE_CHECKING:
     from ..runtime.tables import TableRuntime
@@ -47,8 +51,9 @@ _CHECKED_QUERIES = 1024  # query strings remembered parsed and valid, per table
 class TableResource:
     """The HTTP face of one table."""
 
-    def __init__(self, runtime: TableRuntime) -> None:
+    def __init__(self, runtime: TableRuntime, hub: Hub | None = None) -> None:
         self.runtime = runtime
+        self.hub = hub  # subscriptions (``Accept: text/event-stream``) when set
         self.schema = runtime.schema
         self.name = runtime.name
         self.path = "/" + quote(runtime.name)
@@ -183,6 +188,8 @@ class TableResource:
         else:
             codec = None
         method = request.method
+        if self.hub is not None and codec is None and wants_events(request):
+            return await subscribe_sse(self, self.hub, request)
         if method in ("GET", "HEAD"):
             return await self.search(request, codec or negotiate(request.header("accept")))
         if method == "POST":
@@ -199,6 +206,8 @@ class TableResource:
         # and only a literal ``.`` starts a format suffix or a property; ``%2E`` is part of the
         # key (``location()`` sends it so for a key that would read as a suffix or property).
         raw = request.raw_path[len(self.path) + 1 :]
+        if self.hub is not None and wants_events(request):
+            return await subscribe_path(self, self.hub, request, raw)
         if "/" in raw:
             raise NotFound(f"no resource at {request.path}")
         if raw.lower() in SUFFIXES:  # /Table/.csv: the collection in that format
@@ -401,10 +410,12 @@ class TableResource:
         return f"{self.path}/{text}"
 
     async def _query(self, request: Request, access: Access, *, write: bool = False) -> Query:
-        """The request's query, parsed once per query string and role: a copy of the parsed
+        return await self.query_of(request.query_string, access, write=write)
+
+    async def query_of(self, text: str, access: Access, *, write: bool = False) -> Query:
+        """A query string's query, parsed once per query string and role: a copy of the parsed
         query (what application code does to it stays in that request), with the reader's
         scope (``charter.query.scope``) when it is restricted."""
-        text = request.query_string
         generation = 0 if access.unrestricted else access.generation
         known = self._checked.get((generation, text))
         if known is None:
@@ -574,9 +585,9 @@ class TableResource:
         return Response(200, JSON.encode(count), {"content-type": JSON.media_type})
 
 
-def add_table_routes(router: Router, runtime: TableRuntime) -> None:
-    """Register the resource endpoints of one table."""
-    resource = TableResource(runtime)
+def add_table_routes(router: Router, runtime: TableRuntime, hub: Hub | None = None) -> None:
+    """Register the resource endpoints of one table (subscriptions through ``hub``)."""
+    resource = TableResource(runtime, hub)
     base = "/" + quote(runtime.name)
     meta = {"table": runtime.name}
     router.add(Route("GET", base, resource.describe, f"{runtime.name}.describe", "table", meta))

@@ -1,0 +1,143 @@
+"""One subscriber: which events it wants, the bounded queue between the hub and it, and the order
+in which it receives history, the current state and live events without a gap.
+
+The hub never waits for a subscriber: it appends to the subscriber's queue and moves on. A
+subscriber that falls ``buffer`` events behind is closed (``Overflow``) with the position of
+the last event it received, so that it can resume from the log and lose nothing, while a slow
+consumer neither delays the others nor grows memory without bound.
+
+Starting without a gap: the subscription joins the hub first (from then on every new event
+reaches its queue), and notes the hub's position P at that moment. History (a resume position,
+``startTime``, ``previousCount``) is read from the log up to P, the current record(s) are read
+after joining; then the queue, which holds exactly the events after P. A record may be sent
+twice (current, then its event) but never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CharterError
+from .events import Event, HubEvent
+from .viewer import Viewer
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Closed", "Overflow", "Subscription"]
+
+
+class Closed(CharterError):
+    """The subscription was ended by the server (shutdown, sign-out, a revoked right)."""
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class Overflow(Closed):
+    """The subscriber fell too far behind: resume from ``position`` (nothing is lost)."""
+
+
+class Subscription:
+    """A subscriber's place at the hub: a topic filter and a bounded queue.
+
+    Args:
+        key: one record's key, or None for the whole table.
+        prefix: with ``key`` None, only keys that start with it (``/Table/abc/``).
+    """
+
+    __slots__ = (
+        "_waiter",
+        "buffer",
+        "closed",
+        "delivered",
+        "key",
+        "prefix",
+        "queue",
+        "table",
+        "viewer",
+    )
+
+    def __init__(
+        self,
+        table: str,
+        viewer: Viewer,
+        *,
+        key: Any = None,
+        prefix: str | None = None,
+        buffer: int = 1000,
+    ) -> None:
+        self.table = table
+        self.viewer = viewer
+        self.key = key
+        self.prefix = prefix
+        self.buffer = buffer
+        self.queue: deque[HubEvent] = deque()
+        self.closed: Closed | None = None
+        self.delivered: int | None = None  # the position of the last event handed out
+        self._waiter: asyncio.Future[None] | None = None
+
+    def wants(self, key: Any) -> bool:
+        if self.key is not None:
+            return bool(key == self.key)
+        if self.prefix is not None:
+            return isinstance(key, str) and key.startswith(self.prefix)
+        return True
+
+    def offer(self, item: HubEvent) -> None:
+        """Called by the hub for every event of the table (never blocks)."""
+        if self.closed is not None or not self.wants(item.logged.key):
+            return
+        if len(self.queue) >= self.buffer:
+            self.queue.clear()
+            self.close(Overflow("the subscriber fell behind", position=self.delivered))
+            return
+        self.queue.append(item)
+        self._wake()
+
+    def close(self, reason: Closed) -> None:
+        if self.closed is None:
+            self.closed = reason
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next_live(self, timeout: float | None = None) -> HubEvent | None:
+        """The next queued event; None when ``timeout`` passes first. Raises ``Closed``."""
+        while True:
+            if self.closed is not None:
+                raise self.closed
+            if self.queue:
+                return self.queue.popleft()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._waiter, timeout)
+            except TimeoutError:
+                return None
+            finally:
+                self._waiter = None
+
+    async def live(self, after: int, keepalive: float | None) -> AsyncIterator[Event | None]:
+        """Live events past ``after`` as this subscriber sees them; None at each
+        ``keepalive`` interval without one (a transport sends a comment or a ping)."""
+        while True:
+            item = await self.next_live(keepalive)
+            if item is None:
+                yield None
+                continue
+            if item.position <= after:
+                continue
+            self.delivered = item.position
+            event = await self.viewer.view(item)
+            if event is not None:
+                yield event
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.table} key={self.key!r} prefix={self.prefix!r}>"
