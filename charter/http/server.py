@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httptools
@@ -69,6 +70,11 @@ class _Connection:
     def abort(self) -> None:
         self._protocol.abort()
 
+    def on_shutdown(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when the server starts shutting down: an endless response (an event
+        stream) ends then, instead of holding the graceful shutdown until its timeout."""
+        self._protocol.shutdown_callbacks.append(fn)
+
 
 class CharterProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with Charter's timeouts and limits (module docstring)."""
@@ -97,6 +103,7 @@ class CharterProtocol(HttpToolsProtocol):
         self._send_timer: asyncio.TimerHandle | None = None
         self._discarding = False  # refused: what still arrives is dropped
         self._extensions = {CONNECTION: _Connection(self)}
+        self.shutdown_callbacks: list[Callable[[], None]] = []
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -235,6 +242,15 @@ class CharterProtocol(HttpToolsProtocol):
         self.abort()
 
     # -- ending --------------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        callbacks, self.shutdown_callbacks = self.shutdown_callbacks, []
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:
+                log.exception("a shutdown callback failed")
+        super().shutdown()
 
     def abort(self) -> None:
         """Drop the connection now, unsent bytes included, and release the request's app."""

@@ -6,17 +6,20 @@ SPEC section 4, checked as a GET's would be."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HttpError, NotFound
 from ..http.request import Request
 from ..http.response import Response
 from ..http.routing import decode_segment
+from ..http.types import CONNECTION
 from ..query.model import Query
 from ..realtime.sse import sse_response, wants_events
 from ..realtime.stream import Options, open_stream
+from ..realtime.subscription import Closed, Subscription
 from ..runtime.context import current_context
-from .streams import until_disconnect
 
 if TYPE_CHECKING:
     from ..realtime.hub import Hub
@@ -81,13 +84,37 @@ async def subscribe_sse(
         options.query = query
     elif key is not None and text:
         raise _bad("a subscription to one record takes no query")
-    _, events = await open_stream(
+    subscription, events = await open_stream(
         hub, resource.runtime, options, context, keepalive=hub.config.keepalive
     )
     response = sse_response(events)
     assert response.stream is not None
-    response.stream = until_disconnect(request, response.stream)  # type: ignore[arg-type]
+    response.stream = _until_gone(request, subscription, response.stream)
     return response
+
+
+async def _until_gone(
+    request: Request, subscription: Subscription, chunks: AsyncIterable[bytes]
+) -> AsyncIterator[bytes]:
+    """``chunks`` until the client goes away or the server shuts down: either closes the
+    subscription at once (an idle stream has no next chunk to notice it by)."""
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        subscription.close(Closed("the client went away"))
+
+    watcher = asyncio.ensure_future(watch())
+    extensions = request.scope.get("extensions") or {}
+    on_shutdown = getattr(extensions.get(CONNECTION), "on_shutdown", None)
+    if on_shutdown is not None:
+        on_shutdown(lambda: subscription.close(Closed("the server is shutting down")))
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        watcher.cancel()
+        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 async def subscribe_path(resource: TableResource, hub: Hub, request: Request, raw: str) -> Response:
