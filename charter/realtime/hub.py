@@ -113,11 +113,31 @@ class Hub:
 
     # -- subscribers -----------------------------------------------------------------------
 
-    def join(self, subscription: Subscription) -> int:
+    async def join(self, subscription: Subscription) -> int:
         """Start handing ``subscription`` every new event of its table; returns the position
-        it starts after (every later event reaches its queue)."""
+        it starts after: the log's head (what was committed before is history, not news)."""
+        idle = self.idle
         self._subscribers.setdefault(subscription.table, set()).add(subscription)
-        return self.position
+        try:
+            _, head = await self.storage.event_bounds()
+        except BaseException:
+            self.leave(subscription)
+            raise
+        if idle and self.idle_since_join(subscription):
+            # Nobody listened, so the hub did not read the log: it starts from the head.
+            self.position = max(self.position, head)
+        return max(self.position, head)
+
+    @property
+    def idle(self) -> bool:
+        """Nobody on this worker listens: commits need not be read from the log."""
+        return not self._subscribers_count() and not self.bus.has_listeners
+
+    def idle_since_join(self, subscription: Subscription) -> bool:
+        return self._subscribers_count() == 1 and not self.bus.has_listeners
+
+    def _subscribers_count(self) -> int:
+        return sum(len(group) for group in self._subscribers.values())
 
     def leave(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.table)
@@ -129,7 +149,7 @@ class Hub:
 
     @property
     def count(self) -> int:
-        return sum(len(group) for group in self._subscribers.values())
+        return self._subscribers_count()
 
     async def subscribe(
         self, runtime: TableRuntime, key: Any, context: RequestContext | None, **options: Any
@@ -152,6 +172,8 @@ class Hub:
         while True:
             await self._woken.wait()
             self._woken.clear()
+            if self.idle:
+                continue  # a subscriber that joins starts from the log's head
             try:
                 await self._catch_up()
             except Exception:

@@ -90,12 +90,8 @@ async def open_stream(
         prefix=options.prefix,
         buffer=hub.config.subscriber_buffer,
     )
-    start = hub.join(subscription)
+    start = await hub.join(subscription)
     try:
-        # The hub may not have read the newest commits yet: start after the log's head, so
-        # that what was committed before the subscription is its history, not news.
-        _, head = await hub.storage.event_bounds()
-        start = max(start, head)
         first = await _first_events(hub, runtime, subscription, options, start, context)
     except BaseException:
         hub.leave(subscription)
