@@ -428,6 +428,10 @@ class PostgresStorage(Storage):
                 async with self._connection() as conn:
                     if len(changes) == 1 and not logs:  # one statement: atomic by itself
                         return [await self._apply(conn, changes[0], _now())]
+                    if len(changes) == 1 and _lone_write(changes[0]):  # with its event
+                        version = await self._apply_logged(conn, changes[0], _now())
+                        self.committed_events()
+                        return [version]
                     async with conn.transaction():
                         versions = await self._apply_all(conn, changes)
                         if logs:
@@ -453,6 +457,26 @@ class PostgresStorage(Storage):
         for i in order:
             versions[i] = await self._apply(conn, changes[i], now)
         return versions
+
+    async def _apply_logged(self, conn: Connection, change: Change, now: int) -> int:
+        """A lone PUT or INSERT and its event in one statement (``postgres_events.with_event``),
+        with ``_apply``'s answers: a conflict or a duplicate key when it writes nothing."""
+        spec = self._tables[change.table]
+        key = spec.key(change.key)
+        extra = event_log.event_arguments(change)
+        args: tuple[Any, ...]
+        if change.kind == INSERT:
+            sql, args = spec.logged_insert, (key, change.data, now, *extra)
+        elif change.expect is None:
+            sql, args = spec.logged_upsert, (key, change.data, now, *extra)
+        else:
+            sql, args = spec.logged_update_if, (key, change.data, now, change.expect, *extra)
+        row = await conn.fetchrow(sql, *args)
+        if row is not None:
+            return int(row[0])
+        if change.kind == INSERT and change.expect is None:
+            raise DuplicateKey.for_key(change.table, change.key)
+        raise _conflict(change)  # (an INSERT of a key seen absent: someone wrote it since)
 
     def _render(self, table: str, data: str) -> str:
         return self._row(table, data, 0).data
@@ -559,6 +583,16 @@ class PostgresStorage(Storage):
         if version is None:
             raise _conflict(change)
         return int(version)
+
+
+def _lone_write(change: Change) -> bool:
+    """A change ``_apply_logged`` writes with its event in one statement: a PUT (blind, or of
+    a version that was read) or an INSERT not seen before, with a key PostgreSQL can store."""
+    if change.event is None or _holds_nul(change.key):
+        return False
+    if change.kind == INSERT:
+        return not change.expect
+    return change.kind == PUT and change.expect != 0
 
 
 def _conflict(change: Change) -> ConflictError:

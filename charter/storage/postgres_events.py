@@ -94,6 +94,25 @@ async def append(
         await conn.execute(_APPEND, _LOG_LOCK, *columns)
 
 
+def with_event(statement: str, first: int) -> str:
+    """``statement`` (a write ``RETURNING version`` whose ``$2`` is the record's JSON) and the
+    append of its event, as one statement: a lone write with its event in one round trip.
+    The event's table, key, type and user are the parameters from ``$first`` on."""
+    t, k, e, u = (f"${n}" for n in range(first, first + 4))
+    return (
+        f"WITH w AS ({statement}), lk AS (SELECT pg_advisory_xact_lock({_LOG_LOCK}) FROM w), "
+        "added AS (INSERT INTO _charter_events (tbl, id, type, data, ts, usr) "
+        f"SELECT {t}::text, {k}::text, {e}::text, $2::text, w.version, {u}::text FROM w, lk "
+        "RETURNING position) "
+        f"SELECT w.version, (SELECT pg_notify('{CHANNEL}', max(position)::text) FROM added) "
+        "FROM w"
+    )
+
+
+def event_arguments(change: Change) -> tuple[str, str, str | None, str | None]:
+    return change.table, _key_json(change.key).decode(), change.event, change.user
+
+
 def _event(row: Any) -> LoggedEvent:
     return LoggedEvent(row[0], row[1], _key_of(row[2]), row[3], row[4], row[5], row[6])
 

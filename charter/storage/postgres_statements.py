@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from .postgres_events import with_event
 from .postgres_schema import quote
 
 if TYPE_CHECKING:
@@ -24,6 +25,9 @@ class Statements:
         "increment",
         "insert",
         "key_type",
+        "logged_insert",
+        "logged_update_if",
+        "logged_upsert",
         "merge",
         "merge_if",
         "select",
@@ -63,6 +67,11 @@ class Statements:
         )
         self.merge = f"{merge} WHERE id = $1 RETURNING version"
         self.merge_if = f"{merge} WHERE id = $1 AND version = $4 RETURNING version"
+
+        # The same writes with their event appended, in one statement (postgres_events).
+        self.logged_upsert = with_event(self.upsert, 4)
+        self.logged_insert = with_event(self.insert, 4)
+        self.logged_update_if = with_event(self.update_if, 5)
 
     def key(self, key: Any) -> Any:
         """``key`` as stored: SQLite's column affinity, made explicit."""
