@@ -75,6 +75,19 @@ class _Connection:
         stream) ends then, instead of holding the graceful shutdown until its timeout."""
         self._protocol.shutdown_callbacks.append(fn)
 
+    def on_lost(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` when the connection is lost: an idle event stream ends at once, without
+        a task per stream waiting for the disconnect message."""
+        self._protocol.lost_callbacks.append(fn)
+
+
+def _call_all(callbacks: list[Callable[[], None]]) -> None:
+    for fn in callbacks:
+        try:
+            fn()
+        except Exception:
+            log.exception("a connection callback failed")
+
 
 class CharterProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with Charter's timeouts and limits (module docstring)."""
@@ -104,6 +117,7 @@ class CharterProtocol(HttpToolsProtocol):
         self._discarding = False  # refused: what still arrives is dropped
         self._extensions = {CONNECTION: _Connection(self)}
         self.shutdown_callbacks: list[Callable[[], None]] = []
+        self.lost_callbacks: list[Callable[[], None]] = []
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -117,6 +131,9 @@ class CharterProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
         super().connection_lost(exc)
+        _call_all(self.lost_callbacks)
+        self.lost_callbacks = []
+        self.shutdown_callbacks = []
 
     def data_received(self, data: bytes) -> None:
         if self._discarding:
@@ -245,11 +262,7 @@ class CharterProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         callbacks, self.shutdown_callbacks = self.shutdown_callbacks, []
-        for fn in callbacks:
-            try:
-                fn()
-            except Exception:
-                log.exception("a shutdown callback failed")
+        _call_all(callbacks)
         super().shutdown()
 
     def abort(self) -> None:

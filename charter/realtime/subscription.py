@@ -76,7 +76,7 @@ class Subscription:
         self.key = key
         self.prefix = prefix
         self.buffer = buffer
-        self.queue: deque[HubEvent] = deque()
+        self.queue: deque[HubEvent] | None = None  # made on the first event (memory when idle)
         self.closed: Closed | None = None
         self.delivered: int | None = None  # the position of the last event handed out
         self._waiter: asyncio.Future[None] | None = None
@@ -92,11 +92,14 @@ class Subscription:
         """Called by the hub for every event of the table (never blocks)."""
         if self.closed is not None or not self.wants(item.logged.key):
             return
-        if len(self.queue) >= self.buffer:
-            self.queue.clear()
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        elif len(queue) >= self.buffer:
+            queue.clear()
             self.close(Overflow("the subscriber fell behind", position=self.delivered))
             return
-        self.queue.append(item)
+        queue.append(item)
         self._wake()
 
     def close(self, reason: Closed) -> None:
@@ -116,6 +119,7 @@ class Subscription:
                 raise self.closed
             if self.queue:
                 return self.queue.popleft()
+            self.queue = None  # an idle subscriber holds no queue
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(self._waiter, timeout)

@@ -97,23 +97,29 @@ async def _until_gone(
     request: Request, subscription: Subscription, chunks: AsyncIterable[bytes]
 ) -> AsyncIterator[bytes]:
     """``chunks`` until the client goes away or the server shuts down: either closes the
-    subscription at once (an idle stream has no next chunk to notice it by)."""
-
-    async def watch() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        subscription.close(Closed("the client went away"))
-
-    watcher = asyncio.ensure_future(watch())
+    subscription at once (an idle stream has no next chunk to notice it by). Under
+    ``charter serve`` the connection says so itself; elsewhere a task waits for the ASGI
+    disconnect message."""
     extensions = request.scope.get("extensions") or {}
-    on_shutdown = getattr(extensions.get(CONNECTION), "on_shutdown", None)
-    if on_shutdown is not None:
-        on_shutdown(lambda: subscription.close(Closed("the server is shutting down")))
+    connection = extensions.get(CONNECTION)
+    watcher = None
+    if connection is not None and hasattr(connection, "on_lost"):
+        connection.on_lost(lambda: subscription.close(Closed("the client went away")))
+        connection.on_shutdown(lambda: subscription.close(Closed("the server is shutting down")))
+    else:
+
+        async def watch() -> None:
+            while (await request.receive())["type"] != "http.disconnect":
+                pass
+            subscription.close(Closed("the client went away"))
+
+        watcher = asyncio.ensure_future(watch())
     try:
         async for chunk in chunks:
             yield chunk
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
