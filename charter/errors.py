@@ -32,7 +32,9 @@ CharterError
 │       └── StorageFull         503 STORAGE_FULL the database's disk is full (storage.base)
 ├── InputError                  input that does not validate, with details (schema.validation)
 ├── Unconvertible               a stored value a new field type cannot hold (schema.type_changes)
-└── ConnectionDropped           also a ConnectionError: closed mid-stream (http.response)
+├── ConnectionDropped           also a ConnectionError: closed mid-stream (http.response)
+└── Closed                      a subscription ended by the server, with its position (realtime)
+    └── Overflow                the subscriber fell behind: resume from .position (realtime)
 
 Database errors are translated where they surface, through one table per backend:
 ``storage.sqlite_errors`` (by ``sqlite_errorcode``) and ``storage.postgres_errors`` (by
