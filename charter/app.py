@@ -33,7 +33,9 @@ from .web.middleware import Middleware, MiddlewareFn, as_middleware, check_filte
 from .web.openapi import OpenAPIEndpoint, build_openapi
 from .web.rate_limit import check_rate_limits
 from .web.rest import add_table_routes, describe_table
+from .web.rest_publish import publish_route
 from .web.routes import contract_route, service_routes, table_method_routes
+from .web.websocket import WebSocketEndpoint
 
 __all__ = ["App"]
 
@@ -198,6 +200,7 @@ class App:
             self.middleware,
             self.shared,
         )
+        self._websocket = WebSocketEndpoint(self._dispatcher, _credential_origins(self.cors))
         self._started = False
         self._start_lock = asyncio.Lock()
         # Only a fully built app serves its tables: a failed App(...) leaves no trace on them.
@@ -237,6 +240,7 @@ class App:
                 self.router.add(method_route)
         for runtime in self.tables.values():
             add_table_routes(self.router, runtime, self.hub)
+            self.router.add(publish_route(runtime))  # POST /T/{id} (web/rest_publish.py)
             runtime.realtime = self.hub
 
     def add_route(self, route: Route | Any) -> None:
@@ -327,8 +331,10 @@ class App:
             await self._dispatcher(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-        elif kind == "websocket":
-            await send({"type": "websocket.close", "code": 1003})
+        elif kind == "websocket":  # a table's paths (web/websocket.py)
+            if not self._started:
+                await self.startup()
+            await self._websocket(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

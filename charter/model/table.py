@@ -157,7 +157,7 @@ async def _delete(self: Table) -> bool:
 
 
 async def _publish(self: Table, message: Any) -> None:
-    await _runtime(type(self)).publish(self._key, message)
+    await _runtime(type(self)).publish(self._key, message, self._acting_for())
 
 
 # -- static helpers (class level) ----------------------------------------------------------------
@@ -222,7 +222,7 @@ async def _static_delete(cls: type[Table], id: Any, context: Any = None) -> bool
 
 
 async def _static_publish(cls: type[Table], topic: Any, message: Any, context: Any = None) -> None:
-    await maybe_await(cls._blank(topic, context).publish(message))
+    await maybe_await(cls._blank(topic, context, acting=context is not None).publish(message))
 
 
 _DEFAULTS: dict[str, tuple[type[_ResourceMethod], Callable[..., Any], Callable[..., Any]]] = {
@@ -306,7 +306,7 @@ class Table:
                 descriptor, _, static = _DEFAULTS[method]
                 setattr(cls, method, descriptor(method, fn, static))
                 overrides.add(method)
-        overrides.update(h for h in HOOKS + ROW_RULES if h in cls.__dict__)
+        overrides.update(h for h in (*HOOKS, *ROW_RULES, "connect") if h in cls.__dict__)
         cls.__charter_overrides__ = frozenset(overrides)
         methods = dict(cls.__charter_methods__)
         for value in cls.__dict__.values():

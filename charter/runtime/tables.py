@@ -533,8 +533,19 @@ class TableRuntime(AccessChecks):
             options["query"] = Query.coerce(options["query"])
         return self.realtime.subscribe(self, key, current_context(), **options)  # type: ignore[no-any-return]
 
-    async def publish(self, key: Any, message: Any) -> None:
-        """Log ``message`` for the subscribers of this record's topic (every worker's)."""
+    async def publish(self, key: Any, message: Any, acting: RequestContext | None = None) -> None:
+        """Log ``message`` for the subscribers of this record's topic (every worker's). Acting
+        for a request, a publish writes to the record's topic: the ``update`` right, a record
+        within the write rule if there is one (a topic without a record is refused: it cannot
+        be checked), and ``allow_update``, as for a write (docs/realtime.md)."""
+        key = self.check_key(key)
+        access = self._restricted(acting, UPDATE)
+        if not access.unrestricted and access.table(self.name).rules:
+            found = (await self.load(key, acting))._exists
+            if not found or await self.outside(key, acting, write=True):
+                raise Forbidden(f"publishing to {self.name} {key!r} is outside what you may write")
+        if "allow_update" in self.cls.__charter_overrides__:
+            await self._hook(await self.load(key, acting), "allow_update")
         context = current_context()
         raw = _json_encode(message).decode()
 

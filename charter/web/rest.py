@@ -31,14 +31,12 @@ from ..runtime.transaction import current_transaction
 from ..schema.describe import describe
 from ..storage import Row
 from .rest_access import RoleFaces, masked_plan, reaches_related
-from .rest_events import subscribe_path, subscribe_sse, wants_events
 from .rest_headers import etag, etag_matches, prefers_representation, record_headers, split_suffix
 from .streams import content_range, nothing, peeked, shown_count, until_disconnect
+from .websocket import subscribe, subscribe_at, wants_subscription
 
 if TYPE_CHECKING:
     from ..realtime.hub import Hub
-
-if TYPE_CHECKING:
     from ..runtime.tables import TableRuntime
 
 __all__ = ["add_table_routes", "describe_table"]
@@ -188,8 +186,8 @@ class TableResource:
         else:
             codec = None
         method = request.method
-        if self.hub is not None and codec is None and wants_events(request):
-            return await subscribe_sse(self, self.hub, request)
+        if self.hub is not None and codec is None and wants_subscription(request):
+            return await subscribe(self, self.hub, request)
         if method in ("GET", "HEAD"):
             return await self.search(request, codec or negotiate(request.header("accept")))
         if method == "POST":
@@ -206,8 +204,8 @@ class TableResource:
         # and only a literal ``.`` starts a format suffix or a property; ``%2E`` is part of the
         # key (``location()`` sends it so for a key that would read as a suffix or property).
         raw = request.raw_path[len(self.path) + 1 :]
-        if self.hub is not None and wants_events(request):
-            return await subscribe_path(self, self.hub, request, raw)
+        if self.hub is not None and wants_subscription(request):  # SSE or a WebSocket
+            return await subscribe_at(self, self.hub, request, raw)
         if "/" in raw:
             raise NotFound(f"no resource at {request.path}")
         if raw.lower() in SUFFIXES:  # /Table/.csv: the collection in that format
@@ -392,10 +390,7 @@ class TableResource:
         else:
             key = created.get(self.schema.primary_key) if isinstance(created, dict) else created
             body = codec.encode(created)
-        headers = {
-            "content-type": codec.media_type,
-            "location": self.location(key),
-        }
+        headers = {"content-type": codec.media_type, "location": self.location(key)}
         response = Response(201, body, headers)
         self._after_commit_etag(response, key)
         return response
