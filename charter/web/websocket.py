@@ -237,11 +237,10 @@ class _Session:
             context.transaction = txn
             await publish_as(self.runtime, key, message, context)
 
-        with context:
-            try:
-                await run_in_transaction(self.dispatcher.database, run, join=False)
-            finally:
-                context.transaction = None
+        try:  # the socket's tasks run in the context (entered once: it is not re-entrant)
+            await run_in_transaction(self.dispatcher.database, run, join=False)
+        finally:
+            context.transaction = None
 
 
 # -- the ASGI side ---------------------------------------------------------------------------------
