@@ -53,7 +53,7 @@ ROLES = [
     Role("reader", tables={"Product": READ, "Echo": READ, "Shout": READ}),
     Role("writer", tables={"Product": WRITE, "Echo": READ, "Shout": WRITE}),
 ]
-app = App(tables=[Product, Echo, Shout], roles=ROLES, auth=AUTH)
+app = App(tables=[Product, Echo, Shout], roles=ROLES, auth=AUTH, keepalive=1)
 """
 
 

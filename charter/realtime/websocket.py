@@ -74,8 +74,8 @@ def event_message(event: Event) -> str:
 
 
 def _error_message(exc: HttpError) -> str:
-    body = error_body(exc.status_code, exc.code, exc.message, exc.details)
-    return _encode({"type": "error", "status": exc.status_code, **body}).decode()
+    body = error_body(exc.status_code, exc.code, exc.message, exc.details)["error"]
+    return _encode({"type": "error", **body}).decode()
 
 
 class Socket:
