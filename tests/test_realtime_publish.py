@@ -116,9 +116,13 @@ async def test_publish_needs_the_update_right(auth_server: Server) -> None:
 
 async def test_an_override_of_publish_is_reached_and_still_guarded(auth_server: Server) -> None:
     server = auth_server
-    async with socket(server, "/Shout/s1?omitCurrent=true", additional_headers=basic("root")) as ws:
+    path = "/Product/shout-s1?omitCurrent=true"
+    async with socket(server, path, additional_headers=basic("root")) as ws:
         url = server.url + "/Shout/s1"
         assert httpx.post(url, json={"text": "hi"}, auth=("rita", PASSWORD)).status_code == 403
         assert httpx.post(url, json={"text": "hi"}, auth=("walt", PASSWORD)).status_code == 204
         event = await receive(ws)
     assert (event["type"], event["value"], event["user"]) == ("publish", {"shout": "HI"}, "walt")
+    async with socket(server, "/Shout/s1", additional_headers=basic("rita")) as ws:
+        await ws.send(json.dumps({"text": "hi"}))
+        assert (await receive(ws))["status"] == 403
