@@ -84,6 +84,13 @@ async def test_post_on_the_collection_still_creates(server: Server) -> None:
         assert response.status_code == status, body
         assert response.json()["error"]["status"] == status
     assert httpx.get(server.url + "/Product/n1").json()["name"] == "new"
+    # A literal dot starts a format or a property, as for a GET; %2E is part of the key.
+    for path in ("/Product/n1.json", "/Product/n1.name"):
+        assert httpx.post(server.url + path, json={"m": 1}).status_code == 405, path
+    async with socket(server, "/Product/n1%2Ename?omitCurrent=true") as ws:
+        assert httpx.post(server.url + "/Product/n1%2Ename", json={"m": 1}).status_code == 204
+        event = await receive(ws)
+    assert (event["id"], event["value"]) == ("n1.name", {"m": 1})
 
 
 async def test_messages_on_a_collection_are_refused(server: Server) -> None:

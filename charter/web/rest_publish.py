@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import HttpError, NotFound, UnsupportedMediaType
-from ..http.codecs import for_request
+from ..errors import HttpError, MethodNotAllowed, NotFound, UnsupportedMediaType
+from ..http.codecs import SUFFIXES, for_request
 from ..http.forms import Form
 from ..http.request import Request
 from ..http.response import Response
@@ -48,11 +48,15 @@ async def publish_as(
 def publish_route(runtime: TableRuntime) -> Route:
     """``POST /Table/{id}``: the message in the body published to the record's topic."""
     base = "/" + quote(runtime.name)
+    properties = frozenset(runtime.schema.fields) | frozenset(runtime.schema.relationships)
 
     async def publish(request: Request, id: str) -> Response:
         raw = request.raw_path[len(base) + 1 :]  # as sent: an encoded ``/`` is part of the key
-        if "/" in raw:
-            raise NotFound(f"no resource at {request.path}")
+        dot = raw.rfind(".")  # a literal dot starts a suffix or a property, as for a GET
+        if dot > 0 and (raw[dot:].lower() in SUFFIXES or raw[dot + 1 :] in properties):
+            raise MethodNotAllowed(
+                f"POST is not allowed on {request.path}", headers={"allow": "GET, HEAD"}
+            )
         key = runtime.schema.coerce_key(decode_segment(raw))
         if key is None:
             raise NotFound(f"{runtime.name} {raw!r} not found")
@@ -67,4 +71,4 @@ def publish_route(runtime: TableRuntime) -> Route:
         return Response(204)
 
     name = f"{runtime.name}.publish"
-    return Route("POST", base + "/{id:path}", publish, name, "table", {"table": runtime.name})
+    return Route("POST", base + "/{id}", publish, name, "table", {"table": runtime.name})
