@@ -23,7 +23,7 @@ APP = """
 from collections.abc import AsyncIterator
 from typing import Any
 
-from charter import App, Field, Grant, Role, Table
+from charter import App, Field, Forbidden, Grant, Role, Table
 
 
 class Product(Table):
@@ -49,20 +49,28 @@ class Shout(Table):
         await Product.publish(f"shout-{self.get_id()}", {"shout": text})
 
 
+async def guard(ctx: Any, call_next: Any) -> Any:
+    if ctx.request.header("x-block"):
+        raise Forbidden("blocked by middleware")
+    return await call_next()
+
+
 READ = Grant(read=True)
 WRITE = Grant(read=True, update=True)
 ROLES = [
     Role("reader", tables={"Product": READ, "Echo": READ, "Shout": READ}),
     Role("writer", tables={"Product": WRITE, "Echo": READ, "Shout": WRITE}),
 ]
-app = App(tables=[Product, Echo, Shout], roles=ROLES, auth=AUTH, keepalive=1)
+app = App(
+    tables=[Product, Echo, Shout], roles=ROLES, auth=AUTH, middleware=[guard], keepalive=1, OPTIONS
+)
 """
 
 
-def write_app(directory: Path, *, auth: bool) -> str:
-    """The app module in ``directory``, as ``path:app``."""
+def write_app(directory: Path, *, auth: bool, options: str = "") -> str:
+    """The app module in ``directory``, as ``path:app`` (``options``: more ``App`` arguments)."""
     path = directory / ("ws_app_auth.py" if auth else "ws_app.py")
-    path.write_text(APP.replace("AUTH", str(auth)))
+    path.write_text(APP.replace("AUTH", str(auth)).replace("OPTIONS", options))
     return f"{path}:app"
 
 
@@ -104,8 +112,10 @@ def add_users(target: str, database: str) -> None:
 
 
 @contextlib.contextmanager
-def served(directory: Path, database: str, *, auth: bool = False) -> Iterator[Server]:
-    target = write_app(directory, auth=auth)
+def served(
+    directory: Path, database: str, *, auth: bool = False, options: str = ""
+) -> Iterator[Server]:
+    target = write_app(directory, auth=auth, options=options)
     if auth:
         add_users(target, database)
     server = Server(target, "--database", database).start()
