@@ -463,6 +463,9 @@ class Table:
             omit_current=omit_current,
         )
 
+    # A table may hold its WebSockets' conversations itself: ``async def connect(self, incoming)``
+    # yields what is sent, ``incoming`` the client's messages (docs/realtime-websocket.md).
+
     # -- row rules (SPEC section 6): conditions ANDed into every read or write of a user -------
 
     @classmethod
