@@ -62,7 +62,7 @@ class Handshake:
         self.last_event_id: str | None = None
         self.context: RequestContext | None = None
         self.runtime: TableRuntime | None = None
-        self.serve: Any = None  # (socket, admit) -> conversation, once accepted
+        self.serve: Any = None  # (socket, session) -> the conversation, once accepted
         # (a handler re-run after a conflict replaces it: ``drop`` releases the old one)
 
     def http_scope(self, scope: Scope) -> Scope:
