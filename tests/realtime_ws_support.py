@@ -23,7 +23,7 @@ APP = """
 from collections.abc import AsyncIterator
 from typing import Any
 
-from charter import App, Field, Forbidden, Grant, Role, Table
+from charter import App, Condition, Field, Forbidden, Grant, Role, Table
 
 
 class Product(Table):
@@ -49,6 +49,15 @@ class Shout(Table):
         await Product.publish(f"shout-{self.get_id()}", {"shout": text})
 
 
+class Memo(Table):
+    id: str = Field(primary_key=True)
+    owner: str = Field(default="", indexed=True)
+
+    @classmethod
+    def write_filter(cls, user: Any) -> Any:  # publish to your own memos only
+        return Condition("owner", "equals", user.username if user is not None else "")
+
+
 async def guard(ctx: Any, call_next: Any) -> Any:
     if ctx.request.header("x-block"):
         raise Forbidden("blocked by middleware")
@@ -59,11 +68,10 @@ READ = Grant(read=True)
 WRITE = Grant(read=True, update=True)
 ROLES = [
     Role("reader", tables={"Product": READ, "Echo": READ, "Shout": READ}),
-    Role("writer", tables={"Product": WRITE, "Echo": READ, "Shout": WRITE}),
+    Role("writer", tables={"Product": WRITE, "Echo": READ, "Shout": WRITE, "Memo": WRITE}),
 ]
-app = App(
-    tables=[Product, Echo, Shout], roles=ROLES, auth=AUTH, middleware=[guard], keepalive=1, OPTIONS
-)
+TABLES = [Product, Echo, Shout, Memo]
+app = App(tables=TABLES, roles=ROLES, auth=AUTH, middleware=[guard], keepalive=1, OPTIONS)
 """
 
 

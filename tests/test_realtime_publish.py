@@ -133,3 +133,19 @@ async def test_an_override_of_publish_is_reached_and_still_guarded(auth_server: 
     async with socket(server, "/Shout/s1", additional_headers=basic("rita")) as ws:
         await ws.send(json.dumps({"text": "hi"}))
         assert (await receive(ws))["status"] == 403
+
+
+async def test_a_write_rule_decides_which_topics_a_user_may_publish_to(
+    auth_server: Server,
+) -> None:
+    server = auth_server
+    root = ("root", PASSWORD)
+    for key, owner in (("m-walt", "walt"), ("m-rita", "rita")):
+        created = httpx.put(f"{server.url}/Memo/{key}", json={"id": key, "owner": owner}, auth=root)
+        assert created.status_code == 204
+    walt = ("walt", PASSWORD)
+    assert httpx.post(server.url + "/Memo/m-walt", json={"m": 1}, auth=walt).status_code == 204
+    assert httpx.post(server.url + "/Memo/m-rita", json={"m": 1}, auth=walt).status_code == 403
+    # A topic without a record cannot be checked against the rule: refused (fail closed).
+    assert httpx.post(server.url + "/Memo/nobody", json={"m": 1}, auth=walt).status_code == 403
+    assert httpx.post(server.url + "/Memo/nobody", json={"m": 1}, auth=root).status_code == 204
