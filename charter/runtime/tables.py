@@ -540,10 +540,8 @@ class TableRuntime(AccessChecks):
         be checked), and ``allow_update``, as for a write (docs/realtime.md)."""
         key = self.check_key(key)
         access = self._restricted(acting, UPDATE)
-        if not access.unrestricted and access.table(self.name).rules:
-            found = (await self.load(key, acting))._exists
-            if not found or await self.outside(key, acting, write=True):
-                raise Forbidden(f"publishing to {self.name} {key!r} is outside what you may write")
+        if not access.unrestricted and await self.outside(key, acting, write=True):  # or absent
+            raise Forbidden(f"publishing to {self.name} {key!r} is outside what you may write")
         if "allow_update" in self.cls.__charter_overrides__:
             await self._hook(await self.load(key, acting), "allow_update")
         context = current_context()
