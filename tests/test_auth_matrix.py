@@ -602,6 +602,7 @@ def test_matrix_openapi(shop: Shopfront) -> None:
                     ("get", rights["read"]),
                     ("put", rights["insert"] or rights["update"]),
                     ("patch", rights["update"]),
+                    ("post", rights["update"]),  # a publish to the record's subscribers
                     ("delete", rights["delete"]),
                 ]
                 if ok

@@ -77,6 +77,11 @@ class _Schemas:
                 target.update(schemas[index])
 
 
+_EVENTS = {
+    "schema": {"type": "string", "description": "Server-Sent Events: one event per message"}
+}
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
@@ -146,7 +151,10 @@ def _table_paths(
     }
     kept: dict[str, Any] = {}
     for path, item in paths.items():
-        operations = {k: v for k, v in item.items() if k == "parameters" or allowed.get(k)}
+        rights = allowed
+        if path.endswith("{id}"):  # POST to a record publishes: the update right
+            rights = {**allowed, "post": table.update}
+        operations = {k: v for k, v in item.items() if k == "parameters" or rights.get(k)}
         if set(operations) - {"parameters"}:
             kept[path] = operations
     return kept
@@ -182,9 +190,9 @@ def _all_table_paths(
         if f not in runtime.hidden and (table is None or table.sees(f))
     ]  # fmt: skip
     record_response = {
-        "description": "the record",
+        "description": "the record; with Accept: text/event-stream, a subscription to it",
         "headers": {"ETag": {"schema": {"type": "string"}}},
-        "content": {"application/json": record_ref},
+        "content": {"application/json": record_ref, "text/event-stream": _EVENTS},
     }
     written = {"204": {"description": "written"}, "200": record_response, "default": _DEFAULT_ERROR}
     return {
@@ -207,9 +215,11 @@ def _all_table_paths(
                 "parameters": query_params,
                 "responses": {
                     "200": {
-                        "description": "matching records",
+                        "description": "matching records; with Accept: text/event-stream, a "
+                        "subscription to them (docs/realtime.md)",
                         "content": {
-                            "application/json": {"schema": {"type": "array", "items": items}}
+                            "application/json": {"schema": {"type": "array", "items": items}},
+                            "text/event-stream": _EVENTS,
                         },
                     },
                     "default": _DEFAULT_ERROR,
@@ -265,6 +275,16 @@ def _all_table_paths(
                 "operationId": f"{_safe(name)}_patch",
                 "requestBody": {"required": True, "content": {"application/json": patch}},
                 "responses": written,
+            },
+            "post": {
+                "tags": tag,
+                "summary": f"Publish a message to the subscribers of a {name}",
+                "operationId": f"{_safe(name)}_publish",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {}}},
+                },
+                "responses": {"204": {"description": "published"}, "default": _DEFAULT_ERROR},
             },
             "delete": {
                 "tags": tag,
