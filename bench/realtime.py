@@ -33,7 +33,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 import realtime_load as load  # noqa: E402  (bench/ is not a package)
+from realtime_report import Point, report  # noqa: E402
 
 
 def _load_run() -> ModuleType:
@@ -56,11 +57,6 @@ def _load_run() -> ModuleType:
 run = _load_run()
 PATH = "/Tick/"
 SUBSCRIBE = "/Tick/?omitCurrent=true"  # Charter skips the current records; HarperDB ignores it
-P99_SWEEP_MS = 100.0
-P99_FANOUT_MS = 50.0
-IDLE_KB = 20.0
-SWEEP_RATIO = 3.0
-CLIENT_BOUND = 0.85  # cores: a busier client measures itself, not the server
 
 
 @dataclass(frozen=True)
@@ -87,53 +83,6 @@ def scenarios(opts: argparse.Namespace) -> list[Scenario]:
         Scenario("ws-idle", "idle", True, idle),
     ]
     return [s for s in every if s.name in opts.scenario]
-
-
-@dataclass
-class Point:
-    """One measured run: a write rate against a set of subscribers, or an idle count."""
-
-    server: str
-    scenario: str
-    subscribers: int
-    rate: float = 0.0
-    achieved: float = 0.0
-    deliveries_per_s: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    max_ms: float = 0.0
-    lost: int = 0
-    duplicates: int = 0
-    failed_writes: int = 0
-    rss_before_kb: int = 0
-    rss_after_kb: int = 0
-    server_cores: float = 0.0
-    client_cores: float = 0.0
-    others: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    problem: str | None = None  # the figures are not to be trusted
-
-    @property
-    def per_subscriber_kb(self) -> float:
-        return (self.rss_after_kb - self.rss_before_kb) / max(1, self.subscribers)
-
-    @property
-    def client_bound(self) -> bool:
-        return self.client_cores > CLIENT_BOUND
-
-    @property
-    def behind(self) -> bool:
-        return self.rate > 0 and self.achieved < 0.95 * self.rate
-
-    def sustained(self, p99_ms: float) -> bool:
-        """Kept up: every write sent on time, nothing lost, p99 under ``p99_ms``."""
-        return (
-            self.problem is None
-            and not self.behind
-            and self.lost == 0
-            and self.failed_writes == 0
-            and self.p99_ms < p99_ms
-        )
 
 
 @dataclass
@@ -280,7 +229,7 @@ async def write_run(
     tally = load.Tally(plan.base, plan.planned, skip=round(rate * warmup))
     for sub in subs:
         sub.watch(tally)
-    point = Point(server.name, scenario.name, len(subs), rate)
+    point = Point(server.name, scenario.name, len(subs), rate if scenario.kind == "rate" else 0)
     point.rss_before_kb = point.rss_after_kb = server.rss_kb()
     before = run.machine_cpu_seconds(), server.cpu(), _own_cpu(), time.monotonic()
     report = await load.run_writer(plan)
@@ -293,7 +242,7 @@ async def write_run(
     machine = after[0] - before[0]
     point.others = max(0.0, machine / elapsed - point.server_cores - point.client_cores)
     point.others = max(0.0, point.others - writer_cores)
-    point.achieved = report["achieved_rate"]
+    point.achieved = report["achieved_rate"] if point.rate else 0.0
     point.failed_writes = len(report["failed"])
     point.lost = count_lost(subs, plan.planned, report["sent"], report["failed"])
     point.duplicates = tally.duplicates
@@ -371,8 +320,7 @@ async def idle_scenario(
             # Still subscribed? One write, which every subscriber must receive.
             point = await write_run(opts, server, scenario, subs, 1.0, runs, 1.0, 0.0)
             point.rss_before_kb, point.rss_after_kb = rss0, rss
-            point.rate = point.achieved = 0.0  # not a rate run
-            point.deliveries_per_s = 0.0
+            point.deliveries_per_s = 0.0  # not a rate run
             if refused:
                 point.problem = f"{len(refused)} of {count} subscriptions refused: {refused[0]}"
             points.append(point)
@@ -383,10 +331,21 @@ async def idle_scenario(
     return points
 
 
+async def prime(server: Server, runs: Runs) -> str | None:
+    """Write every key once. HarperDB sends an SSE response's head with its first event, and
+    a subscriber of a collection gets the current records first, so with records there a
+    subscription is answered at once (Charter answers at once anyway, and skips them)."""
+    plan = load.WritePlan(server.port, PATH, 200.0, 0.1, runs.base(), connections=4)
+    report = await load.run_writer(plan)
+    if report["failed"]:
+        return f"writes failed: {report['problems'][:1]} {report['statuses']}"
+    return None
+
+
 async def conformance(server: Server, websocket: bool, runs: Runs) -> str | None:
     """None when the server streams a table's writes over this transport, else why not: one
     subscriber, three writes, each received once with its ``n`` and ``sent``."""
-    subs, refused = await load.subscribe(server.port, SUBSCRIBE, 1, websocket)
+    subs, refused = await load.subscribe(server.port, SUBSCRIBE, 1, websocket, timeout=10)
     if not subs:
         return refused[0] if refused else "no subscription"
     try:
@@ -431,8 +390,10 @@ def bench_server(
     print(f"== {name}", flush=True)
     try:
         with SERVERS[name](opts) as server:
+            unwritable = loop.run_until_complete(prime(server, runs))
             served = {
-                ws: loop.run_until_complete(conformance(server, ws, runs)) for ws in (False, True)
+                ws: unwritable or loop.run_until_complete(conformance(server, ws, runs))
+                for ws in (False, True)
             }
             for ws, why in served.items():
                 if why:
@@ -453,210 +414,6 @@ def bench_server(
         for scenario in scenarios(opts):
             skipped.setdefault(scenario.name, f"server failed: {exc}")
     return points, skipped
-
-
-# --------------------------------------------------------------------------------------------
-# Report
-# --------------------------------------------------------------------------------------------
-
-
-def sustained_rate(points: list[Point], server: str, scenario: str) -> float | None:
-    """The highest rate of a sweep at which ``server`` kept p99 under 100 ms, lost nothing
-    and sent every write on time (None: not even the lowest)."""
-    kept = [
-        p.rate
-        for p in points
-        if p.server == server and p.scenario == scenario and p.sustained(P99_SWEEP_MS)
-    ]
-    return max(kept) if kept else None
-
-
-def rate_rows(points: list[Point]) -> list[list[str]]:
-    rows = []
-    for p in points:
-        if not p.rate:
-            continue
-        flag = (" (!)" if p.problem else "") + (" (~)" if p.others > run.NOISY_CORES else "")
-        rows.append(
-            [
-                p.server,
-                p.scenario,
-                f"{p.subscribers:,}",
-                f"{p.rate:g}",
-                f"{p.achieved:.1f}",
-                f"{p.deliveries_per_s:,.0f}{flag}",
-                f"{p.p50_ms:.2f}",
-                f"{p.p99_ms:.2f}",
-                f"{p.max_ms:.1f}",
-                f"{p.lost}" + (f" (+{p.duplicates} dup)" if p.duplicates else ""),
-                f"{p.rss_before_kb / 1024:.0f} → {p.rss_after_kb / 1024:.0f}",
-                f"{p.server_cores:.2f}",
-                f"{p.client_cores:.2f}",
-                "; ".join(p.notes),
-            ]
-        )
-    return rows
-
-
-RATE_HEADERS = [
-    "server",
-    "scenario",
-    "subs",
-    "writes/s",
-    "sent/s",
-    "deliveries/s",
-    "p50 ms",
-    "p99 ms",
-    "max ms",
-    "lost",
-    "RSS MB",
-    "server cores",
-    "client cores",
-    "notes",
-]
-IDLE_HEADERS = [
-    "server",
-    "transport",
-    "idle subs",
-    "RSS MB before → with",
-    "KB/sub",
-    "lost",
-    "p99 ms",
-]
-
-
-def idle_rows(points: list[Point]) -> list[list[str]]:
-    return [
-        [
-            p.server,
-            "WebSocket" if p.scenario.startswith("ws-") else "SSE",
-            f"{p.subscribers:,}" + (" (!)" if p.problem else ""),
-            f"{p.rss_before_kb / 1024:.1f} → {p.rss_after_kb / 1024:.1f}",
-            f"{p.per_subscriber_kb:.1f}",
-            str(p.lost),
-            f"{p.p99_ms:.1f}",
-        ]
-        for p in points
-        if not p.rate
-    ]
-
-
-def target_rows(
-    points: list[Point], skipped: dict[str, dict[str, str]], dirty: bool
-) -> list[list[str]]:
-    """Charter's targets (issue 12): measured figure and met / not met, with the reason when
-    not measured."""
-    ours = [p for p in points if p.server == "charter"]
-    rows: list[list[str]] = []
-
-    def status(ok: bool, basis: list[Point]) -> str:
-        text = "met" if ok else "not met"
-        if any(p.problem for p in basis):
-            text += " (figures not to be trusted)"
-        elif any(p.others > run.NOISY_CORES for p in basis):
-            text += " (noisy)"
-        return text + (" (dirty tree)" if dirty else "")
-
-    def missing(scenario: str) -> str:
-        why = skipped.get("charter", {}).get(scenario)
-        return f"not measured ({why})" if why else "not measured"
-
-    lost = sum(p.lost for p in ours)
-    rows.append(
-        ["zero loss in every run (charter)", f"{lost} lost", status(lost == 0, ours)]
-        if ours
-        else ["zero loss in every run (charter)", "n/a", missing("fanout")]
-    )
-    for name in ("fanout", "ws-fanout"):
-        fan = [p for p in ours if p.scenario == name]
-        label = f"{name}: 1,000 subs, 20 writes/s, p99 < {P99_FANOUT_MS:g} ms"
-        if fan:
-            ok = fan[0].p99_ms < P99_FANOUT_MS and fan[0].lost == 0
-            rows.append([label, f"{fan[0].p99_ms:.2f} ms", status(ok, fan)])
-        elif name == "fanout":
-            rows.append([label, "n/a", missing(name)])
-    for name in ("sweep", "ws-sweep"):
-        label = f"{name}: charter's rate at p99 < 100 ms >= {SWEEP_RATIO:g}x harperdb's"
-        theirs = sustained_rate(points, "harperdb", name)
-        mine = sustained_rate(points, "charter", name)
-        basis = [p for p in points if p.scenario == name]
-        if not any(p.server == "charter" for p in basis):
-            if name == "sweep":
-                rows.append([label, "n/a", missing(name)])
-            continue
-        if not any(p.server == "harperdb" for p in basis):
-            why = skipped.get("harperdb", {}).get(name, "not run")
-            rows.append([label, f"charter {mine or 0:g}/s", f"not measured (harperdb: {why})"])
-            continue
-        shown = f"charter {mine or 0:g}/s, harperdb {theirs or 0:g}/s"
-        if theirs is None:
-            rows.append([label, shown, "not measured (harperdb never under 100 ms)"])
-            continue
-        top = max(p.rate for p in basis if p.server == "charter")
-        ok = mine is not None and mine >= SWEEP_RATIO * theirs
-        note = " (charter kept up at the sweep's top rate)" if mine == top else ""
-        rows.append([label, f"{shown} = {(mine or 0) / theirs:.1f}x{note}", status(ok, basis)])
-    for name in ("idle", "ws-idle"):
-        idle = [p for p in ours if p.scenario == name]
-        label = f"{name}: <= {IDLE_KB:g} KB of server memory per idle subscriber"
-        if idle:
-            worst = max(idle, key=lambda p: p.per_subscriber_kb)
-            shown = ", ".join(f"{p.per_subscriber_kb:.1f} KB at {p.subscribers:,}" for p in idle)
-            rows.append([label, shown, status(worst.per_subscriber_kb <= IDLE_KB, idle)])
-        elif name == "idle":
-            rows.append([label, "n/a", missing(name)])
-    return rows
-
-
-def report(
-    opts: argparse.Namespace,
-    info: dict[str, str],
-    points: list[Point],
-    skipped: dict[str, dict[str, str]],
-) -> str:
-    kind = "realtime run" + (" (quick, not for comparison)" if opts.quick else "")
-    if info["dirty"]:
-        kind = f"**FROM A DIRTY TREE, NOT A RESULT** ({kind})"
-    pinning = (
-        f"server on CPU {opts.server_cpu}, subscribers and writer on CPU {opts.client_cpu}"
-        if opts.server_cpu is not None
-        else "no CPU pinning (fewer than 2 CPUs or no taskset)"
-    )
-    lines = [
-        f"## {info['date']} — {kind}",
-        "",
-        f"- machine: `{info['machine']}`; CPU: {info['cpu']}",
-        f"- Python: {info['python']}; SQLite {info['sqlite']}; {info['packages']}",
-        f"- tree: commit {info['commit']}, {info['tree']}",
-        f"- load: bench/realtime.py; {pinning}; one uvicorn worker"
-        " (bench/apps/charter_realtime_app.py), HarperDB one worker thread"
-        " (bench/harperdb/realtime_app/); each rate run"
-        f" {opts.warmup:g} s warm-up + {opts.duration:g} s measured; PUT /Tick/k{{n % 20}}"
-        " over up to 64 connections; each event's latency is receive time minus the `sent`"
-        " its record carries",
-        *(
-            f"- **not measured** {server} {scenario}: {why}"
-            for server, reasons in skipped.items()
-            for scenario, why in reasons.items()
-        ),
-        "",
-        run.markdown_table(RATE_HEADERS, rate_rows(points)),
-        "",
-        "Server memory with idle subscribers (one write afterwards, which each must receive):",
-        "",
-        run.markdown_table(IDLE_HEADERS, idle_rows(points)),
-        "",
-        "Targets (issue 12):",
-        "",
-        run.markdown_table(
-            ["target", "measured", "status"], target_rows(points, skipped, bool(info["dirty"]))
-        ),
-        "",
-    ]
-    problems = [f"- {p.server} {p.scenario} {p.rate:g}/s: {p.problem}" for p in points if p.problem]
-    if problems:
-        lines += ["Problems (figures marked (!) are not to be trusted):", "", *problems, ""]
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
