@@ -195,14 +195,14 @@ def _own_cpu() -> float:
 
 
 async def drain(subs: list[load.Subscriber], tally: load.Tally, sent: int, limit: float) -> None:
-    """Wait until every subscriber has every write sent, or nothing new arrived for 2 s, or
-    ``limit`` seconds passed."""
+    """Wait until every subscriber has (by the cheap count) every write sent, or nothing new
+    arrived for 2 s, or ``limit`` seconds passed. ``finish`` the subscribers afterwards."""
     want = len(subs) * sent
     deadline = time.monotonic() + limit
     last, quiet_since = -1, time.monotonic()
-    while tally.delivered < want and time.monotonic() < deadline:
-        if tally.delivered != last:
-            last, quiet_since = tally.delivered, time.monotonic()
+    while tally.arrived < want and time.monotonic() < deadline:
+        if tally.arrived != last:
+            last, quiet_since = tally.arrived, time.monotonic()
         elif time.monotonic() - quiet_since > 2.0:
             break
         await asyncio.sleep(0.05)
@@ -235,19 +235,19 @@ async def write_run(
     report = await load.run_writer(plan)
     await drain(subs, tally, report["sent"], opts.drain)
     after = run.machine_cpu_seconds(), server.cpu(), _own_cpu(), time.monotonic()
+    for sub in subs:  # parsed now, outside the measured window
+        sub.finish()
     elapsed = after[3] - before[3]
     point.server_cores = (after[1] - before[1]) / elapsed
-    point.client_cores = (after[2] - before[2]) / elapsed
-    writer_cores = report["cpu_s"] / elapsed
-    machine = after[0] - before[0]
-    point.others = max(0.0, machine / elapsed - point.server_cores - point.client_cores)
-    point.others = max(0.0, point.others - writer_cores)
+    # the client's core: this process (the subscribers) and the writer
+    point.client_cores = (after[2] - before[2] + report["cpu_s"]) / elapsed
+    machine = (after[0] - before[0]) / elapsed
+    point.others = max(0.0, machine - point.server_cores - point.client_cores)
     point.achieved = report["achieved_rate"] if point.rate else 0.0
     point.failed_writes = len(report["failed"])
     point.lost = count_lost(subs, plan.planned, report["sent"], report["failed"])
     point.duplicates = tally.duplicates
-    # deliveries after the warm-up (those whose latency is kept) over the measured seconds
-    point.deliveries_per_s = len(tally.latencies_us) / seconds if seconds > 0 else 0.0
+    point.deliveries_per_s = tally.per_second
     lat = sorted(tally.latencies_us)
     if lat:
         point.p50_ms = lat[len(lat) // 2] / 1000
@@ -356,6 +356,7 @@ async def conformance(server: Server, websocket: bool, runs: Runs) -> str | None
         if report["failed"]:
             return f"writes failed: {report['problems'][:1]} {report['statuses']}"
         await drain(subs, tally, report["sent"], 5.0)
+        subs[0].finish()
         if tally.delivered != plan.planned or len(tally.latencies_us) != plan.planned:
             return f"{tally.delivered} of {plan.planned} writes arrived as events"
     finally:
