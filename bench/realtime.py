@@ -66,6 +66,8 @@ class Scenario:
     websocket: bool
     subscribers: tuple[int, ...]  # idle: the counts measured one after another
     rates: tuple[float, ...] = ()
+    duration: float = 0.0  # measured seconds per rate, after ``warmup`` seconds
+    warmup: float = 0.0
 
     @property
     def transport(self) -> str:
@@ -74,12 +76,14 @@ class Scenario:
 
 def scenarios(opts: argparse.Namespace) -> list[Scenario]:
     idle = tuple(n for n in opts.idle if n <= opts.max_fds)
+    fanout = (opts.fanout,), (opts.fanout_rate,), opts.duration, opts.warmup
+    sweep = (opts.sweep_subscribers,), tuple(opts.rates), opts.sweep_duration, opts.sweep_warmup
     every = [
         Scenario("idle", "idle", False, idle),
-        Scenario("fanout", "rate", False, (opts.fanout,), (opts.fanout_rate,)),
-        Scenario("sweep", "rate", False, (opts.sweep_subscribers,), tuple(opts.rates)),
-        Scenario("ws-fanout", "rate", True, (opts.fanout,), (opts.fanout_rate,)),
-        Scenario("ws-sweep", "rate", True, (opts.sweep_subscribers,), tuple(opts.rates)),
+        Scenario("fanout", "rate", False, *fanout),
+        Scenario("sweep", "rate", False, *sweep),
+        Scenario("ws-fanout", "rate", True, *fanout),
+        Scenario("ws-sweep", "rate", True, *sweep),
         Scenario("ws-idle", "idle", True, idle),
     ]
     return [s for s in every if s.name in opts.scenario]
@@ -286,7 +290,7 @@ async def rate_scenario(
         await asyncio.sleep(opts.settle)
         for rate in scenario.rates:
             point = await write_run(
-                opts, server, scenario, subs, rate, runs, opts.duration, opts.warmup
+                opts, server, scenario, subs, rate, runs, scenario.duration, scenario.warmup
             )
             point.rss_before_kb = rss0
             points.append(point)
@@ -380,6 +384,15 @@ def _print_point(p: Point) -> None:
     )
 
 
+def sessions(chosen: list[Scenario]) -> list[list[Scenario]]:
+    """The scenarios grouped by server start: each idle scenario gets a fresh server (memory a
+    process freed after one crowd of subscribers is reused by the next, which would then look
+    free), the rate scenarios share one."""
+    idle = [[s] for s in chosen if s.kind == "idle"]
+    rate = [s for s in chosen if s.kind == "rate"]
+    return [*idle[:1], *([rate] if rate else []), *idle[1:]]
+
+
 def bench_server(
     opts: argparse.Namespace, name: str, loop: asyncio.AbstractEventLoop
 ) -> tuple[list[Point], dict[str, str]]:
@@ -389,31 +402,34 @@ def bench_server(
     skipped: dict[str, str] = {}
     runs = Runs()
     print(f"== {name}", flush=True)
-    try:
-        with SERVERS[name](opts) as server:
-            unwritable = loop.run_until_complete(prime(server, runs))
-            served = {
-                ws: unwritable or loop.run_until_complete(conformance(server, ws, runs))
-                for ws in (False, True)
-            }
-            for ws, why in served.items():
-                if why:
-                    print(f"   {'WebSocket' if ws else 'SSE'} not served: {why}", flush=True)
-            for scenario in scenarios(opts):
-                why = served[scenario.websocket]
-                if why:
-                    skipped[scenario.name] = f"{scenario.transport} not served: {why}"
-                    continue
-                body = idle_scenario if scenario.kind == "idle" else rate_scenario
-                points += loop.run_until_complete(body(opts, server, scenario, runs))
-            traceback = run.log_problems(server.log_path)
-            if traceback:
-                for point in points:
+    for group in sessions(scenarios(opts)):
+        try:
+            with SERVERS[name](opts) as server:
+                # Every session starts with writes and one subscriber per transport: a check,
+                # and a warm-up (imports, first allocations) before any figure is taken.
+                unwritable = loop.run_until_complete(prime(server, runs))
+                served: dict[bool, str | None] = {}
+                for ws in dict.fromkeys(s.websocket for s in group):
+                    check = conformance(server, ws, runs)
+                    served[ws] = unwritable or loop.run_until_complete(check)
+                    if served[ws]:
+                        print(f"   {'WebSocket' if ws else 'SSE'} not served: {served[ws]}")
+                session: list[Point] = []
+                for scenario in group:
+                    why = served[scenario.websocket]
+                    if why:
+                        skipped[scenario.name] = f"{scenario.transport} not served: {why}"
+                        continue
+                    body = idle_scenario if scenario.kind == "idle" else rate_scenario
+                    session += loop.run_until_complete(body(opts, server, scenario, runs))
+                traceback = run.log_problems(server.log_path)
+                for point in session:
                     point.problem = point.problem or traceback
-    except run.ServerFailed as exc:
-        print(f"   {name} failed: {exc}", flush=True)
-        for scenario in scenarios(opts):
-            skipped.setdefault(scenario.name, f"server failed: {exc}")
+                points += session
+        except run.ServerFailed as exc:
+            print(f"   {name} failed: {exc}", flush=True)
+            for scenario in group:
+                skipped.setdefault(scenario.name, f"server failed: {exc}")
     return points, skipped
 
 
@@ -431,12 +447,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--only", default="charter,harperdb", help="servers (charter,harperdb)")
     p.add_argument("--scenario", default=",".join(every), help=f"from {','.join(every)}")
-    p.add_argument("--duration", type=float, default=None, help="measured s per rate (10)")
+    p.add_argument("--duration", type=float, default=None, help="fanout's measured s (10)")
     p.add_argument("--warmup", type=float, default=None, help="unmeasured s before (2)")
+    p.add_argument("--sweep-duration", type=float, default=None, help="per sweep rate (5)")
+    p.add_argument("--sweep-warmup", type=float, default=None, help="before each (1)")
     p.add_argument("--fanout", type=int, default=1000, help="subscribers in fanout (1000)")
     p.add_argument("--fanout-rate", type=float, default=20.0)
     p.add_argument("--sweep-subscribers", type=int, default=100)
-    p.add_argument("--rates", default="20,50,100,200,500,1000,1500,2000,3000")
+    p.add_argument("--rates", default="20,50,100,200,300,500,700,1000,1500,2000,3000,5000")
     p.add_argument("--idle", default="1000,10000", help="idle subscriber counts")
     p.add_argument("--settle", type=float, default=2.0, help="s after subscribing")
     p.add_argument("--drain", type=float, default=10.0, help="s to wait for late events")
@@ -464,6 +482,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         opts.duration = 2.0 if opts.quick else 10.0
     if opts.warmup is None:
         opts.warmup = 0.5 if opts.quick else 2.0
+    if opts.sweep_duration is None:
+        opts.sweep_duration = 2.0 if opts.quick else 5.0
+    if opts.sweep_warmup is None:
+        opts.sweep_warmup = 0.5 if opts.quick else 1.0
     if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
         opts.server_cpu = opts.client_cpu = None
     # Each subscriber is a socket here and one in the server (which inherits this limit).
