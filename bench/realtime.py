@@ -261,7 +261,10 @@ async def write_run(
     if dropped:
         point.notes.append(f"{dropped} subscribers closed by the server")
     if point.behind:
-        point.notes.append(f"writes behind (late p99 {report['late_p99_ms']:.0f} ms)")
+        point.notes.append(
+            f"writes behind (late p99 {report['late_p99_ms']:.0f} ms,"
+            f" PUT answered p99 {report['answer_p99_ms']:.0f} ms)"
+        )
     if point.client_bound:
         point.notes.append(f"client-bound ({point.client_cores:.2f} cores)")
     if point.others > run.NOISY_CORES:
