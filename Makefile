@@ -33,6 +33,7 @@ bench: $(BIN)/charter-dev-installed
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/realtime.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

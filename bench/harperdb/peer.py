@@ -43,6 +43,7 @@ HARPERDB_SPEC = "harperdb@4.7"
 HARPERDB_MAJOR_MINOR = "4.7."
 HERE = Path(__file__).resolve().parent
 APP_DIR = HERE / "app"  # the component: config.yaml + schema.graphql
+REALTIME_APP_DIR = HERE / "realtime_app"  # bench/realtime.py's component: the Tick table
 DEFAULT_WORKDIR = HERE.parent / ".work" / "harperdb"
 DATABASE = "data"  # where HarperDB puts tables declared by a component's schema
 TABLE = "Item"
@@ -198,9 +199,11 @@ def start(
     ops_port: int,
     cpu: int | None = None,
     app_dir: Path = APP_DIR,
+    table: str = TABLE,
 ) -> HarperDB:
     """Install HarperDB if needed, lay out a fresh root under ``workdir/run`` and run it with
-    the component in ``app_dir``; returns once ``GET /Item/`` answers 200."""
+    the component in ``app_dir``; returns once ``GET /<table>/`` answers 200 (``table``: one
+    the component declares, ``Item`` for ``app/``, ``Tick`` for ``realtime_app/``)."""
     workdir = workdir.resolve()
     for port in (http_port, ops_port):
         _check_free(port)
@@ -233,7 +236,7 @@ def start(
         proc, http_port, ops_port, root, app, log_path, _installed_version(workdir) or "?"
     )
     try:
-        _wait_ready(handle)
+        _wait_ready(handle, table)
     except BaseException:
         stop(handle)
         raise
@@ -251,9 +254,9 @@ def _check_free(port: int) -> None:
             raise HarperDBUnavailable(f"port {HOST}:{port} is taken ({exc})") from exc
 
 
-def _wait_ready(handle: HarperDB) -> None:
+def _wait_ready(handle: HarperDB, table: str = TABLE) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
-    probe = f"{handle.url}/{TABLE}/?limit(1)"
+    probe = f"{handle.url}/{table}/?limit(1)"
     last = "no answer"
     while time.monotonic() < deadline:
         if handle.proc.poll() is not None:
@@ -263,7 +266,7 @@ def _wait_ready(handle: HarperDB) -> None:
         try:
             resp = httpx.get(probe, timeout=2)
             if resp.status_code == 200:
-                handle.operation({"operation": "describe_table", "table": TABLE}, timeout=5)
+                handle.operation({"operation": "describe_table", "table": table}, timeout=5)
                 return
             last = f"HTTP {resp.status_code} {resp.text[:200]}"
         except (httpx.HTTPError, RuntimeError) as exc:
