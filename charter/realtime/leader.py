@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 from typing import Any
@@ -22,7 +23,6 @@ from ..storage import Storage
 __all__ = ["Leadership", "leadership_for"]
 
 log = logging.getLogger("charter.realtime")
-_ADVISORY_KEY = 0x6368_6D71_7474  # "chmqtt": the bridge's advisory lock key
 RETRY = 2.0
 """Seconds between tries to take the lock (a dead holder's bridge resumes within about this)."""
 
@@ -80,8 +80,9 @@ class FileLeadership(Leadership):
 class AdvisoryLeadership(Leadership):
     """A PostgreSQL session advisory lock held on a connection of its own."""
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, key: int) -> None:
         self.dsn = dsn
+        self.key = key  # one per bridge name: apps in other schemas of the database differ
         self._conn: Any = None
 
     async def try_acquire(self) -> bool:
@@ -96,7 +97,7 @@ class AdvisoryLeadership(Leadership):
             log.warning("MQTT bridge: the lock connection failed (%s); trying again", exc)
             return False
         try:
-            got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", _ADVISORY_KEY)
+            got = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self.key)
         except BaseException:
             await conn.close()
             raise
@@ -122,8 +123,9 @@ class AdvisoryLeadership(Leadership):
                 await conn.close(timeout=5)
 
 
-def leadership_for(storage: Storage) -> Leadership:
-    """The lock that fits the app's database (see the module docstring)."""
+def leadership_for(storage: Storage, name: str) -> Leadership:
+    """The lock of the bridge ``name`` that fits the app's database (see the module
+    docstring)."""
     path = getattr(storage, "path", None)
     if isinstance(path, str):  # SQLite
         if path.startswith("file:"):
@@ -131,5 +133,6 @@ def leadership_for(storage: Storage) -> Leadership:
         return FileLeadership(os.path.abspath(path) + "-charter-mqtt.lock")
     dsn = getattr(storage, "_dsn", None)  # PostgreSQL (asyncpg's DSN, pool options removed)
     if isinstance(dsn, str):
-        return AdvisoryLeadership(dsn)
+        digest = hashlib.sha256(name.encode()).digest()
+        return AdvisoryLeadership(dsn, int.from_bytes(digest[:8], "big", signed=True))
     return Leadership()

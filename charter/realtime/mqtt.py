@@ -129,7 +129,7 @@ class MqttBridge:
         self.bus = bus
         self.identity = identity
         self.name = _bridge_name(storage, self.target)
-        self.leader: Leadership = leadership_for(storage)
+        self.leader: Leadership = leadership_for(storage, self.name)
         self.acked: int | None = None  # the newest position the broker acknowledged
         self.leading = False
         self.connected = asyncio.Event()  # set while connected and caught up once
@@ -180,7 +180,7 @@ class MqttBridge:
         pause = _BACKOFF[0]
         while True:
             try:
-                async with self._client(aiomqtt) as client:
+                async with self._client() as client:
                     pause = _BACKOFF[0]
                     await self._session(client)
             except aiomqtt.MqttError as exc:
@@ -196,22 +196,21 @@ class MqttBridge:
                 await self.leader.acquire()
                 self.leading = True
 
-    def _client(self, aiomqtt: Any) -> aiomqtt.Client:
-        from paho.mqtt.enums import MQTTProtocolVersion
+    def _client(self) -> aiomqtt.Client:
+        import aiomqtt
 
         target = self.target
-        client: aiomqtt.Client = aiomqtt.Client(
+        return aiomqtt.Client(
             target.host,
             target.port,
             username=target.username,
             password=target.password,
             identifier=self.name,
-            protocol=MQTTProtocolVersion.MQTTv5,
+            protocol=aiomqtt.ProtocolVersion.V5,
             tls_context=ssl.create_default_context() if target.tls else None,
             timeout=10,
             keepalive=30,
         )
-        return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """Subscribe, catch the broker up, then follow the log and the clients until the
