@@ -363,6 +363,10 @@ class MqttBridge:
 
     # -- the acknowledged position ---------------------------------------------------------
 
+    async def saved(self) -> int | None:
+        """The acknowledged position as stored (None: the bridge never ran here)."""
+        return await self._load()
+
     async def _load(self) -> int | None:
         row = await self.storage.fetch(MQTT_TABLE, self.name)
         return None if row is None else int(_decode(row.data)["position"])
