@@ -9,6 +9,7 @@ tests); one test uses the broker ``.ci/run`` starts on 1883.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -25,7 +26,6 @@ import pytest
 from charter import App, Field, Grant, Role, Table
 from charter.realtime import Event
 from charter.realtime.mqtt import parse_mqtt_url
-
 from tests.servers import free_port
 
 aiomqtt = pytest.importorskip("aiomqtt")
@@ -167,10 +167,8 @@ class Listener:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no message on {topic} passed; got {self.messages}")
             self._new.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait(), 1)
-            except TimeoutError:
-                pass
 
     def on(self, topic: str) -> list[bytes]:
         return [payload for name, payload, _ in self.messages if name == topic]
@@ -261,7 +259,7 @@ async def test_a_client_message_reaches_publish_and_subscribers_once(
             # (published after it, in log order) arrives, no second copy came before it.
             await Product.put({"id": 5, "name": "after"})
             await live.until("Product/5", lambda b: b is not None and b.get("type") == "put")
-            assert [msgspec.json.decode(p) for p in live.on("Product/5")][0] == {"say": "hello"}
+            assert next(msgspec.json.decode(p) for p in live.on("Product/5")) == {"say": "hello"}
             assert len(live.on("Product/5")) == 2
             # A publish made elsewhere (server code, REST, WebSocket) reaches the broker,
             # not retained.
