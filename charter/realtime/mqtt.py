@@ -8,11 +8,12 @@ as an empty payload); a ``publish`` is not retained (it is a message, not state)
 the record as a GET by a super user shows it (``returned=False`` attributes never): who may
 read the topics is the broker's access control.
 
-In: a client's message on ``Table/{id}`` (JSON) reaches that record's ``publish()`` as the role
-``anonymous`` when auth is on (the broker tells the bridge nothing about who sent it, so the
-message gets only what an unauthenticated request would: nothing unless granted), or with
-every right when auth is off, like any request then. A refused or malformed message is logged
-and dropped. The bridge subscribes with MQTT 5's *no local* option (its own publishes never
+In: a client's message on ``Table/{id}`` (JSON) reaches that record's ``publish()`` with the
+checks of a ``POST /Table/{id}`` or a WebSocket message (the ``update`` right, then what
+``publish()`` checks), acting as the role ``anonymous`` when auth is on: the broker tells the
+bridge nothing it could trust about who sent a message, so it gets only what an
+unauthenticated request would (nothing unless granted). With auth off every request has every
+right, and so does a client message. A refused or malformed message is logged and dropped. The bridge subscribes with MQTT 5's *no local* option (its own publishes never
 come back to it) and without the retained messages (they are its own); a message it delivered
 to ``publish()`` is not sent to the broker again (the broker delivered it already).
 
@@ -43,6 +44,7 @@ from ..model.fields import Field
 from ..model.roles import ANONYMOUS
 from ..model.table import Table, maybe_await
 from ..query import Query
+from ..runtime.access import UPDATE
 from ..runtime.context import RequestContext
 from ..runtime.events import EventBus
 from ..schema import TableSchema, build_schema
@@ -62,6 +64,7 @@ MQTT_TABLE = "_charter_mqtt"
 _BATCH = 500  # events published (and acknowledged) at once
 _SAFETY = 10.0  # seconds between looks at the log when nothing woke the bridge
 _BACKOFF = (0.2, 5.0)  # first and longest pause between connection attempts (seconds)
+_STOP = 15.0  # seconds stop() waits for the connection to close
 _PENDING = 10_000  # client messages remembered so as not to echo them (bounded)
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -152,6 +155,7 @@ class MqttBridge:
         self.connected = asyncio.Event()
         for name in self.tables:
             self._stops.append(self.bus.subscribe(f"{name}/", self._wake))
+        self.leading = await self.leader.try_acquire()  # else the bridge waits for its turn
         self._task = asyncio.create_task(self._run(), name="charter-mqtt")
 
     async def stop(self) -> None:
@@ -161,8 +165,9 @@ class MqttBridge:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await asyncio.wait({task}, timeout=_STOP)  # a broker that does not answer
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: logged by the loop otherwise
         self.leading = False
         await self.leader.release()
 
@@ -174,8 +179,9 @@ class MqttBridge:
     async def _run(self) -> None:
         import aiomqtt
 
-        await self.leader.acquire()
-        self.leading = True
+        if not self.leading:
+            await self.leader.acquire()
+            self.leading = True
         log.info("MQTT bridge: this worker publishes to %s", self.target.host)
         pause = _BACKOFF[0]
         while True:
@@ -340,9 +346,12 @@ class MqttBridge:
         mark = (name, str(key), _encode(message).decode())
         self._remember(mark)
         try:
-            with context:
-                runtime.access(context).require(context, name, PUBLISH_RIGHT)
-                await maybe_await(runtime.cls.publish(key, message, context))
+            with context:  # as POST /Table/{id} and a WebSocket message do (rest_publish)
+                access = runtime.access(context)
+                if not access.unrestricted:
+                    access.require(context, name, UPDATE)
+                instance = runtime.cls._blank(key, context, acting=True)
+                await maybe_await(instance.publish(message))
         except (HttpError, CharterError) as exc:
             self._forget(mark)
             log.warning("MQTT bridge: refused a message on %s: %s", topic, exc)
@@ -374,10 +383,6 @@ class MqttBridge:
     async def _save(self, position: int) -> None:
         body = _encode({"name": self.name, "position": position}).decode()
         await self.storage.commit([Change(PUT, MQTT_TABLE, self.name, body)])
-
-
-PUBLISH_RIGHT = "update"
-"""The table right an MQTT client's message needs, on top of what ``publish()`` checks."""
 
 
 def _message(logged: LoggedEvent, value: Any) -> bytes:
