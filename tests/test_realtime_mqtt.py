@@ -20,13 +20,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 
 from charter import App, Field, Grant, Role, Table
 from charter.realtime import Event
 from charter.realtime.mqtt import parse_mqtt_url
-from tests.servers import free_port
+from tests.servers import Server, free_port
 
 aiomqtt = pytest.importorskip("aiomqtt")
 
@@ -420,3 +421,66 @@ def test_the_setting_must_be_an_mqtt_url() -> None:
             App(tables=[], database="sqlite://", mqtt=bad)
     assert parse_mqtt_url("mqtts://u:p%40ss@broker").port == 8883
     assert parse_mqtt_url("mqtts://u:p%40ss@broker").password == "p@ss"
+
+
+# -- a real server with two workers ---------------------------------------------------------------
+
+APP = """
+from charter import App, Table
+
+class Product(Table):
+    id: int
+    name: str = ""
+
+app = App(tables=[Product])
+"""
+
+
+def _serve(
+    tmp_path: Path, database: str, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> Server:
+    app_file = tmp_path / "mqtt_app.py"
+    app_file.write_text(APP)
+    monkeypatch.setenv("CHARTER_MQTT", broker.url)
+    return Server(f"{app_file}:app", "--workers", "2", "--database", database)
+
+
+async def _put_many(url: str, keys: range) -> None:
+    limits = httpx.Limits(max_connections=8)  # several connections: both workers write
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def put(key: int) -> None:
+            answer = await client.put(f"/Product/{key}", json={"id": key, "name": f"n{key}"})
+            assert answer.status_code in (200, 201, 204), answer.text
+
+        await asyncio.gather(*(put(key) for key in keys))
+
+
+async def test_two_workers_publish_each_change_once(
+    tmp_path: Path, database: str, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _serve(tmp_path, database, broker, monkeypatch) as server:
+        async with Listener(broker.url) as live:
+            await _put_many(server.url, range(1, 41))
+            for key in range(1, 41):
+                await live.until(f"Product/{key}")
+            # Both bridges publishing would send each change twice: once the last write's
+            # message came after all of these, none came twice.
+            await _put_many(server.url, range(41, 42))
+            await live.until("Product/41")
+            assert all(len(live.on(f"Product/{key}")) == 1 for key in range(1, 42))
+
+
+async def test_acknowledged_writes_reach_the_broker_after_kill_9(
+    tmp_path: Path, database: str, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = _serve(tmp_path, database, broker, monkeypatch)
+    with server:
+        await _put_many(server.url, range(1, 101))
+        server.kill()  # SIGKILL: whatever the bridge had not published yet is in the log
+    with _serve(tmp_path, database, broker, monkeypatch):
+        async with Listener(broker.url) as live:
+            for key in range(1, 101):
+                body = await live.until(f"Product/{key}")
+                assert body is not None
+                assert body["value"] == {"id": key, "name": f"n{key}"}
