@@ -328,8 +328,7 @@ async def test_client_messages_act_as_anonymous(
 # -- one publisher; catching the broker up ---------------------------------------------------------
 
 
-async def test_one_bridge_leads_and_another_takes_over(tmp_path: Path, broker: Broker) -> None:
-    database = f"sqlite:///{tmp_path}/shared.db"
+async def test_one_bridge_leads_and_another_takes_over(database: str, broker: Broker) -> None:
     first = await _started(database, broker.url)
     second = App(tables=[Product, Gadget], database=database, mqtt=broker.url)
     await second.startup()
