@@ -414,10 +414,18 @@ async def test_the_acknowledged_position_survives_a_restart(database: str, broke
             await again.shutdown()
 
 
-def test_the_setting_must_be_an_mqtt_url() -> None:
-    for bad in ("http://host", "mqtt://", "mqtt://host:port", "host:1883"):
-        with pytest.raises(ValueError, match="mqtt://host:1883"):
+def test_the_setting_must_be_an_mqtt_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "s3cret-in-the-url"
+    for bad in ("http://host", "mqtt://", f"mqtt://u:{secret}@host:port", "host:1883"):
+        with pytest.raises(
+            ValueError, match=r"App\(mqtt=...\) must be a URL like mqtt://host:1883"
+        ) as caught:
             App(tables=[], database="sqlite://", mqtt=bad)
+        assert secret not in str(caught.value)
+    monkeypatch.setenv("CHARTER_MQTT", f"http://u:{secret}@host")
+    with pytest.raises(ValueError, match="CHARTER_MQTT must be") as caught:
+        App(tables=[], database="sqlite://")
+    assert secret not in str(caught.value)
     assert parse_mqtt_url("mqtts://u:p%40ss@broker").port == 8883
     assert parse_mqtt_url("mqtts://u:p%40ss@broker").password == "p@ss"
 
