@@ -43,13 +43,13 @@ def _service_missing(reason: str) -> None:
 class Broker:
     """A Mosquitto of the test's own, with persistence (a restart keeps retained messages)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, persistence: bool = True) -> None:
         self.port = free_port()
         self.folder = folder
         self.config = folder / "mosquitto.conf"
         self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence {str(persistence).lower()}\npersistence_location {folder}/\n"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -373,6 +373,32 @@ async def test_a_restarted_broker_gets_what_it_missed(database: str, broker: Bro
             assert live.on("Product/2") in ([], [b""])
     finally:
         await app.shutdown()
+
+
+async def test_a_broker_that_forgot_everything_gets_the_state_again(
+    database: str, tmp_path: Path
+) -> None:
+    if shutil.which("mosquitto") is None:
+        _service_missing("mosquitto is not installed")
+    broker = Broker(tmp_path, persistence=False)  # a restart loses every retained message
+    broker.start()
+    try:
+        app = await _started(database, broker.url)
+        try:
+            await Product.put({"id": 1, "name": "before"})
+            await _caught_up(app)
+            broker.stop()
+            await Product.put({"id": 2, "name": "while down"})
+            broker.start()
+            async with Listener(broker.url) as live:
+                for key, name in ((1, "before"), (2, "while down")):
+                    body = await live.until(f"Product/{key}")
+                    assert body is not None
+                    assert body["value"]["name"] == name
+        finally:
+            await app.shutdown()
+    finally:
+        broker.stop()
 
 
 async def test_a_pruned_log_republishes_the_state(database: str, broker: Broker) -> None:

@@ -13,15 +13,17 @@ checks of a ``POST /Table/{id}`` or a WebSocket message (the ``update`` right, t
 ``publish()`` checks), acting as the role ``anonymous`` when auth is on: the broker tells the
 bridge nothing it could trust about who sent a message, so it gets only what an
 unauthenticated request would (nothing unless granted). With auth off every request has every
-right, and so does a client message. A refused or malformed message is logged and dropped. The bridge subscribes with MQTT 5's *no local* option (its own publishes never
-come back to it) and without the retained messages (they are its own); a message it delivered
-to ``publish()`` is not sent to the broker again (the broker delivered it already).
+right, and so does a client message. A refused or malformed message is logged and dropped.
+No loops: the bridge subscribes with MQTT 5's *no local* option (its own publishes never come
+back to it) and without retained messages (they are its own); a message it delivered to
+``publish()`` is not sent to the broker again (the broker delivered it already).
 
 Lossless: the bridge keeps the position of the newest event the broker acknowledged (PUBACK)
 in ``_charter_mqtt``. After a broker restart (or a bridge restart) it reconnects with backoff
-and publishes the log from there; when the log was pruned past it (or on the first start), it
-publishes the current state of every record instead, then follows the log. One worker of the
-deployment runs the bridge at a time (``realtime.leader``).
+and publishes the log from there. It publishes the current state of every record instead, then
+follows the log, on the first start, when the log was pruned past that position, and when the
+broker no longer has the bridge's session (a broker without persistence lost its retained
+messages too). One worker of the deployment runs the bridge at a time (``realtime.leader``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ _BATCH = 500  # events published (and acknowledged) at once
 _SAFETY = 10.0  # seconds between looks at the log when nothing woke the bridge
 _BACKOFF = (0.2, 5.0)  # first and longest pause between connection attempts (seconds)
 _STOP = 15.0  # seconds stop() waits for the connection to close
+_SESSION = 7 * 24 * 3600  # seconds the broker keeps the bridge's session while it is away
 _PENDING = 10_000  # client messages remembered so as not to echo them (bounded)
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
@@ -133,6 +136,7 @@ class MqttBridge:
         self.identity = identity
         self.name = _bridge_name(storage, self.target)
         self.leader: Leadership = leadership_for(storage, self.name)
+        self.session_present = False  # the broker kept the bridge's session (its CONNACK)
         self.acked: int | None = None  # the newest position the broker acknowledged
         self.leading = False
         self.connected = asyncio.Event()  # set while connected and caught up once
@@ -204,9 +208,16 @@ class MqttBridge:
 
     def _client(self) -> aiomqtt.Client:
         import aiomqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
 
+        # A session the broker keeps while the bridge is away: client messages wait for it,
+        # and a broker that lost its state (no persistence) says so at connect (see
+        # ``_outbound``).
+        session = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        session.SessionExpiryInterval = _SESSION
         target = self.target
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             target.host,
             target.port,
             username=target.username,
@@ -216,7 +227,21 @@ class MqttBridge:
             tls_context=ssl.create_default_context() if target.tls else None,
             timeout=10,
             keepalive=30,
+            clean_start=False,
+            properties=session,
         )
+        self.session_present = False
+        paho: Any = client._client
+        connected = paho.on_connect
+
+        def on_connect(
+            paho_client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None
+        ) -> None:
+            self.session_present = bool(getattr(flags, "session_present", False))
+            connected(paho_client, userdata, flags, reason, properties)
+
+        paho.on_connect = on_connect
+        return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
         """Subscribe, catch the broker up, then follow the log and the clients until the
@@ -239,9 +264,11 @@ class MqttBridge:
     async def _outbound(self, client: aiomqtt.Client) -> None:
         acked = await self._load()
         floor, newest = await self.storage.event_bounds()
-        if acked is None or acked < floor:
-            # First start, or the log no longer holds what the broker missed: the current
-            # state of every record (events after ``newest`` follow from the log).
+        if acked is None or acked < floor or not self.session_present:
+            # First start, the log no longer holds what the broker missed, or the broker lost
+            # what it had (its session for the bridge is gone, and with it, as a rule, its
+            # retained messages): the current state of every record (events after ``newest``
+            # follow from the log).
             await self._publish_state(client)
             acked = newest
             await self._save(acked)
