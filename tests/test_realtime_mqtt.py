@@ -401,6 +401,26 @@ async def test_a_broker_that_forgot_everything_gets_the_state_again(
         broker.stop()
 
 
+async def test_client_messages_sent_while_the_bridge_is_away_wait_for_it(
+    database: str, broker: Broker
+) -> None:
+    app = await _started(database, broker.url)
+    _, after = await app.database.event_bounds()
+    await app.shutdown()
+    async with Listener(broker.url) as live:
+        await live.publish("Product/9", {"say": "while you were away"})
+    again = await _started(database, broker.url)
+    try:
+        events = Product.subscribe(9, after=after, omit_current=True)
+        event = await _next_event(events)
+        assert (event.type, event.value) == ("publish", {"say": "while you were away"})
+        await events.aclose()  # type: ignore[attr-defined]
+    finally:
+        await again.shutdown()
+    assert again.mqtt is not None
+    assert not again.mqtt.running  # it stopped, however its last wake-up came
+
+
 async def test_a_pruned_log_republishes_the_state(database: str, broker: Broker) -> None:
     app = await _started(database, broker.url, event_retention_count=1)
     try:
@@ -438,6 +458,25 @@ async def test_the_acknowledged_position_survives_a_restart(database: str, broke
             assert len(live.on("Product/1")) == 1
         finally:
             await again.shutdown()
+
+
+async def test_an_id_no_topic_can_name_is_skipped(database: str, broker: Broker) -> None:
+    app = await _started(database, broker.url)
+    try:
+        async with Listener(broker.url) as live:
+            await Gadget.put({"id": "a+b#", "name": "wildcards"})
+            await Gadget.put({"id": "a/b", "name": "a slash is a level"})
+            body = await live.until("Gadget/a/b")
+            assert body is not None
+            assert body["id"] == "a/b"
+            _, after = await app.database.event_bounds()
+            events = Gadget.subscribe("a/b", after=after, omit_current=True)
+            await live.publish("Gadget/a/b", {"to": "a/b"})
+            event = await _next_event(events)
+            assert (event.type, event.value) == ("publish", {"to": "a/b"})
+            await events.aclose()  # type: ignore[attr-defined]
+    finally:
+        await app.shutdown()
 
 
 def test_the_setting_must_be_an_mqtt_url(monkeypatch: pytest.MonkeyPatch) -> None:

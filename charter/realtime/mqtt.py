@@ -153,7 +153,7 @@ class MqttBridge:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self.running:
             return
         self._woken = asyncio.Event()
         self.connected = asyncio.Event()
@@ -166,14 +166,23 @@ class MqttBridge:
         for stop in self._stops:
             stop()
         self._stops.clear()
-        task, self._task = self._task, None
+        task = self._task
         if task is not None:
             task.cancel()
             await asyncio.wait({task}, timeout=_STOP)  # a broker that does not answer
-            if task.done() and not task.cancelled():
+            if not task.done():
+                log.warning("MQTT bridge: did not stop within %.0f s; left behind", _STOP)
+                return
+            self._task = None
+            if not task.cancelled():
                 task.exception()  # retrieved: logged by the loop otherwise
         self.leading = False
         await self.leader.release()
+
+    @property
+    def running(self) -> bool:
+        """Whether the bridge's task is alive (started, and not stopped yet)."""
+        return self._task is not None and not self._task.done()
 
     def _wake(self, _event: Any = None) -> None:
         self._woken.set()
@@ -282,8 +291,11 @@ class MqttBridge:
                 acked = self.acked = events[-1].position
                 await self._save(acked)
                 continue
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancellation
+            # that comes as the wake-up does, and the bridge would not stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), _SAFETY)
+                async with asyncio.timeout(_SAFETY):
+                    await self._woken.wait()
             floor, _ = await self.storage.event_bounds()
             if acked < floor:  # pruned while this bridge lagged: the state again
                 _, newest = await self.storage.event_bounds()
@@ -295,7 +307,9 @@ class MqttBridge:
         runtime = self.tables.get(logged.table)
         if runtime is None:
             return  # a table this app no longer serves
-        topic = f"{logged.table}/{logged.key}"
+        topic = _topic(logged.table, logged.key)
+        if topic is None:
+            return
         if logged.type == "delete":
             await client.publish(topic, b"", qos=1, retain=True)
             return
@@ -330,7 +344,9 @@ class MqttBridge:
                     "timestamp": row.version,
                     "user": None,
                 }
-                batch.append(client.publish(f"{name}/{key}", _encode(body), qos=1, retain=True))
+                topic = _topic(name, key)
+                if topic is not None:
+                    batch.append(client.publish(topic, _encode(body), qos=1, retain=True))
                 if len(batch) >= _BATCH:
                     await asyncio.gather(*batch)
                     count += len(batch)
@@ -410,6 +426,16 @@ class MqttBridge:
     async def _save(self, position: int) -> None:
         body = _encode({"name": self.name, "position": position}).decode()
         await self.storage.commit([Change(PUT, MQTT_TABLE, self.name, body)])
+
+
+def _topic(table: str, key: Any) -> str | None:
+    """The record's topic; None (logged) for an id no MQTT topic can name: the wildcards
+    ``+`` and ``#`` and NUL are not allowed in a topic, and the bridge must not stop on it."""
+    topic = f"{table}/{key}"
+    if "+" in topic or "#" in topic or "\0" in topic or len(topic.encode()) > 65535:
+        log.warning("MQTT bridge: %s %r has no MQTT topic; not published", table, key)
+        return None
+    return topic
 
 
 def _message(logged: LoggedEvent, value: Any) -> bytes:
