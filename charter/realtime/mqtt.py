@@ -73,6 +73,10 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 
+class _NotLeading(Exception):
+    """The bridge's lock is lost: it must stop publishing (another worker may lead)."""
+
+
 class _Position(Table, name=MQTT_TABLE):
     """The newest event position the broker acknowledged, per bridge name."""
 
@@ -202,6 +206,9 @@ class MqttBridge:
                 async with self._client() as client:
                     pause = _BACKOFF[0]
                     await self._session(client)
+            except _NotLeading:
+                self.connected.clear()
+                log.warning("MQTT bridge: this worker lost the lock; waiting for it again")
             except aiomqtt.MqttError as exc:
                 self.connected.clear()
                 log.warning("MQTT bridge: %s; reconnecting in %.1f s", exc, pause)
@@ -296,6 +303,8 @@ class MqttBridge:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_SAFETY):
                     await self._woken.wait()
+            if not await self.leader.held():  # its lock's database connection was lost:
+                raise _NotLeading  # another worker may lead by now; publish no more
             floor, _ = await self.storage.event_bounds()
             if acked < floor:  # pruned while this bridge lagged: the state again
                 _, newest = await self.storage.event_bounds()
