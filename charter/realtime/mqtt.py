@@ -161,8 +161,6 @@ class MqttBridge:
             return
         self._woken = asyncio.Event()
         self.connected = asyncio.Event()
-        for name in self.tables:
-            self._stops.append(self.bus.subscribe(f"{name}/", self._wake))
         self.leading = await self.leader.try_acquire()  # else the bridge waits for its turn
         self._task = asyncio.create_task(self._run(), name="charter-mqtt")
 
@@ -199,6 +197,9 @@ class MqttBridge:
         if not self.leading:
             await self.leader.acquire()
             self.leading = True
+        # Only the leading worker listens (a listener makes the hub build each event for it).
+        for name in self.tables:
+            self._stops.append(self.bus.subscribe(f"{name}/", self._wake))
         log.info("MQTT bridge: this worker publishes to %s", self.target.host)
         pause = _BACKOFF[0]
         while True:
@@ -267,13 +268,20 @@ class MqttBridge:
         options = SubscribeOptions(qos=1, noLocal=True, retainHandling=2)
         if self.tables:
             await client.subscribe([(f"{name}/#", options) for name in self.tables])
-        inbound = asyncio.create_task(self._inbound(client), name="charter-mqtt-in")
+        # Both directions end the session when either does: a dropped connection shows
+        # first where the client's messages stop, while the log may be quiet for long.
+        tasks = {
+            asyncio.create_task(self._inbound(client), name="charter-mqtt-in"),
+            asyncio.create_task(self._outbound(client), name="charter-mqtt-out"),
+        }
         try:
-            await self._outbound(client)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # its error ends the session
         finally:
-            inbound.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await inbound
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- out: the log to the broker --------------------------------------------------------
 
