@@ -62,7 +62,7 @@ class App:
         shared: the store of ``app.shared``: None (in-process, one per worker) or a Redis URL.
         mqtt: a broker URL (``mqtt://[user:password@]host:1883``, ``mqtts://`` for TLS): every
             change is published retained on ``Table/{id}`` and client messages there reach
-            ``publish()`` as the role ``anonymous`` (docs/realtime.md, MQTT). Needs
+            ``publish()`` as the role ``anonymous`` (docs/mqtt.md). Needs
             ``aiomqtt`` (the ``charter[mqtt]`` extra).
         validate_responses: check responses against their declared contracts.
         cors: a ``CORS`` policy, True for any origin, or None (off).
