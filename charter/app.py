@@ -21,6 +21,7 @@ from .model.methods import Service
 from .model.roles import Role
 from .model.table import Table, bind_runtime
 from .realtime.hub import Hub
+from .realtime.mqtt import MqttBridge, anonymous_identity
 from .runtime.events import EventBus
 from .runtime.shared import SharedStore, open_shared
 from .runtime.storage_proxy import StorageProxy
@@ -55,10 +56,14 @@ class App:
         auth: False (the default): every request acts as a super user. True: requests sign in
             (HTTP Basic, Bearer tokens from ``POST /auth/login``, or a cookie session) and act
             as their user's role; a request that does not sign in acts as the role
-            ``anonymous``, which has no rights unless granted. ``mqtt`` and ``debug`` name
-            features not built yet and raise ``CharterError``.
+            ``anonymous``, which has no rights unless granted. ``debug`` names a feature not
+            built yet and raises ``CharterError``.
         roles: ``Role`` declarations, kept in step with the roles system table at start.
         shared: the store of ``app.shared``: None (in-process, one per worker) or a Redis URL.
+        mqtt: a broker URL (``mqtt://[user:password@]host:1883``, ``mqtts://`` for TLS): every
+            change is published retained on ``Table/{id}`` and client messages there reach
+            ``publish()`` as the role ``anonymous`` (docs/mqtt.md). Needs
+            ``aiomqtt`` (the ``charter[mqtt]`` extra).
         validate_responses: check responses against their declared contracts.
         cors: a ``CORS`` policy, True for any origin, or None (off).
         max_body_size: largest accepted request body, in bytes (413 above).
@@ -157,6 +162,7 @@ class App:
         )
         self.tables: dict[str, TableRuntime] = {}
         self.hub = Hub(self.database, self.tables, self.events, self.config)
+        self.mqtt: MqttBridge | None = None  # made below, once the directory exists
         self.router = Router()
         self._openapi = OpenAPIEndpoint(  # per role
             self.tables, lambda: self.router.routes, auth=self.config.auth
@@ -177,6 +183,11 @@ class App:
             self.database, check_roles(roles, {n: r.schema for n, r in self.tables.items()})
         )
         self.sign_in = SignIn(self.directory, self.database, self.config)
+        if self.config.mqtt is not None:
+            identity = anonymous_identity(self.config.auth, self.database, self.directory.role)
+            self.mqtt = MqttBridge(
+                self.config.mqtt, self.database, self.tables, self.events, identity
+            )
         identify = None
         if self.config.auth:
             trusted = _credential_origins(self.cors)
@@ -278,6 +289,8 @@ class App:
                 return
             schemas = [r.schema for r in self.tables.values()]
             system = [*self.directory.schemas, *self.sign_in.schemas]
+            if self.mqtt is not None:
+                system.extend(self.mqtt.schemas())
             await self.database.open([*schemas, *system])
             await self.shared.open()
             self._started = True
@@ -286,6 +299,8 @@ class App:
                 if self.config.auth:
                     await self.sign_in.start()
                 await self.hub.start()
+                if self.mqtt is not None:
+                    await self.mqtt.start()
             except BaseException:
                 self._started = False
                 try:
@@ -298,6 +313,8 @@ class App:
         """Finish pending commits and close storage."""
         if self._started:
             try:
+                if self.mqtt is not None:
+                    await self.mqtt.stop()
                 await self.hub.stop()
                 await self.database.close()
             finally:

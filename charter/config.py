@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -82,6 +83,8 @@ class Config:
                 f"{where} must be at least {MIN_SECRET_LENGTH} characters (make one with: "
                 "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        if config.mqtt is not None:
+            _check_mqtt(config.mqtt, _origin("mqtt", env if "mqtt" in from_env else None))
         for name, (feature, advice) in _UNBUILT.items():
             if getattr(config, name):
                 where = _origin(name, env if name in from_env else None)
@@ -98,6 +101,17 @@ def _origin(name: str, env: Mapping[str, str] | None) -> str:
     return f"{variable}={env[variable]}" if name in ("auth", "debug") else variable
 
 
+def _check_mqtt(url: str, where: str) -> None:
+    """An MQTT URL must name a broker (``mqtt://host:1883``, ``mqtts://`` for TLS)."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port == -1:
+        raise ValueError(f"{where} must be a URL like mqtt://host:1883 (mqtts:// for TLS)")
+
+
 def not_available(where: str, feature: str, advice: str) -> CharterError:
     """The error for an option whose feature is not built yet: it must not be silently ignored."""
     return CharterError(
@@ -108,7 +122,6 @@ def not_available(where: str, feature: str, advice: str) -> CharterError:
 # Settings accepted by the SPEC whose features come in later releases: setting one raises
 # rather than being ignored.
 _UNBUILT: dict[str, tuple[str, str]] = {
-    "mqtt": ("MQTT", "use REST to read and write tables"),
     "debug": (
         "debug mode",
         "unexpected errors are logged in full by the server either way",

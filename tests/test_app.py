@@ -37,10 +37,9 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("option", "feature"),
     [
-        ({"mqtt": f"mqtt://user:{SECRET}@127.0.0.1:1883"}, "MQTT"),
         ({"debug": True}, "debug mode"),
     ],
-    ids=["mqtt", "debug"],
+    ids=["debug"],
 )
 def test_an_option_for_a_feature_not_built_raises(
     database: str, option: dict[str, Any], feature: str
@@ -53,13 +52,11 @@ def test_an_option_for_a_feature_not_built_raises(
     assert feature in message
     assert "does not provide yet" in message
     assert f"remove {name}=" in message
-    assert SECRET not in message  # a URL given to mqtt= may hold a password
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("CHARTER_MQTT", "mqtt://127.0.0.1"),
         ("CHARTER_DEBUG", "1"),
     ],
 )
