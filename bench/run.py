@@ -773,6 +773,8 @@ def server(
             "--workers",
             str(workers),
             "--no-access-log",
+            "--ws",
+            "websockets-sansio",  # as charter serve (the lighter WebSocket implementation)
             "--log-level",
             "warning",
             "--host",

@@ -112,6 +112,7 @@ def _serve(args: argparse.Namespace, *, reload: bool = False) -> None:
         # Charter's protocol: read/send timeouts, header limits, errors in the envelope. An
         # import string, so that worker processes and the reloader load it too.
         "http": PROTOCOL,
+        "ws": "websockets-sansio",  # the lighter implementation: an idle socket holds less
         # WebSocket subscriptions: pings at the event streams' keep-alive interval, and no
         # message larger than a request body may be.
         "ws_ping_interval": app.config.keepalive,

@@ -138,18 +138,6 @@ _GONE: Any = object()
 _SKIP: Any = object()
 
 
-async def _until_first(*tasks: asyncio.Task[None]) -> None:
-    """Wait for the first task to end, then cancel and await the others."""
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
 async def serve_subscription(
     socket: Socket, events: AsyncIterator[Event | None], on_message: OnMessage
 ) -> None:
@@ -199,7 +187,28 @@ async def serve_subscription(
                 await socket.close(INTERNAL)
                 return
 
-    await _until_first(asyncio.create_task(write()), asyncio.create_task(read()))
+    # Events are written by this task and client messages read by one more (not two new
+    # tasks: an idle subscriber's memory is mostly what it holds while it waits).
+    writer = asyncio.current_task()
+    reader = asyncio.create_task(read())
+    writing = True
+
+    def stop_writing(_: asyncio.Task[None]) -> None:
+        if writing and writer is not None:
+            writer.cancel()  # the client left or broke off: stop waiting for events
+
+    reader.add_done_callback(stop_writing)
+    try:
+        await write()
+    except asyncio.CancelledError:
+        if not reader.done() or writer is None:
+            raise  # cancelled from outside, not by the reader
+        writer.uncancel()
+    finally:
+        writing = False
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
     await socket.close()
 
 
@@ -253,5 +262,26 @@ async def serve_conversation(socket: Socket, converse: Converse, admit: OnMessag
             if closer is not None:
                 await closer()
 
-    await _until_first(asyncio.create_task(write()), asyncio.create_task(read()))
+    # Events are written by this task and client messages read by one more (not two new
+    # tasks: an idle subscriber's memory is mostly what it holds while it waits).
+    writer = asyncio.current_task()
+    reader = asyncio.create_task(read())
+    writing = True
+
+    def stop_writing(_: asyncio.Task[None]) -> None:
+        if writing and writer is not None:
+            writer.cancel()  # the client left or broke off: stop waiting for events
+
+    reader.add_done_callback(stop_writing)
+    try:
+        await write()
+    except asyncio.CancelledError:
+        if not reader.done() or writer is None:
+            raise  # cancelled from outside, not by the reader
+        writer.uncancel()
+    finally:
+        writing = False
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
     await socket.close()

@@ -77,9 +77,7 @@ class _Schemas:
                 target.update(schemas[index])
 
 
-_EVENTS = {
-    "schema": {"type": "string", "description": "Server-Sent Events: one event per message"}
-}
+_EVENTS = {"schema": {"type": "string", "description": "Server-Sent Events: one event per message"}}
 
 
 def _safe(name: str) -> str:
