@@ -20,6 +20,7 @@ from .http.types import Receive, Scope, Send
 from .model.methods import Service
 from .model.roles import Role
 from .model.table import Table, bind_runtime
+from .realtime.credentials import watch_credentials
 from .realtime.hub import Hub
 from .realtime.mqtt import MqttBridge, anonymous_identity
 from .runtime.events import EventBus
@@ -192,6 +193,7 @@ class App:
         if self.config.auth:
             trusted = _credential_origins(self.cors)
             identify = Authenticator(self.directory, self.sign_in, trusted)
+            watch_credentials(self.hub, self.sign_in)  # subscriptions end with credentials
             if "auth" in self.tables:
                 raise CharterError("a table named 'auth' would hide the /auth endpoints")
             for auth_route in auth_routes(self.directory, self.sign_in, trusted):

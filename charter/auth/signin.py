@@ -212,6 +212,11 @@ class SignIn:
         self._known[token] = (until, self.epoch.read(), found)
         return found
 
+    def token_expiry(self, token: str, kind: str) -> int:
+        """When a valid token of ``kind`` expires (seconds since the epoch): a subscription
+        opened with it ends then. ``InvalidToken`` when it is not valid."""
+        return self._signer(kind).verify(token, kind).expires
+
     async def session_of(self, token: str, kind: str) -> Live:
         """The live session a token names; ``InvalidToken`` when the token or its session is
         not valid (a bad signature, expired, signed out, the user removed)."""

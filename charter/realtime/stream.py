@@ -10,7 +10,7 @@ runs after that, for as long as the subscriber stays.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -19,6 +19,7 @@ from ..query.model import Condition, Group, Query
 from ..runtime.access import READ
 from ..runtime.context import RequestContext
 from ..storage import LoggedEvent
+from .credentials import watch_of
 from .events import Event, HubEvent
 from .subscription import Subscription
 from .viewer import Viewer
@@ -91,12 +92,21 @@ async def open_stream(
         buffer=hub.config.subscriber_buffer,
     )
     start = await hub.join(subscription)
+    release = _unwatched
     try:
+        watch = watch_of(hub)
+        if watch is not None and context is not None and context.auth:
+            release = await watch.admit(subscription, context)  # ends with its credentials
         first = await _first_events(hub, runtime, subscription, options, start, context)
     except BaseException:
         hub.leave(subscription)
+        release()
         raise
-    return subscription, _stream(hub, subscription, first, start, keepalive)
+    return subscription, _stream(hub, subscription, first, start, keepalive, release)
+
+
+def _unwatched() -> None:
+    return None
 
 
 async def _stream(
@@ -105,6 +115,7 @@ async def _stream(
     first: list[Event],
     start: int,
     keepalive: float | None,
+    release: Callable[[], None],
 ) -> AsyncIterator[Event | None]:
     try:
         for event in first:
@@ -113,6 +124,7 @@ async def _stream(
             yield live
     finally:
         hub.leave(subscription)
+        release()
 
 
 async def _first_events(

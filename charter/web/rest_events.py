@@ -19,6 +19,7 @@ from ..query.model import Query
 from ..realtime.sse import sse_response, wants_events
 from ..realtime.stream import Options, open_stream
 from ..realtime.subscription import Closed, Subscription
+from ..runtime.access import READ
 from ..runtime.context import current_context
 
 if TYPE_CHECKING:
@@ -74,11 +75,12 @@ async def subscribe_sse(
     prefix: str | None = None,
 ) -> Response:
     """The SSE response of a subscription; refusals (401/403/400) before any byte is sent."""
+    context = current_context()
+    access = resource._allowed(context, READ)  # 401/403 first, as a GET: before any 400
     options, text = realtime_options(request.query_string, request.header("last-event-id"))
     options.key, options.prefix = key, prefix
-    context = current_context()
     if key is None and text:
-        query: Query = await resource.query_of(text, resource._access_of(context))
+        query: Query = await resource.query_of(text, access)
         if query.select is not None or query.explain:
             raise _bad("a subscription's query selects records: no select() or explain")
         options.query = query
