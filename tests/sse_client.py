@@ -38,10 +38,11 @@ class SSE:
 
     async def message(self, *, comments: bool = False, wait: float = WAIT) -> Message:
         """The next message (comments skipped unless ``comments``); ``EOFError`` at the end."""
-        while True:
-            found = await asyncio.wait_for(self._read(), wait)
-            if found.comment is None or comments:
-                return found
+        async with asyncio.timeout(wait):  # keep-alive comments do not extend it
+            while True:
+                found = await self._read()
+                if found.comment is None or comments:
+                    return found
 
     async def _read(self) -> Message:
         found = Message()

@@ -9,7 +9,10 @@ as that role: a 200 must come as that event with that body, a 404 as nothing, or
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+import charter
+from charter import Grant, Role
+from charter.testing import TestClient
 from tests.auth_rules_shop import PASSWORD, cheap_passwords, hidden, open_shop
+from tests.auth_support import make_app as make_notes
 from tests.servers import Server
 from tests.sse_client import SSE, Message, subscribe
 
@@ -26,13 +33,13 @@ SHOP = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from tests.realtime_shop import build
-app = build(None)
+app = build(None, keepalive=1.0)
 """
 NOTES = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from tests.auth_support import make_app
-app = make_app(None, access_token_ttl={{ttl}})
+app = make_app(None, access_token_ttl={{ttl}}, keepalive=1.0)
 """
 READERS = ["boss", "ann", "bob", "vic", "max"]  # every role that may read Product
 
@@ -197,9 +204,11 @@ async def test_subscribing_needs_the_read_right(shop: Any) -> None:
 
 async def test_a_query_on_a_hidden_attribute_is_refused(shop: Any) -> None:
     server, _ = shop
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-        async with subscribe(client, "/Product/?cost=x", auth=_auth("ann")) as stream:
-            assert stream.status == 400  # as a GET's query: clerks may not name cost
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=60) as client,
+        subscribe(client, "/Product/?cost=x", auth=_auth("ann")) as stream,
+    ):
+        assert stream.status == 400  # as a GET's query: clerks may not name cost
 
 
 async def test_python_subscribe_in_a_request_acts_as_its_user(shop: Any) -> None:
@@ -217,3 +226,148 @@ async def test_python_subscribe_in_a_request_acts_as_its_user(shop: Any) -> None
             assert {e["id"]: e["value"] for e in peeked.json()} == shown, actor
         refused = await client.get("/peek", auth=_auth("nia"))
         assert refused.status_code == 403
+
+
+# -- the stream ends when its credentials do -------------------------------------------------
+
+
+@pytest.fixture
+def notes(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``notes(ttl)``: tests/auth_support.py's app served with access tokens valid ``ttl``
+    seconds; users ann (clerk), bea (clerk), tim (the stored role ``temp``) and root."""
+    cheap_passwords(monkeypatch)
+    app = make_notes(database)
+    with TestClient(app) as client:
+        client.run(charter.auth.add_role(app, Role("temp", tables={"Note": Grant(read=True)})))
+        for name, role in (("ann", "clerk"), ("bea", "clerk"), ("tim", "temp")):
+            client.run(charter.auth.add_user(app, name, PASSWORD, role=role))
+        client.run(charter.auth.add_user(app, "root", PASSWORD, super_user=True))
+    app_file = tmp_path / "notes_app.py"
+    servers: list[Server] = []
+
+    def start(ttl: float = 900) -> Server:
+        app_file.write_text(NOTES.format(ttl=ttl))
+        server = Server(f"{app_file}:app", "--database", database).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _cli(tmp_path: Path, database: str, *args: str) -> None:
+    app_file = tmp_path / "notes_app.py"
+    argv = [sys.executable, "-m", "charter.cli", *args, str(app_file), "--database", database]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+async def _closed(stream: SSE) -> str:
+    """The reason of the ``close`` message that ends ``stream`` (nothing may follow it)."""
+    messages = await stream.end()
+    assert messages and messages[-1].event == "close", messages
+    assert all(m.event == "message" for m in messages[:-1])
+    return str(messages[-1].data["reason"])
+
+
+async def _note(client: httpx.AsyncClient, key: str) -> None:
+    response = await client.put(f"/Note/{key}", json={"text": key}, auth=("root", PASSWORD))
+    assert response.status_code in (200, 204), response.text
+
+
+async def test_signing_out_ends_the_stream_and_only_that_one(notes: Any) -> None:
+    server = notes()
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        ann = await _login(client, "ann")
+        other = await _login(client, "ann")  # a second sign-in of ann: another session
+        async with (
+            subscribe(client, "/Note/", _bearer(ann)) as stream,
+            subscribe(client, "/Note/", _bearer(other)) as kept,
+        ):
+            assert stream.status == kept.status == 200
+            await _note(client, "n1")
+            assert (await stream.message()).data["id"] == "n1"
+            out = await client.post("/auth/logout", headers=_bearer(ann))
+            assert out.status_code == 204
+            assert "signed out" in await _closed(stream)
+            await _note(client, "n2")  # the other session's stream goes on
+            assert (await kept.message()).data["id"] == "n1"
+            assert (await kept.message()).data["id"] == "n2"
+
+
+async def _login(client: httpx.AsyncClient, name: str) -> str:
+    response = await client.post("/auth/login", json={"username": name, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def test_a_changed_or_removed_user_ends_the_stream(notes: Any) -> None:
+    server = notes()
+    root = ("root", PASSWORD)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        token = await _login(client, "ann")
+        async with (
+            subscribe(client, "/Note/", _bearer(token)) as by_token,
+            subscribe(client, "/Note/", auth=("bea", PASSWORD)) as by_basic,
+        ):
+            assert by_token.status == by_basic.status == 200
+            changed = await client.patch("/auth/users/ann", json={"role": "reader"}, auth=root)
+            assert changed.status_code == 200, changed.text
+            await _closed(by_token)
+            removed = await client.delete("/auth/users/bea", auth=root)
+            assert removed.status_code == 204
+            assert "removed" in await _closed(by_basic)
+
+
+async def test_a_cookie_session_ends_with_a_new_password(notes: Any) -> None:
+    server = notes()
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        signed = await client.post(
+            "/auth/login", json={"username": "ann", "password": PASSWORD, "cookie": True}
+        )
+        assert signed.status_code == 200, signed.text
+        async with subscribe(client, "/Note/") as stream:
+            assert stream.status == 200
+            async with httpx.AsyncClient(base_url=server.url, timeout=60) as admin:
+                changed = await admin.patch(
+                    "/auth/users/ann", json={"password": "another-pw-1"}, auth=("root", PASSWORD)
+                )
+                assert changed.status_code == 200, changed.text
+            assert "signed out" in await _closed(stream)
+
+
+async def test_changes_from_the_command_line_end_streams(
+    notes: Any, tmp_path: Path, database: str
+) -> None:
+    """Another process changes users and roles: every worker's streams follow."""
+    server = notes()
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        token = await _login(client, "ann")
+        async with (
+            subscribe(client, "/Note/", _bearer(token)) as ann,
+            subscribe(client, "/Note/", auth=("tim", PASSWORD)) as tim,
+            subscribe(client, "/Note/", auth=("root", PASSWORD)) as root,
+        ):
+            assert ann.status == tim.status == root.status == 200
+            await asyncio.to_thread(
+                _cli, tmp_path, database, "users", "grant", "ann", "--role", "reader"
+            )
+            assert "role" in await _closed(ann)
+            await asyncio.to_thread(_cli, tmp_path, database, "roles", "remove", "temp")
+            assert "role" in await _closed(tim)
+            await _note(client, "still")
+            assert (await root.message()).data["id"] == "still"
+
+
+async def test_the_stream_ends_when_its_access_token_expires(notes: Any) -> None:
+    server = notes(ttl=2)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        token = await _login(client, "ann")
+        async with subscribe(client, "/Note/", _bearer(token)) as stream:
+            assert stream.status == 200
+            assert "expired" in await _closed(stream)
