@@ -117,10 +117,18 @@ async def _stream(
     keepalive: float | None,
     release: Callable[[], None],
 ) -> AsyncIterator[Event | None]:
+    # The current records went out as of a read made after joining: a live event of such a
+    # record committed before that read (its version not newer) is one it already has.
+    sent = {e.id: e.timestamp for e in first if e.position == start and e.type == "put"}
     try:
         for event in first:
             yield event
         async for live in subscription.live(start, keepalive):
+            if sent and live is not None and live.id in sent and live.type != "publish":
+                versioned = live.type != "delete" or live.leaving  # a delete's time is not
+                if versioned and live.timestamp <= sent[live.id]:  # a version: it passes
+                    continue  # older than, or the same as, what it was sent
+                del sent[live.id]
             yield live
     finally:
         hub.leave(subscription)
