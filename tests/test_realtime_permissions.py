@@ -234,11 +234,13 @@ async def test_python_subscribe_in_a_request_acts_as_its_user(shop: Any) -> None
 @pytest.fixture
 def notes(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """``notes(ttl)``: tests/auth_support.py's app served with access tokens valid ``ttl``
-    seconds; users ann (clerk), bea (clerk), tim (the stored role ``temp``) and root."""
+    seconds; users ann (clerk), bea (clerk), tim (the stored role ``temp``) and root; the
+    stored role ``anonymous`` may read notes."""
     cheap_passwords(monkeypatch)
     app = make_notes(database)
     with TestClient(app) as client:
-        client.run(charter.auth.add_role(app, Role("temp", tables={"Note": Grant(read=True)})))
+        for role in ("temp", "anonymous"):
+            client.run(charter.auth.add_role(app, Role(role, tables={"Note": Grant(read=True)})))
         for name, role in (("ann", "clerk"), ("bea", "clerk"), ("tim", "temp")):
             client.run(charter.auth.add_user(app, name, PASSWORD, role=role))
         client.run(charter.auth.add_user(app, "root", PASSWORD, super_user=True))
@@ -287,14 +289,16 @@ async def test_signing_out_ends_the_stream_and_only_that_one(notes: Any) -> None
         other = await _login(client, "ann")  # a second sign-in of ann: another session
         async with (
             subscribe(client, "/Note/", _bearer(ann)) as stream,
+            subscribe(client, "/Note/n1", _bearer(ann)) as same,  # the same session
             subscribe(client, "/Note/", _bearer(other)) as kept,
         ):
-            assert stream.status == kept.status == 200
+            assert stream.status == same.status == kept.status == 200
             await _note(client, "n1")
             assert (await stream.message()).data["id"] == "n1"
             out = await client.post("/auth/logout", headers=_bearer(ann))
             assert out.status_code == 204
             assert "signed out" in await _closed(stream)
+            assert "signed out" in await _closed(same)
             await _note(client, "n2")  # the other session's stream goes on
             assert (await kept.message()).data["id"] == "n1"
             assert (await kept.message()).data["id"] == "n2"
@@ -352,14 +356,17 @@ async def test_changes_from_the_command_line_end_streams(
             subscribe(client, "/Note/", _bearer(token)) as ann,
             subscribe(client, "/Note/", auth=("tim", PASSWORD)) as tim,
             subscribe(client, "/Note/", auth=("root", PASSWORD)) as root,
+            subscribe(client, "/Note/") as anonymous,
         ):
-            assert ann.status == tim.status == root.status == 200
+            assert ann.status == tim.status == root.status == anonymous.status == 200
             await asyncio.to_thread(
                 _cli, tmp_path, database, "users", "grant", "ann", "--role", "reader"
             )
             assert "role" in await _closed(ann)
             await asyncio.to_thread(_cli, tmp_path, database, "roles", "remove", "temp")
             assert "role" in await _closed(tim)
+            await asyncio.to_thread(_cli, tmp_path, database, "roles", "remove", "anonymous")
+            assert "role" in await _closed(anonymous)
             await _note(client, "still")
             assert (await root.message()).data["id"] == "still"
 

@@ -18,13 +18,14 @@ of its subscribers only when it changed (or every ``RECHECK`` seconds, which bou
 one gap). Where there is no epoch (PostgreSQL, possibly shared by several machines) it re-reads
 them every ``RECHECK_SHARED`` seconds. Either way the reads are batched (one query per 200
 sessions, not one per subscriber), and a worker without signed-in subscribers does nothing.
-Roles are compared every tick, from the roles copy the worker keeps anyway.
+Roles are compared every tick, from the roles copy the worker keeps anyway. Subscribers that
+share a sign-in (a session, a Basic user, the anonymous role) share one ``_Identity``: the
+checks cost one per sign-in, not one per subscriber.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import weakref
@@ -76,23 +77,41 @@ def watch_of(hub: Hub) -> Watch | None:
     return _watches.get(hub)
 
 
-class _Held:
-    """What one subscriber signed in with, and what it acts as."""
+class _Identity:
+    """One sign-in that subscribers share (a session, a Basic user, or a role without one):
+    what it acts as, checked once for all of them."""
 
-    __slots__ = ("family", "live", "role", "stored", "subscription", "timer", "user")
+    __slots__ = ("family", "key", "live", "role", "stored", "subscriptions", "user")
 
-    def __init__(self, subscription: Subscription, context: RequestContext) -> None:
-        self.subscription = subscription
+    def __init__(self, key: tuple[str, str], context: RequestContext) -> None:
+        self.key = key
         self.user: Any = context.user
         self.role: Any = context.role
         self.family: str | None = context.extra.get(SESSION)
         self.live: Live | None = None  # the session row as last read (token, cookie)
         self.stored: StoredUser | None = None  # the user as last read (Basic)
-        self.timer: asyncio.TimerHandle | None = None
+        self.subscriptions: set[Subscription] = set()
 
     def close(self, reason: str) -> None:
-        subscription = self.subscription
-        subscription.close(Closed(reason, position=subscription.delivered))
+        for subscription in list(self.subscriptions):
+            _close(subscription, reason)
+
+
+def _close(subscription: Subscription, reason: str) -> None:
+    subscription.close(Closed(reason, position=subscription.delivered))
+
+
+def _nothing() -> None:
+    return None
+
+
+def _key(context: RequestContext) -> tuple[str, str]:
+    family = context.extra.get(SESSION)
+    if family is not None:
+        return ("session", str(family))
+    if context.user is not None:
+        return ("user", str(context.user.username))
+    return ("role", context.role.name if context.role is not None else ANONYMOUS)
 
 
 class Watch:
@@ -101,8 +120,9 @@ class Watch:
     def __init__(self, hub: Hub, sign_in: SignIn) -> None:
         self.hub = hub
         self.sign_in = sign_in
-        self.held: dict[Subscription, _Held] = {}
+        self.identities: dict[tuple[str, str], _Identity] = {}
         self._task: asyncio.Task[None] | None = None
+        self._watching = asyncio.Event()  # set while there is someone to watch
         self._epoch = 0
         self._checked = 0.0  # time.monotonic() of the last read of sessions and users
 
@@ -111,34 +131,60 @@ class Watch:
     ) -> Callable[[], None]:
         """Watch ``subscription``, opened by the request of ``context``; returns what ends
         the watch (call it when the subscription ends)."""
-        held = _Held(subscription, context)
-        expires = None
-        if held.family is not None:
-            held.live = await self.sign_in.sessions.get(held.family)
-            expires = self._token_expiry(context)
-            if held.live is None:
-                held.close("the session has ended (signed out)")
-        elif held.user is not None:
-            held.stored = await self.sign_in.directory.find(held.user.username)
-            if held.stored is None:
-                held.close("the user was removed")
+        identity, ended = await self._identity(context)
+        if ended is not None:  # it ended between the request's check and now
+            _close(subscription, ended)
+            return _nothing
+        identity.subscriptions.add(subscription)
+        timer = None
+        expires = self._token_expiry(context) if identity.family is not None else None
         if expires is not None:
-            loop = asyncio.get_running_loop()
             delay = max(0.0, expires - time.time())
-            held.timer = loop.call_later(delay, held.close, "the access token has expired")
-        self.held[subscription] = held
-        if self._task is None or self._task.done():
-            self._epoch = self.sign_in.epoch.read()
-            self._checked = time.monotonic()
+            reason = "the access token has expired"
+            timer = asyncio.get_running_loop().call_later(delay, _close, subscription, reason)
+        if self._task is None or self._task.done():  # one per hub start, stopped with it
             self._task = asyncio.create_task(self._run(), name="charter-credentials")
             self.hub.add_task(self._task)
+        if not self._watching.is_set():
+            self._epoch = self.sign_in.epoch.read()
+            self._checked = time.monotonic()
+            self._watching.set()
 
         def release() -> None:
-            gone = self.held.pop(subscription, None)
-            if gone is not None and gone.timer is not None:
-                gone.timer.cancel()
+            if timer is not None:
+                timer.cancel()
+            identity.subscriptions.discard(subscription)
+            if not identity.subscriptions and self.identities.get(identity.key) is identity:
+                del self.identities[identity.key]
 
         return release
+
+    async def _identity(self, context: RequestContext) -> tuple[_Identity, str | None]:
+        """The shared identity of the request's sign-in (read once, when first seen), or why
+        it has ended already."""
+        key = _key(context)
+        known = self.identities.get(key)
+        if known is not None:
+            if known.role == context.role and known.user == context.user:
+                return known, None
+            # This request was signed in as it is now: the others' sign-in is out of date.
+            self._end(known, "the subscriber's role changed: subscribe again")
+        fresh = _Identity(key, context)
+        if fresh.family is not None:
+            fresh.live = await self.sign_in.sessions.get(fresh.family)
+            if fresh.live is None:
+                return fresh, "the session has ended (signed out)"
+        elif fresh.user is not None:
+            fresh.stored = await self.sign_in.directory.find(fresh.user.username)
+            if fresh.stored is None:
+                return fresh, "the user was removed"
+        known = self.identities.get(key)  # another request may have made it meanwhile
+        if known is not None and known.role == fresh.role and known.user == fresh.user:
+            return known, None
+        if known is not None:
+            self._end(known, "the subscriber's role changed: subscribe again")
+        self.identities[key] = fresh
+        return fresh, None
 
     def _token_expiry(self, context: RequestContext) -> float | None:
         """When the token the request signed in with expires (seconds since the epoch)."""
@@ -160,7 +206,10 @@ class Watch:
     # -- the checks ------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while self.held:
+        while True:
+            if not self.identities:
+                self._watching.clear()
+                await self._watching.wait()  # idle: no work at all until someone subscribes
             await asyncio.sleep(TICK)
             try:
                 await self.check()
@@ -182,10 +231,15 @@ class Watch:
             await self._read_credentials()
         await self._compare_roles()
 
+    def _end(self, identity: _Identity, reason: str) -> None:
+        identity.close(reason)
+        if self.identities.get(identity.key) is identity:
+            del self.identities[identity.key]
+
     async def _read_credentials(self) -> None:
-        held = list(self.held.values())
-        families = {h.family for h in held if h.family is not None}
-        names = {h.user.username for h in held if h.family is None and h.user is not None}
+        identities = list(self.identities.values())
+        families = {i.family for i in identities if i.family is not None}
+        names = {i.user.username for i in identities if i.family is None and i.user is not None}
         sessions = self.sign_in.sessions
         lives = {
             live.id: live for live in map(_live, await self._rows(sessions.schema, "id", families))
@@ -196,18 +250,19 @@ class Watch:
             for stored in map(_stored, await self._rows(directory.users_schema, "username", names))
         }
         now = time.time()
-        for h in held:
-            if h.family is not None:
-                live = lives.get(h.family)
-                if live is None or live.expires <= now or live.user_id != h.user.id:
-                    h.close("the session has ended (signed out)")
-                h.live = live
-            elif h.user is not None:
-                stored = users.get(h.user.username)
+        for identity in identities:
+            if identity.family is not None:
+                live = lives.get(identity.family)
+                if live is None or live.expires <= now or live.user_id != identity.user.id:
+                    self._end(identity, "the session has ended (signed out)")
+                else:
+                    identity.live = live
+            elif identity.user is not None:
+                stored = users.get(identity.user.username)
                 if stored is None:
-                    h.close("the user was removed")
-                elif h.stored is None or stored.generation != h.stored.generation:
-                    h.close("the user's credentials changed: sign in again")
+                    self._end(identity, "the user was removed")
+                elif identity.stored is None or stored.generation != identity.stored.generation:
+                    self._end(identity, "the user's credentials changed: sign in again")
 
     async def _rows(self, schema: Any, key: str, values: Iterable[str]) -> list[bytes | str]:
         """The rows of ``schema`` whose ``key`` is one of ``values``, a batch per query."""
@@ -222,36 +277,18 @@ class Watch:
         return rows
 
     async def _compare_roles(self) -> None:
-        """Close subscribers whose acting role is not the one they subscribed with, computed
-        as a request would compute it now (once per session, user or role name)."""
-        acting: dict[Any, Any] = {}
+        """End the identities whose acting role is not the one they subscribed with, computed
+        as a request would compute it now."""
         directory = self.sign_in.directory
-        for h in list(self.held.values()):
-            if h.subscription.closed is not None:
-                continue
-            if h.family is not None:
-                if h.live is None:
-                    continue  # its session ended: closed already
-                known = acting.get(h.family)
-                if known is None:
-                    known = acting[h.family] = await self.sign_in.identity(h.live)
-                user, role = known
-            elif h.stored is not None:
-                known = acting.get(h.stored.username)
-                if known is None:
-                    known = acting[h.stored.username] = await directory.user(h.stored)
-                user, role = known
+        for identity in list(self.identities.values()):
+            if identity.live is not None:
+                user, role = await self.sign_in.identity(identity.live)
+            elif identity.stored is not None:
+                user, role = await directory.user(identity.stored)
+            elif identity.family is None and identity.user is None:
+                user = None
+                role = await directory.role(identity.key[1])
             else:
-                name = h.role.name if h.role is not None else ANONYMOUS
-                role = acting.get(("role", name))
-                if role is None:
-                    role = acting[("role", name)] = await directory.role(name)
-                user = h.user
-            if role != h.role or user != h.user:
-                h.close("the subscriber's role changed: subscribe again")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                continue
+            if role != identity.role or user != identity.user:
+                self._end(identity, "the subscriber's role changed: subscribe again")
