@@ -247,9 +247,10 @@ def notes(database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any
     app_file = tmp_path / "notes_app.py"
     servers: list[Server] = []
 
-    def start(ttl: float = 900) -> Server:
+    def start(ttl: float = 900, workers: int = 1) -> Server:
         app_file.write_text(NOTES.format(ttl=ttl))
-        server = Server(f"{app_file}:app", "--database", database).start()
+        options = ("--database", database, "--workers", str(workers))
+        server = Server(f"{app_file}:app", *options).start()
         servers.append(server)
         return server
 
@@ -302,6 +303,27 @@ async def test_signing_out_ends_the_stream_and_only_that_one(notes: Any) -> None
             await _note(client, "n2")  # the other session's stream goes on
             assert (await kept.message()).data["id"] == "n1"
             assert (await kept.message()).data["id"] == "n2"
+
+
+async def test_signing_out_ends_the_streams_of_the_session_on_every_worker(notes: Any) -> None:
+    server = notes(workers=2)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as signer:
+        token = await _login(signer, "ann")
+        async with contextlib.AsyncExitStack() as stack:
+            streams = []
+            for _ in range(6):  # each on its own connection: the workers share them out
+                client = await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=server.url, timeout=60)
+                )
+                stream = await stack.enter_async_context(
+                    subscribe(client, "/Note/", _bearer(token))
+                )
+                assert stream.status == 200
+                streams.append(stream)
+            out = await signer.post("/auth/logout", headers=_bearer(token))
+            assert out.status_code == 204
+            for stream in streams:
+                assert "signed out" in await _closed(stream)
 
 
 async def _login(client: httpx.AsyncClient, name: str) -> str:
