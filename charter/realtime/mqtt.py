@@ -73,7 +73,7 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 
-class _NotLeading(Exception):
+class _NotLeading(CharterError):
     """The bridge's lock is lost: it must stop publishing (another worker may lead)."""
 
 
