@@ -87,6 +87,7 @@ async def test_a_slow_subscriber_is_closed_with_its_position_and_resumes_without
         await asyncio.sleep(0.1)
         for i in range(20):
             await Note.put({"id": f"r{i}", "n": i})
+            await asyncio.sleep(0.01)  # paced, so the fast one's queue never holds 5 at once
         delivered = await asyncio.wait_for(slow_first, 10)
         with pytest.raises(Overflow) as closed:
             while True:  # what it still holds, then the overflow
@@ -169,3 +170,22 @@ async def test_concurrent_writers_never_leave_a_gap_behind_the_hub(database: str
     assert [e.position for e in got] == sorted({e.position for e in got})
     assert {e.position for e in got} == {e.position for e in logged if e.table == "Note"}
     assert sorted(e.value["n"] for e in got) == sorted(written)
+
+
+async def test_a_bus_listener_added_while_running_hears_only_what_commits_after(
+    database: str,
+) -> None:
+    app = App(tables=[Note], database=database)
+    heard: list[dict[str, Any]] = []
+    async with TestClient(app):
+        for i in range(5):  # nobody listens: the hub does not read these
+            await Note.put({"id": f"old{i}", "n": i})
+        app.events.subscribe("Note/", heard.append)
+        await asyncio.sleep(0.1)
+        await Note.put({"id": "new", "n": 99})
+        for _ in range(100):
+            if heard:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+    assert [e["id"] for e in heard] == ["new"]

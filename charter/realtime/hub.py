@@ -73,6 +73,7 @@ class Hub:
         self._reading = asyncio.Lock()
         self.floor, self.position = await self.storage.event_bounds()
         self._stops.append(self.storage.on_commit(self.wake))
+        self._stops.append(self.bus.on_first_listener(self._listened))
         self._tasks = [
             asyncio.create_task(self._follow(), name="charter-hub"),
             asyncio.create_task(self._prune_now_and_then(), name="charter-prune"),
@@ -102,8 +103,10 @@ class Hub:
         self._subscribers.clear()
 
     def wake(self) -> None:
-        """New events may be in the log: read them soon."""
-        self._woken.set()
+        """New events may be in the log: read them soon (unless nobody listens here: then a
+        subscriber or listener that comes starts from the log's head)."""
+        if not self.idle:
+            self._woken.set()
 
     def add_task(self, task: asyncio.Task[None], stop: Callable[[], None] | None = None) -> None:
         """Keep a helper task (a wake-up listener) for the hub's lifetime."""
@@ -132,6 +135,18 @@ class Hub:
     def idle(self) -> bool:
         """Nobody on this worker listens: commits need not be read from the log."""
         return not self._subscribers_count() and not self.bus.has_listeners
+
+    def _listened(self) -> None:
+        """``app.events`` got its first listener: if nobody listened before, the hub has not
+        read the log, so it starts from the log's head (the bus replays nothing: a listener
+        hears what commits once it listens)."""
+        if not self._subscribers_count():
+            self._tasks.append(asyncio.create_task(self._to_head(), name="charter-hub-head"))
+
+    async def _to_head(self) -> None:
+        async with self._reading:
+            _, head = await self.storage.event_bounds()
+            self.position = max(self.position, head)
 
     def idle_since_join(self, subscription: Subscription) -> bool:
         return self._subscribers_count() == 1 and not self.bus.has_listeners

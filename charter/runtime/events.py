@@ -25,6 +25,13 @@ class EventBus:
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}
+        self._first: list[Callable[[], None]] = []
+
+    def on_first_listener(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Call ``fn()`` whenever the bus goes from no listener to one (the hub then starts
+        following the log from its head); returns the function that stops it."""
+        self._first.append(fn)
+        return lambda: self._first.remove(fn) if fn in self._first else None
 
     @property
     def has_listeners(self) -> bool:
@@ -32,7 +39,11 @@ class EventBus:
 
     def subscribe(self, topic: str, fn: Listener) -> Callable[[], None]:
         """Call ``fn(event)`` for every event on ``topic``; returns the unsubscribe function."""
+        first = not self.has_listeners
         self._listeners.setdefault(topic, []).append(fn)
+        if first:
+            for hook in list(self._first):
+                hook()
 
         def unsubscribe() -> None:
             listeners = self._listeners.get(topic, [])
