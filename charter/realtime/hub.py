@@ -60,6 +60,7 @@ class Hub:
         self.started = False
         self._subscribers: dict[str, set[Subscription]] = {}
         self._woken = asyncio.Event()
+        self.joined = asyncio.Event()  # a subscriber joined (starts the wake-ups' safety net)
         self._reading = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._stops: list[Callable[[], None]] = []
@@ -70,6 +71,7 @@ class Hub:
         if self.started:
             return
         self._woken = asyncio.Event()
+        self.joined = asyncio.Event()
         self._reading = asyncio.Lock()
         self.floor, self.position = await self.storage.event_bounds()
         self._stops.append(self.storage.on_commit(self.wake))
@@ -117,6 +119,7 @@ class Hub:
         """Start handing ``subscription`` every new event of its table; returns the position
         it starts after (every later event reaches its queue)."""
         self._subscribers.setdefault(subscription.table, set()).add(subscription)
+        self.joined.set()
         return self.position
 
     def leave(self, subscription: Subscription) -> None:
