@@ -1,0 +1,279 @@
+"""Events reach subscribers on every worker (issue 12 points 3 and 8): ``charter serve --workers
+2`` on both backends, SSE subscribers spread over both workers, writes spread over both.
+
+- Every subscriber gets every record's events, in commit order, none missing, none twice,
+  whichever worker took the write (PostgreSQL: LISTEN/NOTIFY; SQLite: datagrams between the
+  workers). The write-to-receive latency across workers is printed (run with ``-s``), never
+  asserted.
+- ``kill -9`` of a worker while writes go on: every write acknowledged with a 2xx has its event
+  delivered to every subscriber after it reconnects with ``Last-Event-ID``.
+
+Each response carries the pid of the worker that served it (a middleware of the app below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from charter.realtime.wakeup_local import wake_folder
+from tests.servers import Server
+
+pytestmark = pytest.mark.slow
+
+APP = """
+import os
+from charter import App, Field, Table
+
+class Note(Table):
+    id: str = Field(primary_key=True)
+    n: int = 0
+
+async def worker(ctx, call_next):
+    response = await call_next()
+    response.headers["x-worker"] = str(os.getpid())
+    return response
+
+app = App(tables=[Note], middleware=[worker], keepalive=1)
+"""
+
+SSE = {"accept": "text/event-stream"}
+DEADLINE = 90.0  # seconds a test waits for what it expects before it reports what is missing
+
+
+@pytest.fixture
+def server(database: str, tmp_path: Path) -> Any:
+    app_file = tmp_path / "realtime_workers_app.py"
+    app_file.write_text(APP)
+    with Server(f"{app_file}:app", "--workers", "2", "--database", database) as running:
+        yield running
+
+
+async def _messages(response: httpx.Response) -> AsyncIterator[tuple[int | None, dict[str, Any]]]:
+    """The SSE messages of ``response``: (its ``id:``, its JSON data); comments skipped."""
+    position: int | None = None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield position, json.loads("\n".join(data))
+            position, data = None, []
+        elif line.startswith("id:"):
+            position = int(line[3:].strip())
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+
+
+class Listener:
+    """One SSE subscriber of ``/Note/`` that reconnects with ``Last-Event-ID`` when dropped."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.events: list[tuple[int, str, int]] = []  # (position, id, n)
+        self.arrived: dict[tuple[str, int], float] = {}  # (id, n) -> when it arrived
+        self.workers: list[str] = []  # the worker of each connection, in order
+        self.last: int | None = None
+        self.connected = asyncio.Event()
+        self.expected: set[tuple[str, int]] | None = None
+        self.done = asyncio.Event()
+        self.errors: list[str] = []
+
+    def expect(self, expected: set[tuple[str, int]]) -> None:
+        self.expected = expected
+        self._check()
+
+    def _check(self) -> None:
+        if self.expected is not None and self.expected <= self.arrived.keys():
+            self.done.set()
+
+    async def run(self) -> None:
+        timeout = httpx.Timeout(10, read=None)
+        async with httpx.AsyncClient(base_url=self.url, timeout=timeout) as client:
+            while True:
+                headers = dict(SSE)
+                if self.last is not None:
+                    headers["last-event-id"] = str(self.last)
+                try:
+                    async with client.stream("GET", "/Note/", headers=headers) as response:
+                        if response.status_code != 200:
+                            self.errors.append(f"{response.status_code}: {await response.aread()}")
+                            raise httpx.TransportError("refused")
+                        self.workers.append(response.headers["x-worker"])
+                        self.connected.set()
+                        async for position, data in _messages(response):
+                            self._received(position, data)
+                except httpx.TransportError:
+                    await asyncio.sleep(0.05)  # dropped (a worker killed): resume
+
+    def _received(self, position: int | None, data: dict[str, Any]) -> None:
+        if data.get("type") != "put":
+            self.errors.append(f"unexpected event {data}")
+            return
+        assert position is not None
+        self.last = position
+        self.events.append((position, data["id"], data["value"]["n"]))
+        self.arrived.setdefault((data["id"], data["value"]["n"]), time.monotonic())
+        self._check()
+
+
+async def _listen(url: str, count: int) -> tuple[list[Listener], list[asyncio.Task[None]]]:
+    """``count`` subscribers, each on its own connection, all connected."""
+    listeners = [Listener(url) for _ in range(count)]
+    tasks = [asyncio.create_task(listener.run()) for listener in listeners]
+    await asyncio.wait_for(asyncio.gather(*(li.connected.wait() for li in listeners)), DEADLINE)
+    return listeners, tasks
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _await_all(listeners: list[Listener], expected: set[tuple[str, int]]) -> None:
+    for listener in listeners:
+        listener.expect(expected)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(li.done.wait() for li in listeners)), DEADLINE)
+
+
+def _check_order(listener: Listener) -> list[str]:
+    """Positions only grow, nothing twice, each record's values in the order written."""
+    problems: list[str] = []
+    positions = [position for position, _, _ in listener.events]
+    if positions != sorted(set(positions)):
+        problems.append(f"positions not strictly growing: {positions}")
+    last: dict[str, int] = {}
+    for _, key, n in listener.events:
+        if n <= last.get(key, 0):
+            problems.append(f"{key}: {n} after {last[key]}")
+        last[key] = n
+    return problems
+
+
+def _pids(listeners: list[Listener]) -> set[str]:
+    return {worker for listener in listeners for worker in listener.workers}
+
+
+def test_a_write_on_one_worker_reaches_subscribers_on_every_worker(server: Server) -> None:
+    records, writes = 20, 10
+
+    async def run() -> None:
+        listeners, tasks = await _listen(server.url, 8)
+        while len(_pids(listeners)) < 2 and len(listeners) < 40:  # both workers need some
+            more, more_tasks = await _listen(server.url, 4)
+            listeners += more
+            tasks += more_tasks
+        assert len(_pids(listeners)) == 2, "the subscribers all went to one worker"
+        sent: dict[tuple[str, int], float] = {}
+        writer_of: dict[tuple[str, int], str] = {}
+        failures: list[str] = []
+
+        async def write(client: httpx.AsyncClient, key: str) -> None:
+            for n in range(1, writes + 1):
+                sent[(key, n)] = time.monotonic()
+                response = await client.put(f"/Note/{key}", json={"n": n})
+                if response.status_code != 204:
+                    failures.append(f"PUT {key} {n}: {response.status_code} {response.text}")
+                writer_of[(key, n)] = response.headers["x-worker"]
+
+        limits = httpx.Limits(max_connections=records)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
+            await asyncio.gather(*(write(client, f"r{i}") for i in range(records)))
+        assert failures == []
+        assert len(set(writer_of.values())) == 2, "the writes all went to one worker"
+        expected = set(sent)
+        await _await_all(listeners, expected)
+        await _stop(tasks)
+
+        latencies: list[float] = []
+        for index, listener in enumerate(listeners):
+            missing = sorted(expected - listener.arrived.keys())
+            assert missing == [], f"subscriber {index} ({listener.workers}) missed {missing}"
+            assert len(listener.events) == len(expected), "an event arrived twice"
+            assert _check_order(listener) == [], _check_order(listener)
+            assert listener.errors == []
+            for write_, arrived in listener.arrived.items():
+                if writer_of[write_] != listener.workers[0]:
+                    latencies.append((arrived - sent[write_]) * 1000)
+        latencies.sort()
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        print(
+            f"\ncross-worker write-to-receive latency over {len(latencies)} deliveries: "
+            f"p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
+            f"max {latencies[-1]:.1f} ms"
+        )
+
+    asyncio.run(run())
+
+
+def test_every_acknowledged_write_survives_kill_9_of_a_worker(
+    server: Server, database: str
+) -> None:
+    records = 12
+
+    async def run() -> None:
+        listeners, tasks = await _listen(server.url, 8)
+        while len(_pids(listeners)) < 2 and len(listeners) < 40:
+            more, more_tasks = await _listen(server.url, 4)
+            listeners += more
+            tasks += more_tasks
+        assert len(_pids(listeners)) == 2, "the subscribers all went to one worker"
+        victim = listeners[0].workers[0]
+        acknowledged: set[tuple[str, int]] = set()
+        stop_writing = asyncio.Event()
+
+        async def write(key: str) -> None:
+            n = 0
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                while not stop_writing.is_set():
+                    n += 1
+                    try:
+                        response = await client.put(f"/Note/{key}", json={"n": n})
+                    except httpx.TransportError:
+                        continue  # unacknowledged: its event may or may not come
+                    if response.status_code == 204:
+                        acknowledged.add((key, n))
+                    elif response.status_code < 500:
+                        raise AssertionError(f"PUT {key} {n}: {response.status_code}")
+
+        writers = [asyncio.create_task(write(f"k{i}")) for i in range(records)]
+        while len(acknowledged) < 100:
+            await asyncio.sleep(0.01)
+        os.kill(int(victim), signal.SIGKILL)
+        before = len(acknowledged)
+        while len(acknowledged) < before + 100:  # writes go on after the kill
+            await asyncio.sleep(0.01)
+        stop_writing.set()
+        await asyncio.gather(*writers)
+
+        await _await_all(listeners, set(acknowledged))
+        await _stop(tasks)
+        dropped = [li for li in listeners if li.workers[0] == victim]
+        assert dropped, "no subscriber was on the killed worker"
+        for index, listener in enumerate(listeners):
+            missing = sorted(acknowledged - listener.arrived.keys())
+            assert missing == [], f"subscriber {index} ({listener.workers}) missed {missing}"
+            assert _check_order(listener) == [], _check_order(listener)
+            assert listener.errors == []
+        for listener in dropped:
+            assert len(listener.workers) >= 2, "a subscriber of the killed worker kept going"
+        if database.startswith("sqlite"):  # the killed worker's socket is cleared by a sender
+            folder = Path(wake_folder(database.removeprefix("sqlite:///")))
+            if folder.exists():
+                assert not [p for p in folder.iterdir() if p.name.startswith(f"{victim}-")]
+
+    asyncio.run(run())
