@@ -34,7 +34,11 @@ pytestmark = pytest.mark.slow
 
 APP = """
 import os
+import charter.realtime.wakeup
 from charter import App, Field, Table
+
+# The wake-ups alone must deliver here: the safety net is tested apart (SAFETY_NET below).
+charter.realtime.wakeup.SAFETY_NET = float({safety_net})
 
 class Note(Table):
     id: str = Field(primary_key=True)
@@ -53,9 +57,9 @@ DEADLINE = 90.0  # seconds a test waits for what it expects before it reports wh
 
 
 @pytest.fixture
-def server(database: str, tmp_path: Path) -> Any:
+def server(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     app_file = tmp_path / "realtime_workers_app.py"
-    app_file.write_text(APP)
+    app_file.write_text(APP.format(safety_net=getattr(request, "param", 1e6)))
     with Server(f"{app_file}:app", "--workers", "2", "--database", database) as running:
         yield running
 
@@ -91,6 +95,7 @@ class Listener:
 
     def expect(self, expected: set[tuple[str, int]]) -> None:
         self.expected = expected
+        self.done.clear()
         self._check()
 
     def _check(self) -> None:
@@ -117,7 +122,7 @@ class Listener:
                     await asyncio.sleep(0.05)  # dropped (a worker killed): resume
 
     def _received(self, position: int | None, data: dict[str, Any]) -> None:
-        if data.get("type") != "put":
+        if data.get("type") not in ("put", "publish"):
             self.errors.append(f"unexpected event {data}")
             return
         assert position is not None
@@ -164,42 +169,86 @@ def _check_order(listener: Listener) -> list[str]:
     return problems
 
 
+async def _clients_on_both(url: str, each: int) -> list[list[httpx.AsyncClient]]:
+    """``each`` clients connected to each worker (a client holds one kept-alive connection)."""
+    found: dict[str, list[httpx.AsyncClient]] = {}
+    spare: list[httpx.AsyncClient] = []
+    for _ in range(100):
+        client = httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=1))
+        worker = (await client.get("/Note/")).headers["x-worker"]
+        group = found.setdefault(worker, [])
+        (group if len(group) < each else spare).append(client)
+        if len(found) == 2 and all(len(group) == each for group in found.values()):
+            break
+    for client in spare:
+        await client.aclose()
+    assert len(found) == 2, "every connection went to one worker"
+    return list(found.values())
+
+
+def _summary(values: list[float]) -> str:
+    values = sorted(values)
+    if not values:
+        return "none"
+    p99 = values[max(0, int(len(values) * 0.99) - 1)]
+    return f"p50 {statistics.median(values):.1f} ms, p99 {p99:.1f} ms, max {values[-1]:.1f} ms"
+
+
 def _pids(listeners: list[Listener]) -> set[str]:
     return {worker for listener in listeners for worker in listener.workers}
 
 
+async def _listen_on_both(url: str) -> tuple[list[Listener], list[asyncio.Task[None]]]:
+    """At least 8 subscribers, some on each worker."""
+    listeners, tasks = await _listen(url, 8)
+    while len(_pids(listeners)) < 2 and len(listeners) < 40:
+        more, more_tasks = await _listen(url, 4)
+        listeners += more
+        tasks += more_tasks
+    assert len(_pids(listeners)) == 2, "the subscribers all went to one worker"
+    return listeners, tasks
+
+
 def test_a_write_on_one_worker_reaches_subscribers_on_every_worker(server: Server) -> None:
-    records, writes = 20, 10
+    records, writes, quiet = 20, 10, 40
 
     async def run() -> None:
-        listeners, tasks = await _listen(server.url, 8)
-        while len(_pids(listeners)) < 2 and len(listeners) < 40:  # both workers need some
-            more, more_tasks = await _listen(server.url, 4)
-            listeners += more
-            tasks += more_tasks
-        assert len(_pids(listeners)) == 2, "the subscribers all went to one worker"
+        listeners, tasks = await _listen_on_both(server.url)
+        on = await _clients_on_both(server.url, 4)
         sent: dict[tuple[str, int], float] = {}
         writer_of: dict[tuple[str, int], str] = {}
         failures: list[str] = []
 
-        async def write(client: httpx.AsyncClient, key: str) -> None:
+        async def put(client: httpx.AsyncClient, key: str, n: int) -> None:
+            sent[(key, n)] = time.monotonic()
+            response = await client.put(f"/Note/{key}", json={"n": n})
+            if response.status_code != 204:
+                failures.append(f"PUT {key} {n}: {response.status_code} {response.text}")
+            writer_of[(key, n)] = response.headers["x-worker"]
+
+        async def write(index: int) -> None:
             for n in range(1, writes + 1):
-                sent[(key, n)] = time.monotonic()
-                response = await client.put(f"/Note/{key}", json={"n": n})
-                if response.status_code != 204:
-                    failures.append(f"PUT {key} {n}: {response.status_code} {response.text}")
-                writer_of[(key, n)] = response.headers["x-worker"]
+                pool = on[n % 2]  # each record's writes alternate between the workers
+                await put(pool[index % len(pool)], f"r{index}", n)
 
-        limits = httpx.Limits(max_connections=records)
-        async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
-            await asyncio.gather(*(write(client, f"r{i}") for i in range(records)))
+        try:
+            # Many writers at once, then one write at a time (the latency of an idle server).
+            await asyncio.gather(*(write(index) for index in range(records)))
+            assert failures == []
+            assert len(set(writer_of.values())) == 2, "the writes all went to one worker"
+            busy = set(sent)
+            await _await_all(listeners, busy)
+            for n in range(1, quiet + 1):
+                await put(on[n % 2][0], "quiet", n)
+                await _await_all(listeners, busy | {("quiet", m) for m in range(1, n + 1)})
+        finally:
+            for client in on[0] + on[1]:
+                await client.aclose()
+            await _stop(tasks)
         assert failures == []
-        assert len(set(writer_of.values())) == 2, "the writes all went to one worker"
-        expected = set(sent)
-        await _await_all(listeners, expected)
-        await _stop(tasks)
 
-        latencies: list[float] = []
+        expected = set(sent)
+        latencies: dict[str, list[float]] = {}
         for index, listener in enumerate(listeners):
             missing = sorted(expected - listener.arrived.keys())
             assert missing == [], f"subscriber {index} ({listener.workers}) missed {missing}"
@@ -207,15 +256,12 @@ def test_a_write_on_one_worker_reaches_subscribers_on_every_worker(server: Serve
             assert _check_order(listener) == [], _check_order(listener)
             assert listener.errors == []
             for write_, arrived in listener.arrived.items():
-                if writer_of[write_] != listener.workers[0]:
-                    latencies.append((arrived - sent[write_]) * 1000)
-        latencies.sort()
-        p99 = latencies[int(len(latencies) * 0.99) - 1]
-        print(
-            f"\ncross-worker write-to-receive latency over {len(latencies)} deliveries: "
-            f"p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms, "
-            f"max {latencies[-1]:.1f} ms"
-        )
+                where = "across workers" if writer_of[write_] != listener.workers[0] else "same"
+                load = "one at a time" if write_[0] == "quiet" else f"{records} writers"
+                latencies.setdefault(f"{load}, {where}", []).append((arrived - sent[write_]) * 1e3)
+        print("\nwrite-to-receive latency:")
+        for name, values in sorted(latencies.items()):
+            print(f"  {name}: {_summary(values)} ({len(values)} deliveries)")
 
     asyncio.run(run())
 
@@ -226,12 +272,7 @@ def test_every_acknowledged_write_survives_kill_9_of_a_worker(
     records = 12
 
     async def run() -> None:
-        listeners, tasks = await _listen(server.url, 8)
-        while len(_pids(listeners)) < 2 and len(listeners) < 40:
-            more, more_tasks = await _listen(server.url, 4)
-            listeners += more
-            tasks += more_tasks
-        assert len(_pids(listeners)) == 2, "the subscribers all went to one worker"
+        listeners, tasks = await _listen_on_both(server.url)
         victim = listeners[0].workers[0]
         acknowledged: set[tuple[str, int]] = set()
         stop_writing = asyncio.Event()
