@@ -28,6 +28,8 @@ import httpx
 import pytest
 
 from charter.realtime.wakeup_local import wake_folder
+from charter.storage import Change, open_storage
+from charter.storage.base import PUBLISH
 from tests.servers import Server
 
 pytestmark = pytest.mark.slow
@@ -39,6 +41,7 @@ from charter import App, Field, Table
 
 # The wake-ups alone must deliver here: the safety net is tested apart (SAFETY_NET below).
 charter.realtime.wakeup.SAFETY_NET = float({safety_net})
+{extra}
 
 class Note(Table):
     id: str = Field(primary_key=True)
@@ -49,8 +52,12 @@ async def worker(ctx, call_next):
     response.headers["x-worker"] = str(os.getpid())
     return response
 
-app = App(tables=[Note], middleware=[worker], keepalive=1)
+app = App(tables=[Note], middleware=[worker], keepalive=1, shared={shared!r})
 """
+REDIS = os.environ.get("CHARTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+# Only Redis wakes the other worker: the datagrams between SQLite workers are off.
+NO_DATAGRAMS = "charter.realtime.wakeup.bind_local_wakeups = lambda hub: None"
+
 
 SSE = {"accept": "text/event-stream"}
 DEADLINE = 30.0  # seconds a test waits for what it expects before it reports what is missing
@@ -59,7 +66,8 @@ DEADLINE = 30.0  # seconds a test waits for what it expects before it reports wh
 @pytest.fixture
 def server(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
     app_file = tmp_path / "realtime_workers_app.py"
-    app_file.write_text(APP.format(safety_net=getattr(request, "param", 1e6)))
+    options = {"safety_net": 1e6, "extra": "", "shared": None, **getattr(request, "param", {})}
+    app_file.write_text(APP.format(**options))
     with Server(f"{app_file}:app", "--workers", "2", "--database", database) as running:
         yield running
 
@@ -320,5 +328,94 @@ def test_every_acknowledged_write_survives_kill_9_of_a_worker(
             folder = Path(wake_folder(database.removeprefix("sqlite:///")))
             if folder.exists():
                 assert not [p for p in folder.iterdir() if p.name.startswith(f"{victim}-")]
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("server", [{"safety_net": 1}], indirect=True)
+def test_the_safety_net_delivers_what_no_wake_up_announced(server: Server, database: str) -> None:
+    """Events written by a process without a hub (no datagram; on PostgreSQL the NOTIFY still
+    goes) reach the subscribers by the periodic read that runs while anybody listens."""
+
+    async def run() -> None:
+        listeners, tasks = await _listen_on_both(server.url)
+        storage = open_storage(database)
+        await storage.open([])
+        try:
+            for n in range(1, 6):
+                message = json.dumps({"n": n})
+                await storage.commit([Change(PUBLISH, "Note", "outside", message, event="publish")])
+            delivered = await _await_all(listeners, {("outside", n) for n in range(1, 6)})
+        finally:
+            await storage.close()
+            await _stop(tasks)
+        assert delivered, [sorted(listener.arrived) for listener in listeners]
+        for listener in listeners:
+            assert _check_order(listener) == []
+
+    asyncio.run(run())
+
+
+async def _write_on_both(url: str, key: str, count: int) -> set[tuple[str, int]]:
+    """``count`` writes of ``key``, alternately through each worker: the acknowledged ones."""
+    on = await _clients_on_both(url, 1)
+    done: set[tuple[str, int]] = set()
+    try:
+        for n in range(1, count + 1):
+            response = await on[n % 2][0].put(f"/Note/{key}", json={"n": n})
+            assert response.status_code == 204, response.text
+            done.add((key, n))
+    finally:
+        for client in on[0] + on[1]:
+            await client.aclose()
+    return done
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("server", [{"extra": NO_DATAGRAMS, "shared": REDIS}], indirect=True)
+def test_redis_pub_sub_wakes_the_other_workers(server: Server) -> None:
+    async def run() -> None:
+        listeners, tasks = await _listen_on_both(server.url)
+        try:
+            written = await _write_on_both(server.url, "by-redis", 20)
+            delivered = await _await_all(listeners, written)
+        finally:
+            await _stop(tasks)
+        assert delivered, [sorted(listener.arrived) for listener in listeners]
+        for listener in listeners:
+            assert _check_order(listener) == []
+
+    asyncio.run(run())
+
+
+@pytest.mark.postgres_only
+def test_the_listen_connection_comes_back_after_it_is_terminated(
+    server: Server, database: str
+) -> None:
+    """Terminate every LISTEN connection of the workers: each worker connects again, listens,
+    and delivers the other's writes (the safety net is off: only LISTEN can deliver them)."""
+    import asyncpg
+
+    ours = "application_name = 'charter-wake' AND datname = current_database()"
+
+    async def run() -> None:
+        listeners, tasks = await _listen_on_both(server.url)
+        admin = await asyncpg.connect(database)
+        try:
+            before = await admin.fetch(f"SELECT pid FROM pg_stat_activity WHERE {ours}")
+            assert len(before) == 2, before  # one per worker
+            await admin.fetch(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {ours}"
+            )
+            written = await _write_on_both(server.url, "after", 10)
+            delivered = await _await_all(listeners, written)
+            now = await admin.fetch(f"SELECT pid FROM pg_stat_activity WHERE {ours}")
+        finally:
+            await admin.close()
+            await _stop(tasks)
+        assert delivered, [sorted(listener.arrived) for listener in listeners]
+        assert len(now) == 2 and not {r["pid"] for r in now} & {r["pid"] for r in before}
+        for listener in listeners:
+            assert _check_order(listener) == []
 
     asyncio.run(run())
