@@ -196,6 +196,15 @@ async def _clients_on_both(url: str, each: int) -> list[list[httpx.AsyncClient]]
     return list(found.values())
 
 
+def _missing(listeners: list[Listener]) -> list[str]:
+    """What each listener still waits for (an assertion's message)."""
+    return [
+        f"subscriber {index} on {listener.workers} misses {sorted(missing)}"
+        for index, listener in enumerate(listeners)
+        if (missing := (listener.expected or set()) - listener.arrived.keys())
+    ]
+
+
 def _summary(values: list[float]) -> str:
     values = sorted(values)
     if not values:
@@ -349,7 +358,7 @@ def test_the_safety_net_delivers_what_no_wake_up_announced(server: Server, datab
         finally:
             await storage.close()
             await _stop(tasks)
-        assert delivered, [sorted(listener.arrived) for listener in listeners]
+        assert delivered, _missing(listeners)
         for listener in listeners:
             assert _check_order(listener) == []
 
@@ -381,7 +390,7 @@ def test_redis_pub_sub_wakes_the_other_workers(server: Server) -> None:
             delivered = await _await_all(listeners, written)
         finally:
             await _stop(tasks)
-        assert delivered, [sorted(listener.arrived) for listener in listeners]
+        assert delivered, _missing(listeners)
         for listener in listeners:
             assert _check_order(listener) == []
 
@@ -413,7 +422,7 @@ def test_the_listen_connection_comes_back_after_it_is_terminated(
         finally:
             await admin.close()
             await _stop(tasks)
-        assert delivered, [sorted(listener.arrived) for listener in listeners]
+        assert delivered, _missing(listeners)
         assert len(now) == 2 and not {r["pid"] for r in now} & {r["pid"] for r in before}
         for listener in listeners:
             assert _check_order(listener) == []

@@ -226,6 +226,8 @@ class _RedisWakeups:
                         if _listening(self.hub):  # a half-open connection hears nothing
                             await pubsub.ping()
                         continue
+                    if message.get("type") != "message":  # the answer to a ping
+                        continue
                     sender = message.get("data")
                     if isinstance(sender, bytes):
                         sender = sender.decode(errors="replace")
