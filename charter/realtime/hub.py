@@ -60,6 +60,7 @@ class Hub:
         self.started = False
         self._subscribers: dict[str, set[Subscription]] = {}
         self._woken = asyncio.Event()
+        self.joined = asyncio.Event()  # a subscriber joined (starts the wake-ups' safety net)
         self._reading = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._stops: list[Callable[[], None]] = []
@@ -70,6 +71,7 @@ class Hub:
         if self.started:
             return
         self._woken = asyncio.Event()
+        self.joined = asyncio.Event()
         self._reading = asyncio.Lock()
         self.floor, self.position = await self.storage.event_bounds()
         self._stops.append(self.storage.on_commit(self.wake))
@@ -121,6 +123,7 @@ class Hub:
         it starts after: the log's head (what was committed before is history, not news)."""
         idle = self.idle
         self._subscribers.setdefault(subscription.table, set()).add(subscription)
+        self.joined.set()
         try:
             _, head = await self.storage.event_bounds()
         except BaseException:
@@ -140,6 +143,7 @@ class Hub:
         """``app.events`` got its first listener: if nobody listened before, the hub has not
         read the log, so it starts from the log's head (the bus replays nothing: a listener
         hears what commits once it listens)."""
+        self.joined.set()
         if not self._subscribers_count():
             self._tasks.append(asyncio.create_task(self._to_head(), name="charter-hub-head"))
 

@@ -152,6 +152,12 @@ class PostgresStorage(Storage):
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
         self.dialect = POSTGRES
 
+    @property
+    def dsn(self) -> str:
+        """The DSN for asyncpg (pool options taken out): for a connection of one's own, such
+        as the LISTEN connection of ``realtime.wakeup``."""
+        return self._dsn
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self, schemas: Sequence[TableSchema]) -> None:
