@@ -39,6 +39,7 @@ log = logging.getLogger("charter.realtime")
 _BATCH = 1000  # events read from the log at once
 _PRUNE_EVERY = 300.0  # seconds between prunes of the log
 _RETRY = 0.5  # seconds before reading again after the log could not be read
+_STOP_WAIT = 5.0  # seconds the hub's tasks get to end at shutdown
 
 
 class Hub:
@@ -95,9 +96,11 @@ class Hub:
         self._stops.clear()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # A task whose library swallowed the cancellation must not hold the shutdown.
+            _, stuck = await asyncio.wait(self._tasks, timeout=_STOP_WAIT)
+            for task in stuck:
+                log.warning("the hub's task %s did not stop in time", task.get_name())
         self._tasks.clear()
         for subscribers in self._subscribers.values():
             for subscription in subscribers:

@@ -222,6 +222,10 @@ class _RedisWakeups:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=_PROBE
                     )
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        # redis-py's timeout may swallow a cancellation: stop all the same
+                        raise asyncio.CancelledError
                     if message is None:
                         if _listening(self.hub):  # a half-open connection hears nothing
                             await pubsub.ping()
