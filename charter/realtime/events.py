@@ -19,7 +19,7 @@ _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 
 
-class Event(msgspec.Struct, omit_defaults=True):
+class Event(msgspec.Struct, omit_defaults=True, dict=True):
     """A change or a message on a subscribed topic (SPEC section 8).
 
     ``type`` is ``put``, ``patch``, ``delete``, ``publish``, or ``reset`` (the resume position
@@ -58,7 +58,7 @@ class HubEvent:
     def __init__(self, logged: LoggedEvent) -> None:
         self.logged = logged
         self._document: Any = None
-        self.rendered: dict[Any, bytes] = {}  # SSE bytes per view key
+        self.rendered: dict[Any, Event | None] = {}  # the event per view (Viewer.key)
 
     @property
     def position(self) -> int:
@@ -73,7 +73,16 @@ class HubEvent:
 
 
 def format_sse(event: Event, *, position: int | None = None) -> bytes:
-    """One Server-Sent Events message: ``id:`` is the position (resume with Last-Event-ID)."""
-    at = event.position if position is None else position
+    """One Server-Sent Events message: ``id:`` is the position (resume with Last-Event-ID).
+    Encoded once per event, however many subscribers share it."""
+    if position is None:
+        cached: bytes | None = event.__dict__.get("_sse")
+        if cached is None:
+            cached = event.__dict__["_sse"] = _format_sse(event, event.position)
+        return cached
+    return _format_sse(event, position)
+
+
+def _format_sse(event: Event, at: int | None) -> bytes:
     head = b"id: %d\n" % at if at is not None else b""
     return head + b"data: " + _encode(event.body()) + b"\n\n"

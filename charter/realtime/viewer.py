@@ -70,9 +70,8 @@ class Viewer:
         self.filtered = bool(self.rule or self.conditions or self.hooked)
         self.visible: set[Any] = set()
         # Subscribers that see events alike share their rendering (``HubEvent.rendered``).
-        self.key: Any = None if table is None else (id(table), "view")
-        if self.filtered:
-            self.key = None  # verdicts may differ per subscriber: render per subscriber
+        # (None: verdicts may differ per subscriber, so each gets its own event.)
+        self.key: Any = None if self.filtered else (0 if table is None else id(table))
 
     async def passes(self, key: Any, document: dict[str, Any], version: int) -> bool:
         """Whether the record as stored passes the query, the row rule and ``allow_read``."""
@@ -98,7 +97,16 @@ class Viewer:
         return self.table.public(document)
 
     async def view(self, item: HubEvent) -> Event | None:
-        """The event as this subscriber sees it, a ``leaving`` delete, or None (not for it)."""
+        """The event as this subscriber sees it, a ``leaving`` delete, or None (not for it).
+        Subscribers that see the table alike get one shared event (and its encodings)."""
+        if self.key is None:
+            return await self._view(item)
+        shared = item.rendered.get(self.key)
+        if shared is None:
+            shared = item.rendered[self.key] = await self._view(item)
+        return shared
+
+    async def _view(self, item: HubEvent) -> Event | None:
         logged = item.logged
         key = logged.key
         kind = logged.type

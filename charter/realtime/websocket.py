@@ -66,11 +66,15 @@ def close_code(status: int) -> int:
 
 
 def event_message(event: Event) -> str:
-    """One event as a text message: its body and its position."""
-    body = event.body()
-    if event.position is not None:
-        body["position"] = event.position
-    return _encode(body).decode()
+    """One event as a text message: its body and its position (encoded once per event,
+    however many subscribers share it)."""
+    cached: str | None = event.__dict__.get("_ws")
+    if cached is None:
+        body = event.body()
+        if event.position is not None:
+            body["position"] = event.position
+        cached = event.__dict__["_ws"] = _encode(body).decode()
+    return cached
 
 
 def _error_message(exc: HttpError) -> str:
