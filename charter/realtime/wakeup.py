@@ -41,6 +41,8 @@ SAFETY_NET = 3.0  # seconds between reads of the log while anybody listens
 _BACKOFF = (0.1, 5.0)  # the first and the longest wait before connecting again
 _PROBE = 30.0  # seconds of silence after which the LISTEN connection is checked
 _CONNECT_TIMEOUT = 5.0
+_CLOSE_TIMEOUT = 2.0
+_REDIS = ("redis://", "rediss://", "unix://")
 
 
 async def start_wakeups(hub: Hub) -> None:
@@ -53,7 +55,8 @@ async def start_wakeups(hub: Hub) -> None:
         if stop is not None:
             _task(hub, _hold(stop), "charter-wake-local")
     shared = hub.config.shared
-    if shared is not None and shared.startswith(("redis://", "rediss://", "unix://")):
+    private = getattr(hub.storage, "path", "").startswith("file:")  # in-memory SQLite
+    if shared is not None and shared.startswith(_REDIS) and not private:
         _RedisWakeups(hub, shared).start()
     _task(hub, _safety_net(hub), "charter-wake-safety-net")
 
@@ -117,13 +120,13 @@ async def _listen_postgres(hub: Hub, dsn: str) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            delay = _backoff(delay)
-            log.warning(
+            log.log(
+                logging.WARNING if delay is None else logging.DEBUG,  # once while it is down
                 "the LISTEN connection for events of other workers failed (%s: %s); "
                 "connecting again in %.1f s",
                 type(exc).__name__,
                 exc,
-                delay,
+                delay := _backoff(delay),
             )
         finally:
             if conn is not None:
@@ -171,6 +174,8 @@ class _RedisWakeups:
         self._client: Any = None
         self._publishing: asyncio.Task[None] | None = None
         self._again = False
+        self._failing = False
+        self._stopped = False  # set before the hub cancels the tasks: a swallowed cancel ends too
 
     def start(self) -> None:
         import redis.asyncio as aioredis
@@ -179,7 +184,12 @@ class _RedisWakeups:
             self.url, socket_timeout=_CONNECT_TIMEOUT, socket_connect_timeout=_CONNECT_TIMEOUT
         )
         stop_commits = self.hub.storage.on_commit(self.committed)
-        _task(self.hub, self._listen(), "charter-wake-redis", stop_commits)
+
+        def stop() -> None:
+            self._stopped = True
+            stop_commits()
+
+        _task(self.hub, self._listen(), "charter-wake-redis", stop)
 
     def committed(self) -> None:
         """One PUBLISH at a time; commits meanwhile are told by one more after it."""
@@ -194,23 +204,32 @@ class _RedisWakeups:
             try:
                 await self._client.publish(CHANNEL, self.me)
             except Exception as exc:  # the other workers catch up by their safety net
-                log.warning("a wake-up could not be published to Redis: %s", type(exc).__name__)
+                if not self._failing:  # once while it is down
+                    log.warning("wake-ups cannot be published to Redis: %s", type(exc).__name__)
+                self._failing = True
                 return
+            self._failing = False
             if not self._again:
                 return
 
     async def _listen(self) -> None:
+        # The subscription runs as a task of its own, given a bounded time to end when the
+        # hub stops: a redis-py call interrupted by a cancel may not end at once, and the hub's
+        # stop must not wait for it.
+        subscribing = asyncio.create_task(self._subscribe(), name="charter-wake-redis-sub")
         try:
-            await self._subscribe()
+            await asyncio.shield(subscribing)
         finally:
+            subscribing.cancel()
             if self._publishing is not None:
                 self._publishing.cancel()
+            await asyncio.wait([subscribing], timeout=_CLOSE_TIMEOUT)
             with contextlib.suppress(Exception):
-                await self._client.aclose()
+                await asyncio.wait_for(self._client.aclose(), _CLOSE_TIMEOUT)
 
     async def _subscribe(self) -> None:
         delay: float | None = None
-        while True:
+        while not self._stopped:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
@@ -218,7 +237,8 @@ class _RedisWakeups:
                     log.info("listening to Redis for events of other workers again")
                 delay = None
                 self.hub.wake()  # a message sent while not subscribed is lost
-                while True:
+                pinged = False
+                while not self._stopped:
                     message = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=_PROBE
                     )
@@ -227,9 +247,13 @@ class _RedisWakeups:
                         # redis-py's timeout may swallow a cancellation: stop all the same
                         raise asyncio.CancelledError
                     if message is None:
+                        if pinged:
+                            raise ConnectionError("no answer to a ping")
                         if _listening(self.hub):  # a half-open connection hears nothing
                             await pubsub.ping()
+                            pinged = True
                         continue
+                    pinged = False
                     if message.get("type") != "message":  # the answer to a ping
                         continue
                     sender = message.get("data")
@@ -240,15 +264,18 @@ class _RedisWakeups:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = _backoff(delay)
-                log.warning(
+                if self._stopped:  # the hub stops: the connection was closed under it
+                    return
+                log.log(
+                    logging.WARNING if delay is None else logging.DEBUG,  # once while it is down
                     "the Redis subscription for events of other workers (%s) failed (%s); "
                     "subscribing again in %.1f s",
                     mask_url(self.url),
                     type(exc).__name__,
-                    delay,
+                    delay := _backoff(delay),
                 )
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-            await asyncio.sleep(delay or _BACKOFF[0])
+                    await asyncio.wait_for(pubsub.aclose(), _CLOSE_TIMEOUT)
+            if not self._stopped:
+                await asyncio.sleep(delay or _BACKOFF[0])
