@@ -65,12 +65,15 @@ class Server:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
-        # Workers of a supervisor killed with SIGKILL outlive it: leave no process behind.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        try:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                self.proc.wait(timeout=30)
+        finally:
+            # Workers of a supervisor killed with SIGKILL outlive it, and a server that did not
+            # stop in time is killed all the same: leave no process behind.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     def stop(self) -> str:
         self.kill(signal.SIGTERM)
