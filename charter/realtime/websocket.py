@@ -142,6 +142,34 @@ _GONE: Any = object()
 _SKIP: Any = object()
 
 
+async def _write_while_reading(
+    write: Callable[[], Awaitable[None]], read: Callable[[], Awaitable[None]]
+) -> None:
+    """``write()`` in this task while one more task runs ``read()``; whichever ends first
+    ends the other. (One new task, not two: an idle subscriber's memory is mostly what it
+    holds while it waits.)"""
+    writer = asyncio.current_task()
+    reader = asyncio.ensure_future(read())
+    writing = True
+
+    def stop_writing(_: asyncio.Future[None]) -> None:
+        if writing and writer is not None:
+            writer.cancel()  # the client left or broke off: stop waiting to write
+
+    reader.add_done_callback(stop_writing)
+    try:
+        await write()
+    except asyncio.CancelledError:
+        if not reader.done() or writer is None:
+            raise  # cancelled from outside, not by the reader
+        writer.uncancel()
+    finally:
+        writing = False
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
 async def serve_subscription(
     socket: Socket, events: AsyncIterator[Event | None], on_message: OnMessage
 ) -> None:
@@ -191,28 +219,7 @@ async def serve_subscription(
                 await socket.close(INTERNAL)
                 return
 
-    # Events are written by this task and client messages read by one more (not two new
-    # tasks: an idle subscriber's memory is mostly what it holds while it waits).
-    writer = asyncio.current_task()
-    reader = asyncio.create_task(read())
-    writing = True
-
-    def stop_writing(_: asyncio.Task[None]) -> None:
-        if writing and writer is not None:
-            writer.cancel()  # the client left or broke off: stop waiting for events
-
-    reader.add_done_callback(stop_writing)
-    try:
-        await write()
-    except asyncio.CancelledError:
-        if not reader.done() or writer is None:
-            raise  # cancelled from outside, not by the reader
-        writer.uncancel()
-    finally:
-        writing = False
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+    await _write_while_reading(write, read)
     await socket.close()
 
 
@@ -266,26 +273,5 @@ async def serve_conversation(socket: Socket, converse: Converse, admit: OnMessag
             if closer is not None:
                 await closer()
 
-    # Events are written by this task and client messages read by one more (not two new
-    # tasks: an idle subscriber's memory is mostly what it holds while it waits).
-    writer = asyncio.current_task()
-    reader = asyncio.create_task(read())
-    writing = True
-
-    def stop_writing(_: asyncio.Task[None]) -> None:
-        if writing and writer is not None:
-            writer.cancel()  # the client left or broke off: stop waiting for events
-
-    reader.add_done_callback(stop_writing)
-    try:
-        await write()
-    except asyncio.CancelledError:
-        if not reader.done() or writer is None:
-            raise  # cancelled from outside, not by the reader
-        writer.uncancel()
-    finally:
-        writing = False
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+    await _write_while_reading(write, read)
     await socket.close()
