@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..realtime.hub import Hub
     from .rest import TableResource
 
-__all__ = ["realtime_options", "subscribe_path", "subscribe_sse", "wants_events"]
+__all__ = ["realtime_options", "subscribe_path", "subscribe_sse", "topic_of", "wants_events"]
 
 _REALTIME = ("startTime", "previousCount", "omitCurrent")
 
@@ -125,13 +125,19 @@ async def _until_gone(
         await chunks.aclose()  # type: ignore[attr-defined]
 
 
-async def subscribe_path(resource: TableResource, hub: Hub, request: Request, raw: str) -> Response:
-    """``/Table/{id}`` or ``/Table/prefix/`` (``raw``: the path after the table) subscribed."""
+def topic_of(resource: TableResource, request: Request, raw: str) -> dict[str, Any]:
+    """``/Table/{id}`` or ``/Table/prefix/`` (``raw``: the path after the table) as the
+    subscription's ``key`` or ``prefix``; 404 for a path that names neither."""
     if raw.endswith("/") and "/" not in raw[:-1]:
-        return await subscribe_sse(resource, hub, request, prefix=decode_segment(raw[:-1]))
+        return {"prefix": decode_segment(raw[:-1])}
     if "/" in raw:
         raise NotFound(f"no resource at {request.path}")
     key = resource.schema.coerce_key(decode_segment(raw))
     if key is None:
         raise NotFound(f"{resource.name} {raw!r} not found")
-    return await subscribe_sse(resource, hub, request, key=key)
+    return {"key": key}
+
+
+async def subscribe_path(resource: TableResource, hub: Hub, request: Request, raw: str) -> Response:
+    """``/Table/{id}`` or ``/Table/prefix/`` subscribed over SSE."""
+    return await subscribe_sse(resource, hub, request, **topic_of(resource, request, raw))

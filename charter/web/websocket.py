@@ -27,7 +27,6 @@ from ..auth.cookies import check_origin
 from ..errors import HttpError, MethodNotAllowed, NotFound
 from ..http.request import Request
 from ..http.response import Response
-from ..http.routing import decode_segment
 from ..http.types import Message, Receive, Scope, Send
 from ..query.model import Query
 from ..realtime.stream import open_stream
@@ -36,7 +35,7 @@ from ..runtime.access import READ
 from ..runtime.context import RequestContext, current_context
 from ..runtime.transaction import Transaction, run_in_transaction
 from .dispatch import Dispatcher, error_response
-from .rest_events import realtime_options, subscribe_path, subscribe_sse, wants_events
+from .rest_events import realtime_options, subscribe_path, subscribe_sse, topic_of, wants_events
 from .rest_publish import publish_as
 
 if TYPE_CHECKING:
@@ -125,14 +124,7 @@ async def subscribe_at(resource: TableResource, hub: Hub, request: Request, raw:
     """``/T/{id}`` or ``/T/prefix/`` (``raw``: the path after the table) subscribed."""
     if HANDSHAKE not in request.scope:
         return await subscribe_path(resource, hub, request, raw)
-    if raw.endswith("/") and "/" not in raw[:-1]:
-        return await _accept(resource, hub, request, prefix=decode_segment(raw[:-1]))
-    if "/" in raw:
-        raise NotFound(f"no resource at {request.path}")
-    key = resource.schema.coerce_key(decode_segment(raw))
-    if key is None:
-        raise NotFound(f"{resource.name} {raw!r} not found")
-    return await _accept(resource, hub, request, key=key)
+    return await _accept(resource, hub, request, **topic_of(resource, request, raw))
 
 
 async def _accept(
