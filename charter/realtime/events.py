@@ -13,7 +13,7 @@ import msgspec
 
 from ..storage import LoggedEvent
 
-__all__ = ["Event", "HubEvent", "format_sse"]
+__all__ = ["Event", "HubEvent", "format_sse", "wire_dict"]
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -48,6 +48,18 @@ class Event(msgspec.Struct, omit_defaults=True, dict=True):
         if self.leaving:
             out["leaving"] = True
         return out
+
+
+def wire_dict(logged: LoggedEvent, value: Any) -> dict[str, Any]:
+    """A logged event as a dict (``app.events``, MQTT), its record shown as ``value``."""
+    return {
+        "type": logged.type,
+        "id": logged.key,
+        "value": value,
+        "timestamp": logged.timestamp,
+        "user": logged.user,
+        "position": logged.position,
+    }
 
 
 class HubEvent:

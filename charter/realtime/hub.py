@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Config
 from ..runtime.events import EventBus
 from ..storage import LoggedEvent, Storage
-from .events import Event, HubEvent
+from .events import Event, HubEvent, wire_dict
 from .stream import Options, open_stream
 from .subscription import Closed, Subscription
 from .wakeup import start_wakeups
@@ -229,17 +229,7 @@ class Hub:
             value = item.document
             if isinstance(value, dict) and runtime is not None and logged.type != "publish":
                 value = runtime.public(value)
-            self.bus.deliver(
-                f"{logged.table}/{logged.key}",
-                {
-                    "type": logged.type,
-                    "id": logged.key,
-                    "value": value,
-                    "timestamp": logged.timestamp,
-                    "user": logged.user,
-                    "position": logged.position,
-                },
-            )
+            self.bus.deliver(f"{logged.table}/{logged.key}", wire_dict(logged, value))
 
     # -- retention -------------------------------------------------------------------------
 

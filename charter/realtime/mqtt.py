@@ -52,6 +52,7 @@ from ..runtime.events import EventBus
 from ..schema import TableSchema, build_schema
 from ..storage import LoggedEvent, Storage
 from ..storage.base import PUT, Change
+from .events import wire_dict
 from .leader import Leadership, leadership_for
 
 if TYPE_CHECKING:
@@ -456,16 +457,7 @@ def _topic(table: str, key: Any) -> str | None:
 
 
 def _message(logged: LoggedEvent, value: Any) -> bytes:
-    return _encode(
-        {
-            "type": logged.type,
-            "id": logged.key,
-            "value": value,
-            "timestamp": logged.timestamp,
-            "user": logged.user,
-            "position": logged.position,
-        }
-    )
+    return _encode(wire_dict(logged, value))
 
 
 def _bridge_name(storage: Storage, target: MqttTarget) -> str:
