@@ -434,15 +434,17 @@ class PostgresStorage(Storage):
                 async with self._connection() as conn:
                     if len(changes) == 1 and not logs:  # one statement: atomic by itself
                         return [await self._apply(conn, changes[0], _now())]
-                    if len(changes) == 1 and _lone_write(changes[0]):  # with its event
-                        version = await self._apply_logged(conn, changes[0], _now())
+                    lone = changes[0]
+                    if len(changes) == 1 and event_log.lone(lone) and not _holds_nul(lone.key):
+                        spec = self._tables[lone.table]  # the write and its event: one statement
+                        version = await event_log.apply_lone(conn, spec, lone, _now())
                         self.committed_events()
                         return [version]
                     async with conn.transaction():
                         versions = await self._apply_all(conn, changes)
                         if logs:
                             await event_log.append(
-                                conn, changes, versions, _now(), self._render, self._stored_key
+                                conn, changes, versions, _now(), self._render, self._tables
                             )
                 if logs:
                     self.committed_events()
@@ -464,60 +466,33 @@ class PostgresStorage(Storage):
             versions[i] = await self._apply(conn, changes[i], now)
         return versions
 
-    async def _apply_logged(self, conn: Connection, change: Change, now: int) -> int:
-        """A lone PUT or INSERT and its event in one statement (``postgres_events.with_event``),
-        with ``_apply``'s answers: a conflict or a duplicate key when it writes nothing."""
-        spec = self._tables[change.table]
-        key = spec.key(change.key)
-        extra = event_log.event_arguments(change)
-        args: tuple[Any, ...]
-        if change.kind == INSERT:
-            sql, args = spec.logged_insert, (key, change.data, now, *extra)
-        elif change.expect is None:
-            sql, args = spec.logged_upsert, (key, change.data, now, *extra)
-        else:
-            sql, args = spec.logged_update_if, (key, change.data, now, change.expect, *extra)
-        row = await conn.fetchrow(sql, *args)
-        if row is not None:
-            return int(row[0])
-        if change.kind == INSERT and change.expect is None:
-            raise DuplicateKey.for_key(change.table, change.key)
-        raise _conflict(change)  # (an INSERT of a key seen absent: someone wrote it since)
-
     def _render(self, table: str, data: str) -> str:
         return self._row(table, data, 0).data
 
-    def _stored_key(self, table: str, key: Any) -> Any:
-        return self._tables[table].key(key)
-
     # -- the event log ---------------------------------------------------------------------
 
-    async def read_events(self, after: int, limit: int) -> list[LoggedEvent]:
+    async def _on_loop(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """``_run(fn)`` on the pool's loop, from whichever loop asks."""
         if self._foreign():
-            return await self._hop(self.read_events(after, limit))
-        return await self._run(lambda c: event_log.read_since(c, after, limit))
+            return await self._hop(self._on_loop(fn))
+        return await self._run(fn)
+
+    async def read_events(self, after: int, limit: int) -> list[LoggedEvent]:
+        return await self._on_loop(lambda c: event_log.read_since(c, after, limit))
 
     async def read_events_back(
         self, table: str, key: Any, before: int, limit: int
     ) -> list[LoggedEvent]:
-        if self._foreign():
-            return await self._hop(self.read_events_back(table, key, before, limit))
-        return await self._run(lambda c: event_log.read_back(c, table, key, before, limit))
+        return await self._on_loop(lambda c: event_log.read_back(c, table, key, before, limit))
 
     async def event_bounds(self) -> tuple[int, int]:
-        if self._foreign():
-            return await self._hop(self.event_bounds())
-        return await self._run(event_log.read_bounds)
+        return await self._on_loop(event_log.read_bounds)
 
     async def first_event_since(self, timestamp: int) -> int | None:
-        if self._foreign():
-            return await self._hop(self.first_event_since(timestamp))
-        return await self._run(lambda c: event_log.first_since(c, timestamp))
+        return await self._on_loop(lambda c: event_log.first_since(c, timestamp))
 
     async def prune_events(self, *, older_than: int | None, keep: int | None) -> int:
-        if self._foreign():
-            return await self._hop(self.prune_events(older_than=older_than, keep=keep))
-        return await self._run(lambda c: event_log.prune(c, older_than, keep))
+        return await self._on_loop(lambda c: event_log.prune(c, older_than, keep))
 
     async def _apply(self, conn: Connection, change: Change, now: int) -> int | None:
         if change.kind == PUBLISH:
@@ -589,16 +564,6 @@ class PostgresStorage(Storage):
         if version is None:
             raise _conflict(change)
         return int(version)
-
-
-def _lone_write(change: Change) -> bool:
-    """A change ``_apply_logged`` writes with its event in one statement: a PUT (blind, or of
-    a version that was read) or an INSERT not seen before, with a key PostgreSQL can store."""
-    if change.event is None or _holds_nul(change.key):
-        return False
-    if change.kind == INSERT:
-        return not change.expect
-    return change.kind == PUT and change.expect != 0
 
 
 def _conflict(change: Change) -> ConflictError:

@@ -11,12 +11,23 @@ wakes the other workers' hubs (delivered at commit, and only if it commits).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from .base import DELETE, INCREMENT, MERGE, PUBLISH, Change, LoggedEvent
+from .base import (
+    DELETE,
+    INCREMENT,
+    INSERT,
+    MERGE,
+    PUBLISH,
+    PUT,
+    Change,
+    ConflictError,
+    DuplicateKey,
+    LoggedEvent,
+)
 from .postgres_schema import Connection, quote
 
 __all__ = [
@@ -63,10 +74,10 @@ async def append(
     versions: Sequence[int | None],
     now: int,
     render: Callable[[str, str], str],
-    key_of: Callable[[str, Any], Any],
+    tables: Mapping[str, Any],
 ) -> None:
     """Append the events of ``changes`` (those that ask for one), inside the open transaction.
-    ``render(table, json)`` renders stored floats; ``key_of`` is the key as the table stores it."""
+    ``render(table, json)`` renders stored floats; ``tables`` are the tables' ``Statements``."""
     columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
     for change, version in zip(changes, versions, strict=True):
         if change.event is None:
@@ -76,7 +87,7 @@ async def append(
         if change.kind == MERGE or change.kind == INCREMENT:
             row = await conn.fetchrow(
                 f"SELECT data::text, version FROM {quote(change.table)} WHERE id = $1",
-                key_of(change.table, change.key),
+                tables[change.table].key(change.key),
             )
             assert row is not None  # the write just succeeded in this transaction
             data, stamp = render(change.table, row[0]), int(row[1])
@@ -111,6 +122,37 @@ def with_event(statement: str, first: int) -> str:
 
 def event_arguments(change: Change) -> tuple[str, str, str | None, str | None]:
     return change.table, _key_json(change.key).decode(), change.event, change.user
+
+
+def lone(change: Change) -> bool:
+    """A change ``apply_lone`` writes with its event in one statement: a PUT (blind, or of a
+    version that was read) or an INSERT not seen before."""
+    if change.event is None:
+        return False
+    if change.kind == INSERT:
+        return not change.expect
+    return change.kind == PUT and change.expect != 0
+
+
+async def apply_lone(conn: Connection, spec: Any, change: Change, now: int) -> int:
+    """A lone PUT or INSERT and its event in one statement (``with_event``), with the answers
+    of the backend's ``_apply``: a conflict or a duplicate key when it writes nothing. ``spec``
+    is the table's ``postgres_statements.Statements``."""
+    key = spec.key(change.key)
+    extra = event_arguments(change)
+    args: tuple[Any, ...]
+    if change.kind == INSERT:
+        sql, args = spec.logged_insert, (key, change.data, now, *extra)
+    elif change.expect is None:
+        sql, args = spec.logged_upsert, (key, change.data, now, *extra)
+    else:
+        sql, args = spec.logged_update_if, (key, change.data, now, change.expect, *extra)
+    row = await conn.fetchrow(sql, *args)
+    if row is not None:
+        return int(row[0])
+    if change.kind == INSERT and change.expect is None:
+        raise DuplicateKey.for_key(change.table, change.key)
+    raise ConflictError.for_key(change.table, change.key)  # (an INSERT of a key seen absent)
 
 
 def _event(row: Any) -> LoggedEvent:

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -42,12 +41,12 @@ from .base import (
     ConflictError,
     DuplicateKey,
     LoggedEvent,
-    MissingRecord,
     Row,
     Storage,
 )
 from .batcher import ReadBatcher, drain
 from .spill import Spill, batch_size, spilled
+from .sqlite_changes import increment, merge
 from .sqlite_connect import BUSY_TIMEOUT, path_from_url
 from .sqlite_connect import connect as _connect  # a module global: tests trace it
 from .sqlite_errors import (
@@ -80,8 +79,6 @@ _READERS = 4
 _PLANS = 2048  # planned queries remembered (see sqlite_plans.Plan)
 _THREADED_USES = 100  # uses of a plan sent to a thread after it ran past the inline budget
 _UNKNOWN_WRITES = 1 << 40  # what a raw write counts for: it may have changed any row
-# An attribute name that a quoted JSON path label (``$."name"``) can spell.
-_PLAIN_KEY = re.compile(r'[^"\\\x00-\x1f]+')
 _json_decode = msgspec.json.decode
 _json_encode = msgspec.json.encode
 
@@ -567,60 +564,12 @@ class SQLiteStorage(Storage):
                 conn.execute(sql[DELETE], (change.key,))
                 versions.append(None)
             elif change.kind == INCREMENT:
-                versions.append(self._increment(conn, change, now))
+                versions.append(increment(conn, change, now))
             elif change.kind == MERGE:
-                versions.append(self._merge(conn, change, now))
+                versions.append(merge(conn, change, now, self._select[change.table]))
             if change.event is not None:
                 event_log.log_event(conn, change, versions[-1], now)
         return versions
-
-    def _merge(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
-        """Set the given top-level attributes in the current document, exactly: ``json_set``
-        per attribute (``json_patch`` would delete on null and merge nested objects)."""
-        assert change.data is not None
-        fields = _json_decode(change.data)
-        table = quote(change.table)
-        if not fields:
-            row = conn.execute(
-                f"UPDATE {table} SET version = max(?, version + 1) WHERE id = ? RETURNING version",
-                (now, change.key),
-            ).fetchone()
-        elif all(_PLAIN_KEY.fullmatch(name) for name in fields):
-            args: list[Any] = []
-            for name, value in fields.items():
-                args += (f'$."{name}"', _json_encode(value).decode())
-            pairs = ", ".join(["?, json(?)"] * len(fields))
-            row = conn.execute(
-                f"UPDATE {table} SET data = json_set(data, {pairs}), "
-                "version = max(?, version + 1) WHERE id = ? RETURNING version",
-                (*args, now, change.key),
-            ).fetchone()
-        else:  # a name a JSON path cannot spell: merge in Python (the writer is alone)
-            found = conn.execute(self._select[change.table], (change.key,)).fetchone()
-            row = None
-            if found is not None:
-                document = _json_decode(found[0])
-                document.update(fields)
-                row = conn.execute(
-                    f"UPDATE {table} SET data = ?, version = max(?, version + 1) "
-                    "WHERE id = ? RETURNING version",
-                    (_json_encode(document).decode(), now, change.key),
-                ).fetchone()
-        if row is None:
-            raise MissingRecord.for_key(change.table, change.key)
-        return int(row[0])
-
-    def _increment(self, conn: sqlite3.Connection, change: Change, now: int) -> int:
-        path = f"$.{change.data}"
-        row = conn.execute(
-            f"UPDATE {quote(change.table)} SET "
-            "data = json_set(data, ?, coalesce(json_extract(data, ?), 0) + ?), "
-            "version = max(?, version + 1) WHERE id = ? RETURNING version",
-            (path, path, change.amount, now, change.key),
-        ).fetchone()
-        if row is None:
-            raise MissingRecord.for_key(change.table, change.key)
-        return int(row[0])
 
 
 def _logs_events(job: _Job) -> bool:
