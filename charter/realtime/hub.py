@@ -182,9 +182,10 @@ class Hub:
         chosen = Options(key=key, **options)
         _, events = await open_stream(self, runtime, chosen, context)
         try:
-            async for event in events:
-                if event is not None:
-                    yield event
+            async for batch in events:
+                if batch is not None:
+                    for event in batch:
+                        yield event
         finally:
             await events.aclose()  # type: ignore[attr-defined]
 

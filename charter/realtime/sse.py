@@ -33,7 +33,7 @@ def wants_events(request: Request) -> bool:
     return accept is not None and MEDIA_TYPE in accept and request.method == "GET"
 
 
-def sse_response(events: AsyncIterator[Event | None]) -> Response:
+def sse_response(events: AsyncIterator[list[Event] | None]) -> Response:
     """The response of a subscription; the caller ends its stream when the client goes."""
     headers = {
         "content-type": MEDIA_TYPE,
@@ -43,11 +43,16 @@ def sse_response(events: AsyncIterator[Event | None]) -> Response:
     return Response(200, headers=headers, stream=_body(events))
 
 
-async def _body(events: AsyncIterator[Event | None]) -> AsyncIterator[bytes]:
+async def _body(events: AsyncIterator[list[Event] | None]) -> AsyncIterator[bytes]:
     yield _OPENED
     try:
-        async for event in events:
-            yield _KEEPALIVE if event is None else format_sse(event)
+        async for batch in events:
+            if batch is None:
+                yield _KEEPALIVE
+            elif len(batch) == 1:
+                yield format_sse(batch[0])
+            else:  # one chunk, one write to the socket
+                yield b"".join([format_sse(event) for event in batch])
     except Overflow as closed:
         at = b"id: %d\n" % closed.position if closed.position is not None else b""
         yield at + b"event: overflow\ndata: {}\n\n"

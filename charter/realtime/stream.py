@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Options", "open_stream"]
 
 _HISTORY_PAGE = 1000
+_FIRST_BATCH = 256  # history and current records go out this many at a time
 
 
 @dataclasses.dataclass(slots=True)
@@ -70,9 +71,10 @@ async def open_stream(
     context: RequestContext | None,
     *,
     keepalive: float | None = None,
-) -> tuple[Subscription, AsyncIterator[Event | None]]:
+) -> tuple[Subscription, AsyncIterator[list[Event] | None]]:
     """Check the subscriber's rights, join the hub and read the current state; the stream of
-    events (None at each ``keepalive`` without one) that follows."""
+    events that follows, in batches (each written at once; None at each ``keepalive``
+    without one)."""
     access = runtime.access(context)
     table = None
     rule: Sequence[Condition | Group] = ()
@@ -116,23 +118,34 @@ async def _stream(
     start: int,
     keepalive: float | None,
     release: Callable[[], None],
-) -> AsyncIterator[Event | None]:
+) -> AsyncIterator[list[Event] | None]:
     # The current records went out as of a read made after joining: a live event of such a
     # record committed before that read (its version not newer) is one it already has.
     sent = {e.id: e.timestamp for e in first if e.position == start and e.type == "put"}
     try:
-        for event in first:
-            yield event
-        async for live in subscription.live(start, keepalive):
-            if sent and live is not None and live.id in sent and live.type != "publish":
-                versioned = live.type != "delete" or live.leaving  # a delete's time is not
-                if versioned and live.timestamp <= sent[live.id]:  # a version: it passes
-                    continue  # older than, or the same as, what it was sent
-                del sent[live.id]
-            yield live
+        for at in range(0, len(first), _FIRST_BATCH):
+            yield first[at : at + _FIRST_BATCH]
+        async for batch in subscription.live(start, keepalive):
+            if sent and batch is not None:
+                batch = [event for event in batch if _news(sent, event)]
+                if not batch:
+                    continue
+            yield batch
     finally:
         hub.leave(subscription)
         release()
+
+
+def _news(sent: dict[Any, int], live: Event) -> bool:
+    """Whether a live event is news to a subscriber sent the current records (``sent``: their
+    versions by id); the first that is ends the check for its record."""
+    if live.id not in sent or live.type == "publish":
+        return True
+    versioned = live.type != "delete" or live.leaving  # a delete's time is not a version
+    if versioned and live.timestamp <= sent[live.id]:
+        return False  # older than, or the same as, what it was sent
+    del sent[live.id]
+    return True
 
 
 async def _first_events(

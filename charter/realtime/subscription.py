@@ -18,16 +18,20 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import CharterError
 from .events import Event, HubEvent
 from .viewer import Viewer
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["Closed", "Overflow", "Subscription"]
+
+_EXPIRED: Any = object()  # a wait's result when its timeout passed first
+
+
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(_EXPIRED)
 
 
 class Closed(CharterError):
@@ -112,36 +116,49 @@ class Subscription:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def next_live(self, timeout: float | None = None) -> HubEvent | None:
-        """The next queued event; None when ``timeout`` passes first. Raises ``Closed``."""
+    async def next_batch(self, timeout: float | None = None) -> deque[HubEvent] | None:
+        """Every queued event, oldest first (one write for all of them: a subscriber that
+        fell a few events behind catches up in one send); None when ``timeout`` passes
+        first. Raises ``Closed``."""
         while True:
             if self.closed is not None:
                 raise self.closed
-            if self.queue:
-                return self.queue.popleft()
-            self.queue = None  # an idle subscriber holds no queue
-            self._waiter = asyncio.get_running_loop().create_future()
+            queue = self.queue
+            self.queue = None  # handed over whole; an idle subscriber holds no queue
+            if queue:
+                return queue
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
             try:
-                await asyncio.wait_for(self._waiter, timeout)
-            except TimeoutError:
-                return None
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if waiter.result() is _EXPIRED:
+                return None
 
-    async def live(self, after: int, keepalive: float | None) -> AsyncIterator[Event | None]:
-        """Live events past ``after`` as this subscriber sees them; None at each
-        ``keepalive`` interval without one (a transport sends a comment or a ping)."""
+    async def live(self, after: int, keepalive: float | None) -> AsyncIterator[list[Event] | None]:
+        """Live events past ``after`` as this subscriber sees them, in batches (what queued
+        while the last batch was written); None at each ``keepalive`` interval without one
+        (a transport sends a comment or a ping)."""
+        view = self.viewer.view
         while True:
-            item = await self.next_live(keepalive)
-            if item is None:
+            items = await self.next_batch(keepalive)
+            if items is None:
                 yield None
                 continue
-            if item.position <= after:
-                continue
-            self.delivered = item.position
-            event = await self.viewer.view(item)
-            if event is not None:
-                yield event
+            out: list[Event] = []
+            for item in items:
+                if item.position <= after:
+                    continue
+                self.delivered = item.position
+                event = await view(item)
+                if event is not None:
+                    out.append(event)
+            if out:
+                yield out
 
     def __repr__(self) -> str:
         return f"<Subscription {self.table} key={self.key!r} prefix={self.prefix!r}>"

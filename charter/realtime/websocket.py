@@ -171,15 +171,15 @@ async def _write_while_reading(
 
 
 async def serve_subscription(
-    socket: Socket, events: AsyncIterator[Event | None], on_message: OnMessage
+    socket: Socket, events: AsyncIterator[list[Event] | None], on_message: OnMessage
 ) -> None:
     """Send the subscription's events until it ends or the client leaves; hand each client
     message to ``on_message`` (a publish) meanwhile."""
 
     async def write() -> None:
         try:
-            async for event in events:
-                if event is not None:
+            async for batch in events:
+                for event in batch or ():
                     await socket.send(event_message(event))
                     if socket.closed:
                         return

@@ -108,7 +108,12 @@ def test_readers_that_never_read_do_not_starve_point_reads(server: Server) -> No
                 assert response.json()["id"] == f"i{n:05}"
             # A whole collection still streams for a client that reads.
             assert len(client.get("/Item/", timeout=60).json()) == ITEMS
-        assert _spill_files(server.proc.pid) > 0  # the stuck readers' rows wait on disk
+        # The stuck readers' rows wait on disk (each spills once its reader has taken nothing
+        # for a moment; on a busy machine that moment may come after the reads above).
+        deadline = time.monotonic() + 10
+        while not _spill_files(server.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _spill_files(server.proc.pid) > 0, server.read_log()[-4000:]
     finally:
         for sock in readers:
             sock.close()
