@@ -80,6 +80,38 @@ class _Connection:
         a task per stream waiting for the disconnect message."""
         self._protocol.lost_callbacks.append(fn)
 
+    def body_writer(self) -> Callable[[bytes], bool]:
+        """A function that writes a chunk of the response being streamed straight to the
+        socket, from any code on the event loop, and says whether it could. Why: an event
+        stream's writes would otherwise each wake the response's task and pass through its
+        generators; the hub writes an event to a thousand idle subscribers in one loop.
+
+        It writes only while it is safe to put bytes between the response's own sends: the
+        response has started, with chunked coding, and is not complete; no later request
+        has replaced it; the socket is open and not over its high-water mark (else the
+        caller falls back to the response's own ``send``, which waits for the socket). The
+        caller must not write while a send of the response's own is in progress."""
+        protocol = self._protocol
+        cycle = protocol.cycle
+
+        def write(chunk: bytes) -> bool:
+            transport = protocol.transport
+            if (
+                protocol.cycle is not cycle
+                or cycle is None
+                or not cycle.response_started
+                or cycle.response_complete
+                or not cycle.chunked_encoding
+                or protocol.flow.write_paused
+                or transport is None
+                or transport.is_closing()
+            ):
+                return False
+            transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            return True
+
+        return write
+
 
 def _call_all(callbacks: list[Callable[[], None]]) -> None:
     for fn in callbacks:

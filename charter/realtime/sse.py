@@ -10,7 +10,7 @@ silently is noticed. A subscriber that falls behind gets a last ``overflow`` mes
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 
@@ -19,7 +19,7 @@ from ..http.response import Response
 from .events import Event, format_sse
 from .subscription import Closed, Overflow
 
-__all__ = ["MEDIA_TYPE", "sse_response", "wants_events"]
+__all__ = ["MEDIA_TYPE", "sse_lane", "sse_response", "wants_events"]
 
 log = logging.getLogger("charter.realtime")
 MEDIA_TYPE = "text/event-stream"
@@ -60,3 +60,13 @@ async def _body(events: AsyncIterator[list[Event] | None]) -> AsyncIterator[byte
         yield b"event: close\ndata: " + msgspec.json.encode({"reason": str(closed)}) + b"\n\n"
     finally:
         await events.aclose()  # type: ignore[attr-defined]
+
+
+def sse_lane(write: Callable[[bytes], bool]) -> Callable[[Event], bool]:
+    """A subscription's ``lane`` over a connection's ``body_writer``: an event written as the
+    stream's own next message would be."""
+
+    def send(event: Event) -> bool:
+        return write(format_sse(event))
+
+    return send

@@ -121,31 +121,17 @@ async def _stream(
 ) -> AsyncIterator[list[Event] | None]:
     # The current records went out as of a read made after joining: a live event of such a
     # record committed before that read (its version not newer) is one it already has.
-    sent = {e.id: e.timestamp for e in first if e.position == start and e.type == "put"}
+    subscription.sent = {
+        e.id: e.timestamp for e in first if e.position == start and e.type == "put"
+    }
     try:
         for at in range(0, len(first), _FIRST_BATCH):
             yield first[at : at + _FIRST_BATCH]
         async for batch in subscription.live(start, keepalive):
-            if sent and batch is not None:
-                batch = [event for event in batch if _news(sent, event)]
-                if not batch:
-                    continue
             yield batch
     finally:
         hub.leave(subscription)
         release()
-
-
-def _news(sent: dict[Any, int], live: Event) -> bool:
-    """Whether a live event is news to a subscriber sent the current records (``sent``: their
-    versions by id); the first that is ends the check for its record."""
-    if live.id not in sent or live.type == "publish":
-        return True
-    versioned = live.type != "delete" or live.leaving  # a delete's time is not a version
-    if versioned and live.timestamp <= sent[live.id]:
-        return False  # older than, or the same as, what it was sent
-    del sent[live.id]
-    return True
 
 
 async def _first_events(

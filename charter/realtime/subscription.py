@@ -16,15 +16,18 @@ twice (current, then its event) but never missed.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..errors import CharterError
 from .events import Event, HubEvent
 from .viewer import Viewer
 
-__all__ = ["Closed", "Overflow", "Subscription"]
+__all__ = ["Closed", "Overflow", "Subscription", "news"]
+
+log = logging.getLogger("charter.realtime")
 
 _EXPIRED: Any = object()  # a wait's result when its timeout passed first
 
@@ -56,12 +59,15 @@ class Subscription:
 
     __slots__ = (
         "_waiter",
+        "after",
         "buffer",
         "closed",
         "delivered",
         "key",
+        "lane",
         "prefix",
         "queue",
+        "sent",
         "table",
         "viewer",
     )
@@ -83,7 +89,13 @@ class Subscription:
         self.queue: deque[HubEvent] | None = None  # made on the first event (memory when idle)
         self.closed: Closed | None = None
         self.delivered: int | None = None  # the position of the last event handed out
-        self._waiter: asyncio.Future[None] | None = None
+        self.after = 0  # live events at or before this position are not news (``live``)
+        # The current records it was sent, by id, with their versions: an event no newer is
+        # not news (see ``news``).
+        self.sent: dict[Any, int] = {}
+        # The transport's way to send an event at once, while its writer waits (``offer``).
+        self.lane: Callable[[Event], bool] | None = None
+        self._waiter: asyncio.Future[Any] | None = None
 
     def wants(self, key: Any) -> bool:
         if self.key is not None:
@@ -98,6 +110,8 @@ class Subscription:
             return
         queue = self.queue
         if queue is None:
+            if self.lane is not None and self._waiting() and self._send_now(item):
+                return
             queue = self.queue = deque()
         elif len(queue) >= self.buffer:
             queue.clear()
@@ -105,6 +119,30 @@ class Subscription:
             return
         queue.append(item)
         self._wake()
+
+    def _waiting(self) -> bool:
+        """Whether the writer waits for an event, with nothing of its own being written."""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
+
+    def _send_now(self, item: HubEvent) -> bool:
+        """Hand the event straight to the transport (``lane``) when its verdict needs no
+        waiting: no task wakes, no queue is made. False: queue it instead."""
+        if self.viewer.filtered or self.lane is None:
+            return False
+        if item.position <= self.after:
+            return True
+        event = self.viewer.view_now(item)
+        if event is not None and self.sent and not news(self.sent, event):
+            event = None
+        try:
+            if event is not None and not self.lane(event):
+                return False
+        except Exception:
+            log.exception("an event could not be written at once; it is queued")
+            return False
+        self.delivered = item.position
+        return True
 
     def close(self, reason: Closed) -> None:
         if self.closed is None:
@@ -144,21 +182,35 @@ class Subscription:
         while the last batch was written); None at each ``keepalive`` interval without one
         (a transport sends a comment or a ping)."""
         view = self.viewer.view
+        self.after = after
         while True:
             items = await self.next_batch(keepalive)
             if items is None:
                 yield None
                 continue
             out: list[Event] = []
+            sent = self.sent
             for item in items:
                 if item.position <= after:
                     continue
                 self.delivered = item.position
                 event = await view(item)
-                if event is not None:
+                if event is not None and (not sent or news(sent, event)):
                     out.append(event)
             if out:
                 yield out
 
     def __repr__(self) -> str:
         return f"<Subscription {self.table} key={self.key!r} prefix={self.prefix!r}>"
+
+
+def news(sent: dict[Any, int], event: Event) -> bool:
+    """Whether a live event is news to a subscriber sent the current records (``sent``: their
+    versions by id); the first that is ends the check for its record."""
+    if event.id not in sent or event.type == "publish":
+        return True
+    versioned = event.type != "delete" or event.leaving  # a delete's time is not a version
+    if versioned and event.timestamp <= sent[event.id]:
+        return False  # older than, or the same as, what it was sent
+    del sent[event.id]
+    return True

@@ -100,39 +100,54 @@ class Viewer:
         """The event as this subscriber sees it, a ``leaving`` delete, or None (not for it).
         Subscribers that see the table alike get one shared event (and its encodings)."""
         if self.key is None:
-            return await self._view(item)
-        shared = item.rendered.get(self.key)
-        if shared is None:
-            shared = item.rendered[self.key] = await self._view(item)
-        return shared
+            return await self._filtered(item)
+        return self.view_now(item)
 
-    async def _view(self, item: HubEvent) -> Event | None:
+    def view_now(self, item: HubEvent) -> Event | None:
+        """``view`` for a subscriber whose verdicts need no waiting (not ``filtered``)."""
+        rendered = item.rendered
+        if self.key in rendered:
+            return rendered[self.key]
+        event = rendered[self.key] = self._render(item)
+        return event
+
+    def _render(self, item: HubEvent) -> Event:
+        """The event as a subscriber that sees the whole table sees it."""
+        logged = item.logged
+        document = item.document
+        if logged.type == "delete":
+            document = None
+        elif logged.type != "publish":
+            document = self.shown(document)
+        return Event(
+            logged.type,
+            logged.key,
+            document,
+            logged.timestamp,
+            logged.user,
+            False,
+            logged.position,
+        )
+
+    async def _filtered(self, item: HubEvent) -> Event | None:
+        """The event for a subscriber whose query, row rule or ``allow_read`` decides, which
+        keeps the keys of the records it was sent (``visible``)."""
         logged = item.logged
         key = logged.key
         kind = logged.type
-        if kind == "delete":
-            if self.filtered:
-                if key not in self.visible:
-                    return None
-                self.visible.discard(key)
-            return Event("delete", key, None, logged.timestamp, logged.user, False, logged.position)
-        if kind == "publish":
-            if self.filtered and key not in self.visible:
+        if kind in ("delete", "publish"):
+            if key not in self.visible:
                 return None
-            return Event(
-                kind, key, item.document, logged.timestamp, logged.user, False, logged.position
-            )
-        document = item.document
-        if self.filtered:
-            if not await self.passes(key, document, logged.timestamp):
-                if key not in self.visible:
-                    return None
+            if kind == "delete":
                 self.visible.discard(key)
-                return Event("delete", key, None, logged.timestamp, None, True, logged.position)
-            self.visible.add(key)
-        return Event(
-            kind, key, self.shown(document), logged.timestamp, logged.user, False, logged.position
-        )
+            return self._render(item)
+        if not await self.passes(key, item.document, logged.timestamp):
+            if key not in self.visible:
+                return None
+            self.visible.discard(key)
+            return Event("delete", key, None, logged.timestamp, None, True, logged.position)
+        self.visible.add(key)
+        return self._render(item)
 
 
 def _encoded(document: dict[str, Any]) -> str:

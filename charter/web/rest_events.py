@@ -16,7 +16,7 @@ from ..http.response import Response
 from ..http.routing import decode_segment
 from ..http.types import CONNECTION
 from ..query.model import Query
-from ..realtime.sse import sse_response, wants_events
+from ..realtime.sse import sse_lane, sse_response, wants_events
 from ..realtime.stream import Options, open_stream
 from ..realtime.subscription import Closed, Subscription
 from ..runtime.access import READ
@@ -108,6 +108,7 @@ async def _until_gone(
     if connection is not None and hasattr(connection, "on_lost"):
         connection.on_lost(lambda: subscription.close(Closed("the client went away")))
         connection.on_shutdown(lambda: subscription.close(Closed("the server is shutting down")))
+        subscription.lane = sse_lane(connection.body_writer())  # the hub writes idle streams
     else:
 
         async def watch() -> None:
