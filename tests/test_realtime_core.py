@@ -189,3 +189,29 @@ async def test_a_bus_listener_added_while_running_hears_only_what_commits_after(
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)
     assert [e["id"] for e in heard] == ["new"]
+
+
+async def test_a_write_during_the_current_read_is_not_sent_twice(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record written after the subscription joined but before its current records were read
+    goes out once, as a current record: its live event, handed out later, is no news."""
+    from charter.realtime import stream
+
+    read_current = stream._current
+
+    async def written_meanwhile(*args: Any) -> Any:
+        await Note.put({"id": "a", "text": "v2"})  # a live event for this subscriber
+        await asyncio.sleep(0.2)  # the hub has it queued before the read below
+        return await read_current(*args)
+
+    app = App(tables=[Note], database=database)
+    async with TestClient(app):
+        await Note.put({"id": "a", "text": "v1"})
+        monkeypatch.setattr(stream, "_current", written_meanwhile)
+        events = Note.subscribe()
+        first = await asyncio.wait_for(events.__anext__(), 10)
+        await Note.put({"id": "a", "text": "v3"})
+        after = await _take(events, 1)
+        await events.aclose()  # type: ignore[attr-defined]
+    assert [(e.type, e.value["text"]) for e in [first, *after]] == [("put", "v2"), ("put", "v3")]

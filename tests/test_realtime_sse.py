@@ -239,3 +239,55 @@ def test_a_resume_from_before_the_retention_floor_gets_a_reset(database: str) ->
         assert got[1].type == "put"  # then the current records
         fine = client.run(resume(after=kept[0], omit_current=True))
         assert [e.position for e in fine] == kept[1:3]  # within the window: exactly what came
+
+
+SLOW_APP = """
+from charter import App, Field, Table
+
+
+class Item(Table):
+    id: str = Field(primary_key=True)
+    n: int = 0
+    text: str = ""
+
+
+app = App(tables=[Item], subscriber_buffer=50)
+"""
+
+
+async def test_a_subscriber_that_stops_reading_is_closed_with_its_position(
+    database: str, tmp_path: Path
+) -> None:
+    """Once its socket is full, a subscriber's events wait in its bounded queue (not in the
+    server's write buffer) and it overflows: the stream ends with the position to resume from."""
+    import socket
+
+    app_file = tmp_path / "slow_sse_app.py"
+    app_file.write_text(SLOW_APP)
+    with Server(f"{app_file}:app", "--database", database) as server:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+        writer.write(
+            b"GET /Item/?omitCurrent=true HTTP/1.1\r\nHost: test\r\n"
+            b"Accept: text/event-stream\r\n\r\n"
+        )
+        assert (await asyncio.wait_for(reader.readuntil(b": subscribed"), 10)).startswith(
+            b"HTTP/1.1 200"
+        )
+        pad = "x" * 8000  # 1,500 events of 8 KB: far more than the sockets' buffers hold
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            for n in range(1500):
+                await _put(client, f"r{n % 10}", n=n, text=pad)
+        seen = b""
+        deadline = asyncio.get_running_loop().time() + 60
+        while b"event: overflow" not in seen[-20_000:]:
+            left = deadline - asyncio.get_running_loop().time()
+            assert left > 0, "no overflow: the events went to the server's write buffer"
+            chunk = await asyncio.wait_for(reader.read(1 << 16), left)
+            assert chunk, "the stream ended without an overflow"
+            seen = seen[-20_000:] + chunk
+        writer.close()
+    assert b"id: " in seen[seen.rindex(b"\n\n", 0, seen.index(b"event: overflow")) :]

@@ -132,9 +132,7 @@ class Subscription:
             return False
         if item.position <= self.after:
             return True
-        event = self.viewer.view_now(item)
-        if event is not None and self.sent and not news(self.sent, event):
-            event = None
+        event = self._fresh(self.viewer.view_now(item))
         try:
             if event is not None and not self.lane(event):
                 return False
@@ -143,6 +141,12 @@ class Subscription:
             return False
         self.delivered = item.position
         return True
+
+    def _fresh(self, event: Event | None) -> Event | None:
+        """The event unless the subscriber already has it from the current records."""
+        if event is None or not self.sent or news(self.sent, event):
+            return event
+        return None
 
     def close(self, reason: Closed) -> None:
         if self.closed is None:
@@ -189,13 +193,12 @@ class Subscription:
                 yield None
                 continue
             out: list[Event] = []
-            sent = self.sent
             for item in items:
                 if item.position <= after:
                     continue
                 self.delivered = item.position
-                event = await view(item)
-                if event is not None and (not sent or news(sent, event)):
+                event = self._fresh(await view(item))
+                if event is not None:
                     out.append(event)
             if out:
                 yield out
