@@ -1,7 +1,8 @@
 """Realtime, side by side with HarperDB 4.7 (issue 12, points 7 and 9): N subscribers on one
 table, writes at a fixed rate, each event carrying its send time.
 
-Each server (Charter under one uvicorn worker, bench/apps/charter_realtime_app.py; HarperDB with
+Each server (Charter under one uvicorn worker with its own HTTP protocol, as ``charter serve``
+runs it, bench/apps/charter_realtime_app.py; HarperDB with
 one worker thread, bench/harperdb/realtime_app/) is pinned to core 0; this harness, holding
 every subscription (bench/realtime_load.py), and its writer process run on core 1. Per scenario:
 subscribers, writes/s offered and achieved, deliveries/s, write-to-receive latency p50/p99,
@@ -42,6 +43,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 import realtime_load as load  # noqa: E402  (bench/ is not a package)
 from realtime_report import Point, report  # noqa: E402
+
+from charter.http.server import PROTOCOL  # noqa: E402
 
 
 def _load_run() -> ModuleType:
@@ -140,7 +143,10 @@ def charter_server(opts: argparse.Namespace) -> Iterator[Server]:
     url = run._fresh_sqlite("charter_realtime")
     port = run.free_port()
     print(f"   charter on port {port}, {url}", flush=True)
-    with run.server(opts, app, url, port, 1, "") as pid:
+    # As ``charter serve`` runs it: Charter's HTTP protocol (its connection lets the hub write
+    # an event to an idle stream at once) and pings at the streams' keep-alive interval.
+    serve_like = ("--http", PROTOCOL, "--ws-ping-interval", "15")
+    with run.server(opts, app, url, port, 1, "", serve_like) as pid:
         yield Server("charter", pid, port, run.server_log(app))
 
 

@@ -31,7 +31,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -752,11 +752,17 @@ class ServerFailed(Exception):
 
 @contextlib.contextmanager
 def server(
-    opts: argparse.Namespace, app: AppDef, db_url: str, port: int, workers: int = 1, tag: str = ""
+    opts: argparse.Namespace,
+    app: AppDef,
+    db_url: str,
+    port: int,
+    workers: int = 1,
+    tag: str = "",
+    uvicorn_args: Sequence[str] = (),
 ) -> Iterator[int]:
-    """Run ``app`` under uvicorn until the block ends; yields the server's pid. With one
-    worker it is pinned to --server-cpu; with several it is not pinned (they use every core,
-    which on a 2-core machine wrk shares)."""
+    """Run ``app`` under uvicorn (``uvicorn_args`` added to its command line) until the block
+    ends; yields the server's pid. With one worker it is pinned to --server-cpu; with several
+    it is not pinned (they use every core, which on a 2-core machine wrk shares)."""
     log_path = server_log(app, tag)
     # Several workers get every core: `taskset -c 0-N`, as the harness is pinned to the client
     # core and a child would inherit that.
@@ -781,6 +787,7 @@ def server(
             "127.0.0.1",
             "--port",
             str(port),
+            *uvicorn_args,
         ],
     )
     env = dict(os.environ, BENCH_DB=db_url, PYTHONUNBUFFERED="1")

@@ -60,6 +60,7 @@ class Hub:
         self.floor = 0  # events at or below it are pruned (as of the last look)
         self.started = False
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._held: list[Subscription] = []  # subscribers with events to write (``flush``)
         self._woken = asyncio.Event()
         self.joined = asyncio.Event()  # a subscriber joined (starts the wake-ups' safety net)
         self._reading = asyncio.Lock()
@@ -125,6 +126,8 @@ class Hub:
         """Start handing ``subscription`` every new event of its table; returns the position
         it starts after: the log's head (what was committed before is history, not news)."""
         idle = self.idle
+        if not subscription.viewer.filtered:
+            subscription.on_hold = self._hold
         self._subscribers.setdefault(subscription.table, set()).add(subscription)
         self.joined.set()
         try:
@@ -211,11 +214,23 @@ class Hub:
     async def _read_new(self) -> None:
         while True:
             events = await self.storage.read_events(self.position, _BATCH)
-            for logged in events:
-                self.position = logged.position
-                self._hand_out(logged)
+            try:
+                for logged in events:
+                    self.position = logged.position
+                    self._hand_out(logged)
+            finally:
+                self._flush()
             if len(events) < _BATCH:
                 return
+
+    def _hold(self, subscription: Subscription) -> None:
+        self._held.append(subscription)
+
+    def _flush(self) -> None:
+        """Write what idle subscribers were handed, one write each (``Subscription.flush``)."""
+        held, self._held = self._held, []
+        for subscription in held:
+            subscription.flush()
 
     def _hand_out(self, logged: LoggedEvent) -> None:
         subscribers = self._subscribers.get(logged.table)

@@ -62,11 +62,13 @@ async def _body(events: AsyncIterator[list[Event] | None]) -> AsyncIterator[byte
         await events.aclose()  # type: ignore[attr-defined]
 
 
-def sse_lane(write: Callable[[bytes], bool]) -> Callable[[Event], bool]:
-    """A subscription's ``lane`` over a connection's ``body_writer``: an event written as the
-    stream's own next message would be."""
+def sse_lane(write: Callable[[bytes], bool]) -> Callable[[list[Event]], bool]:
+    """A subscription's ``lane`` over a connection's ``body_writer``: events written as the
+    stream's own next chunk would be."""
 
-    def send(event: Event) -> bool:
-        return write(format_sse(event))
+    def send(events: list[Event]) -> bool:
+        if len(events) == 1:
+            return write(format_sse(events[0]))
+        return write(b"".join([format_sse(event) for event in events]))
 
     return send

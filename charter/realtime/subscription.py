@@ -63,8 +63,10 @@ class Subscription:
         "buffer",
         "closed",
         "delivered",
+        "held",
         "key",
         "lane",
+        "on_hold",
         "prefix",
         "queue",
         "sent",
@@ -93,8 +95,11 @@ class Subscription:
         # The current records it was sent, by id, with their versions: an event no newer is
         # not news (see ``news``).
         self.sent: dict[Any, int] = {}
-        # The transport's way to send an event at once, while its writer waits (``offer``).
-        self.lane: Callable[[Event], bool] | None = None
+        # The transport's way to write events at once while its writer waits (``flush``),
+        # for a subscriber whose verdicts need no waiting (not ``viewer.filtered``).
+        self.lane: Callable[[list[Event]], bool] | None = None
+        self.held: list[HubEvent] | None = None  # handed out, to be written by ``flush``
+        self.on_hold: Callable[[Subscription], None] | None = None  # the hub's flush list
         self._waiter: asyncio.Future[Any] | None = None
 
     def wants(self, key: Any) -> bool:
@@ -108,9 +113,15 @@ class Subscription:
         """Called by the hub for every event of the table (never blocks)."""
         if self.closed is not None or not self.wants(item.logged.key):
             return
+        held = self.held
+        if held is not None:  # the hub writes it with the others it holds (``flush``)
+            held.append(item)
+            return
         queue = self.queue
         if queue is None:
-            if self.lane is not None and self._waiting() and self._send_now(item):
+            if self.lane is not None and self.on_hold is not None and self._waiting():
+                self.held = [item]
+                self.on_hold(self)
                 return
             queue = self.queue = deque()
         elif len(queue) >= self.buffer:
@@ -125,22 +136,29 @@ class Subscription:
         waiter = self._waiter
         return waiter is not None and not waiter.done()
 
-    def _send_now(self, item: HubEvent) -> bool:
-        """Hand the event straight to the transport (``lane``) when its verdict needs no
-        waiting: no task wakes, no queue is made. False: queue it instead."""
-        if self.viewer.filtered or self.lane is None:
-            return False
-        if item.position <= self.after:
-            return True
-        event = self._fresh(self.viewer.view_now(item))
+    def flush(self) -> None:
+        """Write what the hub handed out while the writer waited, at once and in one piece
+        (``lane``), without waking the writer; if the socket cannot take it now, the writer
+        sends it. Called by the hub after each read of the log."""
+        held, self.held = self.held, None
+        if not held:
+            return
+        events: list[Event] = []
+        for item in held:
+            if item.position > self.after:
+                event = self._fresh(self.viewer.view_now(item))
+                if event is not None:
+                    events.append(event)
         try:
-            if event is not None and not self.lane(event):
-                return False
+            written = not events or (self.lane is not None and self.lane(events))
         except Exception:
-            log.exception("an event could not be written at once; it is queued")
-            return False
-        self.delivered = item.position
-        return True
+            log.exception("events could not be written at once; the writer sends them")
+            written = False
+        if written:
+            self.delivered = held[-1].position
+            return
+        self.queue = deque(held)  # empty before: nothing is queued while events are held
+        self._wake()
 
     def _fresh(self, event: Event | None) -> Event | None:
         """The event unless the subscriber already has it from the current records."""
