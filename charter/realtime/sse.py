@@ -47,12 +47,7 @@ async def _body(events: AsyncIterator[list[Event] | None]) -> AsyncIterator[byte
     yield _OPENED
     try:
         async for batch in events:
-            if batch is None:
-                yield _KEEPALIVE
-            elif len(batch) == 1:
-                yield format_sse(batch[0])
-            else:  # one chunk, one write to the socket
-                yield b"".join([format_sse(event) for event in batch])
+            yield _KEEPALIVE if batch is None else _messages(batch)
     except Overflow as closed:
         at = b"id: %d\n" % closed.position if closed.position is not None else b""
         yield at + b"event: overflow\ndata: {}\n\n"
@@ -67,8 +62,13 @@ def sse_lane(write: Callable[[bytes], bool]) -> Callable[[list[Event]], bool]:
     stream's own next chunk would be."""
 
     def send(events: list[Event]) -> bool:
-        if len(events) == 1:
-            return write(format_sse(events[0]))
-        return write(b"".join([format_sse(event) for event in events]))
+        return write(_messages(events))
 
     return send
+
+
+def _messages(events: list[Event]) -> bytes:
+    """A batch of events as one chunk: one write to the socket."""
+    if len(events) == 1:
+        return format_sse(events[0])  # its cached encoding, not a copy
+    return b"".join([format_sse(event) for event in events])
