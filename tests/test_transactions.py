@@ -146,6 +146,26 @@ async def test_explicit_transaction_rolls_back_on_error(database):
         assert await Account.get("x") is None
 
 
+async def test_a_savepoint_undoes_only_its_own_writes(database):
+    app = App(tables=[Account, Log], database=database)
+    async with TestClient(app) as client:
+        async with app.transaction() as tx:
+            await Account.put({"id": "kept", "balance": 1})
+            await Log.put({"id": "l", "text": "before"})
+            with pytest.raises(RuntimeError), tx.savepoint():
+                await Account.put({"id": "undone", "balance": 2})
+                await Account.patch("kept", {"balance": 99})
+                await Log.put({"id": "l", "text": "inside"})
+                raise RuntimeError("step failed")
+            assert (await Account.get("kept")).balance == 1
+            assert await Account.get("undone") is None
+            with tx.savepoint():
+                await Account.patch("kept", {"balance": 3})
+        assert (await client.get("/Account/kept")).json()["balance"] == 3
+        assert (await client.get("/Account/undone")).status_code == 404
+        assert (await client.get("/Log/l")).json()["text"] == "before"
+
+
 async def test_explicit_transaction_nests_into_the_request(database):
     class Nested(Table):
         id: str = Field(primary_key=True)

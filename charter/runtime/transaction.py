@@ -9,8 +9,10 @@ is retried by ``run_in_transaction`` a bounded number of times, then reported as
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -164,6 +166,21 @@ class Transaction:
     def checked_keys(self) -> list[tuple[str, Any]]:
         """The records whose versions the commit checks (where a conflict can come from)."""
         return [(c.table, c.key) for c in self._changes if c.expect is not None]
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[Transaction]:
+        """A block whose writes are undone, and only they, when it raises (the exception goes
+        on): what was staged before it stays staged. Reads it made stay checked at commit
+        (a conflict on them still re-runs the whole transaction)."""
+        changes = [copy.copy(change) for change in self._changes]
+        index = dict(self._index)
+        after = len(self._after)
+        try:
+            yield self
+        except BaseException:
+            self._changes, self._index = changes, index
+            del self._after[after:]
+            raise
 
     def after_commit(self, fn: Callable[[Transaction], None]) -> None:
         self._after.append(fn)
