@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar, overload
 
 from .auth.authenticate import Authenticator
 from .auth.directory import Directory, check_roles
@@ -27,7 +27,7 @@ from .runtime.events import EventBus
 from .runtime.shared import SharedStore, open_shared
 from .runtime.storage_proxy import StorageProxy
 from .runtime.tables import TableRuntime
-from .runtime.transaction import Transaction, _current, current_transaction
+from .runtime.transaction import Transaction, run_transaction, transaction_block
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
 from .web.dispatch import Dispatcher
@@ -42,6 +42,7 @@ from .web.websocket import WebSocketEndpoint
 __all__ = ["App"]
 
 log = logging.getLogger("charter")
+T = TypeVar("T")
 
 
 class App:
@@ -323,22 +324,36 @@ class App:
                 await self.shared.close()
             self._started = False
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """An explicit transaction; nested inside the request's one when there is one."""
-        outer = current_transaction()
-        if outer is not None:
-            yield outer
-            return
-        if not self._started:
-            await self.startup()
-        txn = Transaction(self.database)
-        token = _current.set(txn)
-        try:
-            yield txn
-        finally:
-            _current.reset(token)
-        await txn.commit()
+    @overload
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Transaction]: ...
+
+    @overload
+    def transaction(
+        self, fn: Callable[[], Awaitable[T]], *, retries: int = 0
+    ) -> Coroutine[Any, Any, T]: ...
+
+    def transaction(
+        self, fn: Callable[[], Awaitable[T]] | None = None, *, retries: int | None = None
+    ) -> contextlib.AbstractAsyncContextManager[Transaction] | Coroutine[Any, Any, T]:
+        """An explicit transaction (docs/storage.md, "Transactions in code").
+
+        ``async with app.transaction() as tx:`` commits the block's writes when it ends. Inside
+        a current transaction (the request's, or an outer block) it is a savepoint: if the block
+        raises, its writes, and only they, are undone and the exception goes on.
+
+        ``await app.transaction(fn, retries=3)`` runs ``fn()`` the same way and returns its
+        result; a conflict at commit runs it again from the start in a fresh transaction, up to
+        ``retries`` times, then raises ``Conflict`` (409). Nested, ``retries`` must be 0 (a
+        nested transaction commits with the outermost one, where conflicts show).
+        """
+        if fn is None:
+            if retries is not None:
+                raise TypeError(
+                    "retries= needs a function to re-run: app.transaction(fn, retries=N) "
+                    "(the body of an `async with` block cannot be run again)"
+                )
+            return transaction_block(self.database, self)
+        return run_transaction(self.database, self, fn, 0 if retries is None else retries)
 
     # -- ASGI ------------------------------------------------------------------------------------
 
