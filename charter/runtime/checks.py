@@ -21,6 +21,7 @@ from .access import UNRESTRICTED, Access, Rules, forbidden_attributes
 from .context import RequestContext
 
 if TYPE_CHECKING:
+    from .pending import PendingReads
     from .tables import TableRuntime
 
 __all__ = ["AccessChecks"]
@@ -35,6 +36,7 @@ class AccessChecks:
     key: str
     schema: TableSchema
     storage: Storage
+    reads: PendingReads  # the storage's reads, as the current transaction sees them
     tables: Mapping[str, TableRuntime]
     _rules: Rules | None
     _catalog: dict[str, Any] | None
@@ -80,7 +82,7 @@ class AccessChecks:
         if scope is None or not scope.rules:
             return False
         query = Query([Condition(self.key, "equals", key)], scope=scope)
-        return await self.storage.count(self.schema, query) == 0
+        return await self.reads.count(self.schema, query) == 0
 
     async def load_as(
         self, key: Any, context: RequestContext | None, *, write: bool = False
@@ -121,7 +123,7 @@ class AccessChecks:
                 return False
             link = Group("or", [Condition(target.primary_key, "equals", k) for k in keys])
         query = Query([link, condition], limit=1)
-        return await self.storage.count(target, query) > 0
+        return await self.reads.count(target, query) > 0
 
     @property
     def catalog(self) -> dict[str, Any]:

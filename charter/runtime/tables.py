@@ -28,6 +28,7 @@ from .checks import AccessChecks
 from .context import RequestContext, current_context
 from .events import EventBus
 from .lifecycle import Lifecycle
+from .pending import PendingReads
 from .projection import Projector
 from .transaction import Transaction, current_transaction, run_in_transaction
 
@@ -59,6 +60,7 @@ class TableRuntime(AccessChecks):
         lifecycle: Lifecycle,
     ) -> None:
         self.storage = storage
+        self.reads = PendingReads(storage)  # searches that see the transaction's own writes
         self.events = events
         self.realtime: Any = None  # the app's hub (``charter.realtime``): Table.subscribe
         self.tables = tables
@@ -217,12 +219,13 @@ class TableRuntime(AccessChecks):
             projector = Projector(self.catalog, self.schema, selection, allow, access)
         hooked = check_read and "allow_read" in self.cls.__charter_overrides__
         # Every record read inside a transaction is version-checked if the transaction then
-        # writes it, whichever API read it: a search is a read like ``get``.
+        # writes it, whichever API read it: a search is a read like ``get``. A record the
+        # transaction wrote comes back with version 0 (``charter.runtime.pending``).
         txn = self._txn()
-        async for row in self.storage.search(self.schema, compiled):
+        async for row in self.reads.search(self.schema, compiled):
             data = _json_decode(row.data)
             key = data.get(self.key)
-            if txn is not None and not txn.committed:
+            if txn is not None and row.version and not txn.committed:
                 txn.saw(self.name, key, row.version)
             instance = self.instance(key, row)
             if hooked:

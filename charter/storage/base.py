@@ -37,6 +37,7 @@ __all__ = [
     "Row",
     "Storage",
     "StorageFull",
+    "as_pending",
 ]
 
 log = logging.getLogger("charter.storage")
@@ -218,6 +219,25 @@ class Storage(ABC):
                 log.exception("a commit listener failed")
 
     @abstractmethod
+    async def search_with(
+        self,
+        changes: Sequence[Change],
+        schema: TableSchema,
+        query: Query,
+        *,
+        rows: bool = True,
+        counted: bool = False,
+    ) -> tuple[int, list[Row]]:
+        """What ``count`` (when ``counted``, else 0) and ``search`` (when ``rows``, else [])
+        would answer if ``changes`` (``as_pending``'s) were committed; nothing is written.
+
+        The changes are applied inside a database transaction (SQLite: a savepoint on the
+        writer) that is rolled back once the query has run: the very SQL of a committed read
+        runs on them, joins, row rules, sorting and paging included. The rows are read whole
+        (the database holds the changes only while the query runs).
+        """
+
+    @abstractmethod
     async def commit(self, changes: Sequence[Change]) -> list[int | None]:
         """Apply every change atomically; the new version of each (None for deletes).
 
@@ -225,6 +245,18 @@ class Storage(ABC):
         INSERT names an existing key, ``MissingRecord`` when an INCREMENT or a MERGE finds no
         record.
         """
+
+
+def as_pending(changes: Sequence[Change]) -> list[Change]:
+    """A transaction's staged changes as a read applies them (``Storage.search_with``):
+    blindly (no version check: conflicts are the commit's to report), an insert as a put (a
+    duplicate is the commit's too), no event, no publish. A merge or increment of a record
+    that does not exist is skipped by the backend (the record stays absent)."""
+    return [
+        Change(PUT if c.kind == INSERT else c.kind, c.table, c.key, c.data, None, c.amount)
+        for c in changes
+        if c.kind != PUBLISH
+    ]
 
 
 def added_field_json(schema: TableSchema, name: str) -> str:

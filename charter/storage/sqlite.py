@@ -41,8 +41,10 @@ from .base import (
     ConflictError,
     DuplicateKey,
     LoggedEvent,
+    MissingRecord,
     Row,
     Storage,
+    as_pending,
 )
 from .batcher import ReadBatcher, drain
 from .spill import Spill, batch_size, spilled
@@ -428,6 +430,51 @@ class SQLiteStorage(Storage):
         self._queue.put(job)
         return await job.future
 
+    async def search_with(
+        self,
+        changes: Sequence[Change],
+        schema: TableSchema,
+        query: Query,
+        *,
+        rows: bool = True,
+        counted: bool = False,
+    ) -> tuple[int, list[Row]]:
+        """A job on the writer (the one connection that may write): under a savepoint of its
+        own, the changes are applied with the commit's code, the query is run, and the
+        savepoint is rolled back. It holds the writer while the query runs (the price of a
+        read of one's own pending writes; such reads are rare and their results are read whole
+        anyway). It sees what the jobs before it in the same group commit wrote."""
+        if self._writer is None:
+            raise RuntimeError("storage is not open")
+        select = compile_select(schema, query, catalog=self.catalog) if rows else None
+        counting = compile_count(schema, query, catalog=self.catalog) if counted else None
+        pending = as_pending(changes)
+        result: list[tuple[int, list[Row]]] = []
+
+        def read(conn: sqlite3.Connection) -> None:
+            conn.execute("SAVEPOINT pending")
+            try:
+                now = int(time.time() * 1000)
+                for change in pending:
+                    with contextlib.suppress(MissingRecord):
+                        self._write(conn, change, now)
+                total = 0
+                if counting is not None:
+                    total = int(conn.execute(counting.sql, counting.params).fetchone()[0])
+                found: list[Row] = []
+                if select is not None:
+                    found = [Row(*row) for row in conn.execute(select.sql, select.params)]
+                result[:] = [(total, found)]
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO pending")
+                    conn.execute("RELEASE pending")
+
+        job = _Job([_Callable(read, writes=False)], asyncio.get_running_loop())
+        self._queue.put(job)
+        await job.future
+        return result[0]
+
     async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the writer connection, committed like any transaction (storage proxy)."""
         if self._writer is None:
@@ -528,8 +575,9 @@ class SQLiteStorage(Storage):
         versions: list[int | None] = []
         for change in changes:
             if isinstance(change, _Callable):
-                for table in self._written:
-                    self._written[table] += _UNKNOWN_WRITES
+                if change.writes:
+                    for table in self._written:
+                        self._written[table] += _UNKNOWN_WRITES
                 change.fn(conn)
                 versions.append(None)
                 continue
@@ -542,34 +590,38 @@ class SQLiteStorage(Storage):
                 self._written[change.table] += 1
             if self._stats is not None:
                 self._stats.wrote(change.table)
-            sql = self._sql[change.table]
             if change.expect is not None:
                 row = conn.execute(self._select[change.table], (change.key,)).fetchone()
                 current = row[1] if row is not None else 0
                 if current != change.expect:
                     raise ConflictError.for_key(change.table, change.key)
-            if change.kind == PUT:
-                versions.append(
-                    conn.execute(sql[PUT], (change.key, change.data, now)).fetchone()[0]
-                )
-            elif change.kind == INSERT:
-                try:
-                    row = conn.execute(sql[INSERT], (change.key, change.data, now)).fetchone()
-                except sqlite3.IntegrityError as exc:
-                    if is_duplicate(exc):
-                        raise DuplicateKey.for_key(change.table, change.key) from None
-                    raise
-                versions.append(row[0])
-            elif change.kind == DELETE:
-                conn.execute(sql[DELETE], (change.key,))
-                versions.append(None)
-            elif change.kind == INCREMENT:
-                versions.append(increment(conn, change, now))
-            elif change.kind == MERGE:
-                versions.append(merge(conn, change, now, self._select[change.table]))
+            versions.append(self._write(conn, change, now))
             if change.event is not None:
                 event_log.log_event(conn, change, versions[-1], now)
         return versions
+
+    def _write(self, conn: sqlite3.Connection, change: Change, now: int) -> int | None:
+        """Apply one write (its version check done): the record's new version (None when
+        deleted)."""
+        sql = self._sql[change.table]
+        if change.kind == PUT:
+            return int(conn.execute(sql[PUT], (change.key, change.data, now)).fetchone()[0])
+        if change.kind == INSERT:
+            try:
+                row = conn.execute(sql[INSERT], (change.key, change.data, now)).fetchone()
+            except sqlite3.IntegrityError as exc:
+                if is_duplicate(exc):
+                    raise DuplicateKey.for_key(change.table, change.key) from None
+                raise
+            return int(row[0])
+        if change.kind == DELETE:
+            conn.execute(sql[DELETE], (change.key,))
+            return None
+        if change.kind == INCREMENT:
+            return increment(conn, change, now)
+        if change.kind == MERGE:
+            return merge(conn, change, now, self._select[change.table])
+        raise ValueError(f"unknown change kind {change.kind}")
 
 
 def _logs_events(job: _Job) -> bool:
@@ -577,9 +629,11 @@ def _logs_events(job: _Job) -> bool:
 
 
 class _Callable:
-    """A raw write run by the writer thread (the storage proxy's statements)."""
+    """A raw write run by the writer thread (the storage proxy's statements); ``writes``
+    False: it leaves nothing written (a read of pending changes), so plans stay as they are."""
 
-    __slots__ = ("fn",)
+    __slots__ = ("fn", "writes")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], *, writes: bool = True) -> None:
         self.fn = fn
+        self.writes = writes

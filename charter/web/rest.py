@@ -55,7 +55,7 @@ class TableResource:
         self.schema = runtime.schema
         self.name = runtime.name
         self.path = "/" + quote(runtime.name)
-        self.database = runtime.storage
+        self.database = runtime.reads  # its searches see the request's own pending writes
         overrides = runtime.cls.__charter_overrides__
         self.custom_get = "get" in overrides or "allow_read" in overrides
         self.checks_read = "allow_read" in overrides
