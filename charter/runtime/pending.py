@@ -30,7 +30,7 @@ import msgspec
 
 from ..query.model import Group
 from ..storage import Change, Row, Storage
-from .transaction import Transaction, current_transaction
+from .transaction import Transaction, _current
 
 if TYPE_CHECKING:
     from ..query.model import Condition, Query
@@ -53,9 +53,10 @@ class PendingReads:
         self._reach: dict[str, frozenset[str]] = {}
 
     def _staged(self, schema: TableSchema, query: Query) -> tuple[Transaction, list[Change]] | None:
-        """The current transaction and its writes to the tables ``query`` reads, if any."""
-        txn = current_transaction()
-        if txn is None or not txn.written_tables or txn.storage is not self.storage:
+        """The current transaction and its writes to the tables ``query`` reads, if any (the
+        first test is all a read pays without pending writes)."""
+        txn = _current.get()
+        if txn is None or not txn.wrote or txn.storage is not self.storage:
             return None
         changes = txn.pending(self.tables(schema, query))
         return None if changes is None else (txn, changes)

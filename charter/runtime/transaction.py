@@ -63,11 +63,11 @@ class Transaction:
         "_counters",
         "_index",
         "_seen",
-        "_tables",
         "committed",
         "holds_hot",
         "storage",
         "versions",
+        "wrote",
     )
 
     def __init__(self, storage: Storage) -> None:
@@ -75,7 +75,8 @@ class Transaction:
         self._changes: list[Change] = []
         self._index: dict[tuple[str, Any], int] = {}  # a record's whole write or merge
         self._counters: dict[tuple[str, Any], int] = {}  # how many increments a record has
-        self._tables: set[str] = set()  # the tables written (a search of others reads through)
+        # The tables written (a search of other tables is the committed read: no cost).
+        self.wrote: set[str] = set()
         self._seen: dict[tuple[str, Any], int] = {}
         self._after: list[Callable[[Transaction], None]] = []
         self.versions: dict[tuple[str, Any], int | None] = {}
@@ -125,16 +126,10 @@ class Transaction:
         """Whether this transaction staged a write of the record."""
         return (table, key) in self._index or (table, key) in self._counters
 
-    @property
-    def written_tables(self) -> set[str]:
-        """The tables this transaction staged writes to (empty once committed: what it wrote
-        is then what the database holds)."""
-        return set() if self.committed else self._tables
-
     def pending(self, tables: set[str] | frozenset[str]) -> list[Change] | None:
         """The staged writes of ``tables`` (None when there are none): what a read of those
         tables must see applied (``charter.runtime.pending``)."""
-        if self.committed or self._tables.isdisjoint(tables):
+        if self.committed or self.wrote.isdisjoint(tables):
             return None
         changes = [c for c in self._changes if c.kind != PUBLISH and c.table in tables]
         return changes or None
@@ -151,7 +146,7 @@ class Transaction:
         """Stage a write of the whole record (put, insert, delete): it replaces what was staged
         for the record before it, increments included."""
         record = (change.table, change.key)
-        self._tables.add(change.table)
+        self.wrote.add(change.table)
         if record in self._counters:
             self._drop_increments(record, None)
         slot = self._index.get(record)
@@ -207,7 +202,7 @@ class Transaction:
         replaces the staged increments of the attributes it sets.
         """
         record = (table, key)
-        self._tables.add(table)
+        self.wrote.add(table)
         slot = self._index.get(record)
         names = _decode(fields)
         if slot is None:
@@ -242,7 +237,7 @@ class Transaction:
         a staged delete it is a 404 (``MissingRecord``) at once.
         """
         record = (table, key)
-        self._tables.add(table)
+        self.wrote.add(table)
         slot = self._index.get(record)
         if slot is not None:
             previous = self._changes[slot]
@@ -282,13 +277,13 @@ class Transaction:
         on): what was staged before it stays staged. Reads it made stay checked at commit
         (a conflict on them still re-runs the whole transaction)."""
         changes = [copy.copy(change) for change in self._changes]
-        index, counters, tables = dict(self._index), dict(self._counters), set(self._tables)
+        index, counters, tables = dict(self._index), dict(self._counters), set(self.wrote)
         after = len(self._after)
         try:
             yield self
         except BaseException:
             self._changes, self._index, self._counters = changes, index, counters
-            self._tables = tables
+            self.wrote = tables
             del self._after[after:]
             raise
 
