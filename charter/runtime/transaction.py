@@ -1,4 +1,5 @@
-"""One transaction per request: read committed data, collect writes, commit them at the end.
+"""One transaction per request: read committed data and its own writes, collect writes, commit
+them at the end.
 
 A transaction never holds the database's write lock while the handler runs. It remembers the
 version of every record it read; at commit the backend checks those records did not change in
@@ -12,6 +13,10 @@ increments staged before it (it replaces what they changed); an increment after 
 merge that sets the same attribute is folded into it; a merge drops the increments of the
 attributes it sets. An increment that is a record's only write stays a blind ``INCREMENT``, so
 concurrent ``add_to`` calls never conflict.
+
+Reads see the staged writes: ``read`` (``get``) here, searches through
+``charter.runtime.pending``. ``app.transaction()`` is ``transaction_block`` and
+``run_transaction`` below: nested in a current transaction, a ``savepoint`` of it.
 """
 
 from __future__ import annotations
