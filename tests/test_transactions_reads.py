@@ -263,20 +263,29 @@ QUERIES: list[dict[str, Any]] = [
 ]
 
 
-async def apply(app: App, steps: list[tuple[str, str, int]]) -> None:
+async def apply(app: App, steps: list[tuple[str, str, int]], model: dict[str, int]) -> None:
+    """Run ``steps`` in the current transaction, and on ``model`` (what each would do run
+    alone, one after the other); after each step ``get`` answers what the model holds."""
     runtime = app.tables["Item"]
     for kind, key, value in steps:
         exists = await Item.get(key) is not None
         if kind == "put":
             await Item.put({"id": key, "n": value, "brand_id": "b" if value % 2 else None})
-        elif kind == "patch" and exists:
-            await Item.patch(key, {"n": value})
+            model[key] = value
         elif kind == "delete":
             await Item.delete(key)
-        elif kind == "add_to" and exists:
+            model.pop(key, None)
+        elif exists and kind == "patch":
+            await Item.patch(key, {"n": value})
+            model[key] = value
+        elif exists and kind == "add_to":
             await Item.add_to(key, "n", value)
-        elif kind == "merge" and exists:
+            model[key] += value
+        elif exists and kind == "merge":
             await runtime.merge_blind(key, {"n": value})
+            model[key] = value
+        record = await Item.get(key)
+        assert (record.n if record is not None else None) == model.get(key), (kind, key)
 
 
 async def snapshot(app: App) -> list[list[Any]]:
@@ -292,7 +301,8 @@ async def snapshot(app: App) -> list[list[Any]]:
 
 def test_search_inside_equals_commit_then_search(database: str) -> None:
     """For random put/patch/delete/add_to/merge sequences (on random committed data): every
-    query answers inside the transaction what it answers after the commit."""
+    query answers inside the transaction what it answers after the commit, and what is
+    committed is what the writes do run one after the other (statement order)."""
     app = App(tables=[Brand, Item], database=database)
     with TestClient(app) as client:
         client.put("/Brand/b", json={"name": "B"})
@@ -305,15 +315,18 @@ def test_search_inside_equals_commit_then_search(database: str) -> None:
         @given(before=st.lists(step, max_size=4), steps=st.lists(step, min_size=1, max_size=8))
         def check(before: list[tuple[str, str, int]], steps: list[tuple[str, str, int]]) -> None:
             async def run() -> None:
+                model: dict[str, int] = {}
                 async with app.transaction():
                     for key in KEYS:
                         await Item.delete(key)
-                    await apply(app, before)
+                    await apply(app, before, model)
                 async with app.transaction():
-                    await apply(app, steps)
+                    await apply(app, steps, model)
                     inside = await snapshot(app)
                 after = await snapshot(app)
                 assert inside == after, (before, steps)
+                committed = {item.id: item.n async for item in Item.search(None)}
+                assert committed == model, (before, steps)  # statement order, as committed
 
             client.run(run())
 
