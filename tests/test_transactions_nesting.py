@@ -182,9 +182,9 @@ async def test_bad_options_are_refused(database: str) -> None:
             return None
 
         with pytest.raises(ValueError, match="retries"):
-            await app.transaction(nothing, retries=-1)
+            app.transaction(nothing, retries=-1)  # refused at the call, nothing to await
         with pytest.raises(TypeError, match="takes a function"):
-            await app.transaction(42)  # type: ignore[call-overload]
+            app.transaction(42)  # type: ignore[call-overload]
 
 
 TYPED = """

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import copy
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -387,9 +387,9 @@ async def transaction_block(storage: Storage, owner: Lifecycle) -> AsyncIterator
     await txn.commit()
 
 
-async def run_transaction(
+def run_transaction(
     storage: Storage, owner: Lifecycle, fn: Callable[[], Awaitable[T]], retries: int
-) -> T:
+) -> Coroutine[Any, Any, T]:
     """``await app.transaction(fn, retries=N)``: ``fn()`` in a new transaction, committed; on a
     conflict at commit it is run again from the start in a fresh transaction, up to ``retries``
     more times (as a request's handler is), then ``Conflict`` (409).
@@ -397,12 +397,19 @@ async def run_transaction(
     Inside a current transaction it runs in a savepoint of it. Conflicts show only where the
     outermost transaction commits, so ``retries`` cannot apply there: passing a non-zero value
     raises ``CharterError`` rather than doing nothing (a request's handler is re-run whole on a
-    conflict already; retry around the outermost transaction instead).
+    conflict already; retry around the outermost transaction instead). Bad arguments are
+    refused at the call, before anything is awaited.
     """
     if not callable(fn):
         raise TypeError(f"app.transaction() takes a function, not {type(fn).__name__}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a whole number >= 0, not {retries!r}")
+    return _run_transaction(storage, owner, fn, retries)
+
+
+async def _run_transaction(
+    storage: Storage, owner: Lifecycle, fn: Callable[[], Awaitable[T]], retries: int
+) -> T:
     outer = _current.get()
     if outer is not None:
         if retries:
