@@ -63,11 +63,11 @@ async def test_joins_and_selects_see_pending_writes_of_related_tables(database: 
         await Item.put({"id": "x", "name": "x", "brand_id": "acme"})
         async with app.transaction():
             await Brand.patch("acme", {"name": "Acme 2"})  # a write to the joined table only
-            await Brand.put({"id": "new", "name": "New"})
-            await Item.put({"id": "y", "name": "y", "brand_id": "new"})
             joined = {"conditions": [{"attribute": "brand.name", "value": "Acme 2"}]}
             assert await ids(joined) == ["x"]
             assert await ids({"conditions": [{"attribute": "brand.name", "value": "Acme"}]}) == []
+            await Brand.put({"id": "new", "name": "New"})
+            await Item.put({"id": "y", "name": "y", "brand_id": "new"})
             selected = [
                 row
                 async for row in Item.search(
