@@ -161,6 +161,50 @@ async def test_row_rules_apply_to_pending_writes_as_to_committed_ones(database: 
         assert sorted(n["id"] for n in listed) == ["mine-kept", "mine-new"]
 
 
+class Folder(Table):
+    id: str = Field(primary_key=True)
+    owner: str = Field(default="", indexed=True)
+
+
+class Doc(Table):
+    """Readable by the owner of its folder: a row rule through a relationship."""
+
+    id: str = Field(primary_key=True)
+    folder_id: str = Field(default="", indexed=True)
+    folder: Folder | None = relationship(from_="folder_id")
+
+    @classmethod
+    def read_filter(cls, user: User | None) -> Any:
+        return Condition("folder.owner", "equals", user.username if user else "")
+
+
+class Handover(Table):
+    """POST /Handover/ gives folder f2 to the signed-in user, then lists the docs they see."""
+
+    id: str = Field(primary_key=True)
+
+    async def post(self, data):  # type: ignore[no-untyped-def]
+        context = self.get_context()
+        await Folder.patch("f2", {"owner": context.user.username})  # the related table only
+        seen = sorted([d.id async for d in Doc.search(None, context)])
+        return {"id": data["id"], "seen": seen}
+
+
+async def test_a_row_rule_through_a_relationship_sees_pending_writes(database: str) -> None:
+    roles = [Role("reader", tables={"Doc": Grant(read=True), "Folder": Grant(read=True),
+                                     "Handover": Grant(read=True, insert=True)})]  # fmt: skip
+    app = App(tables=[Folder, Doc, Handover], database=database, auth=True, roles=roles)
+    async with TestClient(app) as client:
+        await add_user(app, "ann", "secret-ann-1", role="reader")
+        await Folder.put({"id": "f1", "owner": "ann"})
+        await Folder.put({"id": "f2", "owner": "bob"})
+        await Doc.put({"id": "d1", "folder_id": "f1"})
+        await Doc.put({"id": "d2", "folder_id": "f2"})
+        response = await client.post("/Handover/", json={"id": "h"}, auth=("ann", "secret-ann-1"))
+        assert response.status_code == 201, response.text
+        assert response.json()["seen"] == ["d1", "d2"]
+
+
 async def test_a_search_of_an_unwritten_table_reads_committed_data(database: str) -> None:
     app = App(tables=[Brand, Item], database=database)
     async with TestClient(app):
