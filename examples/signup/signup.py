@@ -2,7 +2,7 @@
 password, its Profile, and a Subscription when the plan is not free, written together or not
 at all.
 
-    charter serve examples/signup/app.py
+    charter serve examples/signup/signup.py
     curl -X POST localhost:8000/auth/sign-up \
          -d '{"username": "ann", "email": "ann@example.com", "password": "correct horse",
               "name": "Ann", "plan": "pro"}'          # 201: the user, without its password
