@@ -45,7 +45,7 @@ def register_tables(storage: Storage, tables: Mapping[str, TableRuntime]) -> Non
 
 def tables_of(storage: Storage | None = None) -> Mapping[str, TableRuntime]:
     """The tables of the app of ``storage``, else of the running request or transaction, else
-    of the one app built in this process."""
+    of the one app built (or started) in this process."""
     if storage is None:
         context = current_context()
         storage = context.storage if context is not None else None
@@ -59,12 +59,19 @@ def tables_of(storage: Storage | None = None) -> Mapping[str, TableRuntime]:
     live = list(_apps.values())
     if len(live) == 1:
         return live[0]
+    started = [tables for tables in live if _running(tables)]
+    if len(started) == 1:  # as ``Table``'s helpers choose: the one app that is running
+        return started[0]
     raise CharterError(
         "entities: no app serves this code; call it in a request or inside "
         "`async with app.transaction():`"
         if live
         else "entities: no App has been built"
     )
+
+
+def _running(tables: Mapping[str, TableRuntime]) -> bool:
+    return any(runtime.running for runtime in tables.values())
 
 
 class EntityContext:
