@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import CharterError
+from .contracts import Contract
 
 __all__ = [
     "OPERATIONS",
@@ -306,6 +307,8 @@ def map_route(
         raise CharterError("map_route validate: a schema (type or JSON Schema) or a function")
     if status is not None and not (isinstance(status, int) and 200 <= status <= 299):
         raise CharterError("map_route status: a 2xx status")
+    if roles is not None:
+        Contract(roles=roles)  # the same values as a contract's roles, checked the same way
     method = method.upper()
     if not path.startswith("/"):
         raise CharterError(f"map_route path {path!r} must start with /")

@@ -177,8 +177,10 @@ class EntityContext:
         if key is not None:
             # Refused now, not at commit: the step that names an existing key is the one that
             # fails (a concurrent create of the same key still fails the commit: 409).
-            existing = await runtime.load(key)
-            if existing._exists:
+            # (What is stored, through the transaction: a caching table's source is not asked.)
+            txn = current_transaction()
+            key = runtime.check_key(key)
+            if txn is not None and await txn.read(runtime.name, key) is not None:
                 raise DuplicateKey.for_key(runtime.name, key)
         instance = await runtime.cls.post(dict(data), context=self.acting_for())
         return dict(instance.to_dict())

@@ -25,7 +25,6 @@ from ..http.codecs import negotiate, read_body
 from ..http.request import Request
 from ..http.response import Response
 from ..http.routing import Route
-from ..model.contracts import Contract
 from ..model.operations import MappedRoute, Operation
 from ..runtime.access import UNRESTRICTED
 from ..runtime.context import current_context
@@ -42,6 +41,7 @@ from ..runtime.grants import require
 from ..runtime.transaction import current_transaction
 from ..schema.contract_types import schema_type
 from ..storage import ConflictError
+from .endpoints import _builtins
 from .routes import _details, _plain
 
 if TYPE_CHECKING:
@@ -66,8 +66,6 @@ class MappedEndpoint:
                 raise CharterError(
                     f"map_route {declared.method} {declared.path}: no table {op.table!r} in the app"
                 )
-        if declared.roles is not None:
-            Contract(roles=declared.roles)  # checks the roles as a contract's
         validate = declared.validate
         self.payload_type: Any = None
         self.check: Any = None
@@ -102,7 +100,7 @@ class MappedEndpoint:
             await failed(self.flow, exc, ctx)
             raise
         await succeeded(self.flow, results, ctx)
-        value = await self._response(results, ctx)
+        value = _builtins(await self._response(results, ctx))
         if value is None:
             return Response(204)
         codec = negotiate(request.header("accept"))
@@ -160,7 +158,7 @@ class MappedEndpoint:
     def _partial(self, request: Request, error: FlowError, ctx: FlowContext) -> Response:
         """A non-atomic route's failure: the error envelope, plus the committed results."""
         body = error_body(error.status_code, error.code, error.message, error.details)
-        body["results"] = {n: self._visible(ctx, n, v) for n, v in error.results.items()}
+        body["results"] = _builtins({n: self._visible(ctx, n, v) for n, v in error.results.items()})
         codec = negotiate(request.header("accept"))
         headers = {"content-type": codec.media_type, **error.headers}
         return Response(error.status_code, codec.encode(body), headers)
