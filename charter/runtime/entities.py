@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import CharterError, Conflict, NotFound
 from ..query.model import Condition, Query
 from ..storage import Storage
-from ..storage.base import DuplicateKey
 from .context import RequestContext, current_context
 from .transaction import current_transaction, run_in_transaction
 
@@ -169,19 +168,22 @@ class EntityContext:
 
     # -- writes --------------------------------------------------------------------------------
 
+    async def exists(self, table: Any, key: Any) -> bool:
+        """Whether a record ``key`` is stored (or written by this transaction), whoever may
+        read it: what a create of that key would collide with. (A caching table's source is
+        not asked.)"""
+        runtime = self.runtime(table)
+        key = runtime.check_key(key)
+        txn = current_transaction()
+        if txn is not None:
+            return await txn.read(runtime.name, key) is not None
+        return await runtime.storage.fetch(runtime.name, key) is not None
+
     async def create(self, table: Any, data: Mapping[str, Any]) -> dict[str, Any]:
         """A new record (its key generated when absent and the key is a string); 409 when the
-        key exists. The caller needs the insert right and may write only its attributes."""
+        key exists (at commit: a transaction never holds a lock while it runs). The caller
+        needs the insert right and may write only its attributes."""
         runtime = self.runtime(table)
-        key = data.get(runtime.key) if isinstance(data, Mapping) else None
-        if key is not None:
-            # Refused now, not at commit: the step that names an existing key is the one that
-            # fails (a concurrent create of the same key still fails the commit: 409).
-            # (What is stored, through the transaction: a caching table's source is not asked.)
-            txn = current_transaction()
-            key = runtime.check_key(key)
-            if txn is not None and await txn.read(runtime.name, key) is not None:
-                raise DuplicateKey.for_key(runtime.name, key)
         instance = await runtime.cls.post(dict(data), context=self.acting_for())
         return dict(instance.to_dict())
 

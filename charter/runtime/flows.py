@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import HttpError, NotFound
 from ..model.operations import Flow, Operation, set_flow_runner
 from ..storage import ConflictError
+from ..storage.base import DuplicateKey
 from .context import RequestContext, current_context
 from .entities import EntityContext, tables_of
 from .transaction import Transaction, current_transaction, run_in_transaction
@@ -35,6 +36,7 @@ __all__ = [
     "FlowContext",
     "FlowError",
     "call",
+    "commit_error",
     "execute",
     "failed",
     "new_context",
@@ -61,6 +63,7 @@ class FlowContext:
     entities: EntityContext
     context: RequestContext | None = None
     results: dict[str, Any] = field(default_factory=dict)
+    created: dict[tuple[str, Any], int] = field(default_factory=dict)  # (table, key): step
 
 
 class FlowError(HttpError):
@@ -123,7 +126,7 @@ async def run_callback(fn: Any, *args: Any) -> Any:
     return result
 
 
-async def _step(operation: Operation, ctx: FlowContext) -> Any:
+async def _step(operation: Operation, index: int, ctx: FlowContext, *, atomic: bool) -> Any:
     if operation.condition is not None and not await run_callback(operation.condition, ctx):
         return None
     entities = ctx.entities
@@ -136,7 +139,13 @@ async def _step(operation: Operation, ctx: FlowContext) -> Any:
     result: Any
     if op == "create":
         assert data is not None
+        key = data.get(entities.runtime(table).key)
+        if key is not None and not atomic and await entities.exists(table, key):
+            # A step of its own savepoint must fail here, not at commit (which would fail the
+            # steps that succeeded too); an atomic flow leaves it to the commit (one read less).
+            raise DuplicateKey.for_key(table, key)
         result = await entities.create(table, data)
+        ctx.created[(table, result.get(entities.runtime(table).key))] = index
     elif op == "read":
         result = await entities.find_one(table, where)
         if result is None:
@@ -166,11 +175,15 @@ async def execute(flow: Flow, ctx: FlowContext, txn: Transaction) -> dict[str, A
         if flow.atomic:
             with txn.savepoint():
                 for current in steps:
-                    ctx.results[current[1].name] = await _step(current[1], ctx)
+                    ctx.results[current[1].name] = await _step(
+                        current[1], current[0], ctx, atomic=True
+                    )
         else:
             for current in steps:
                 with txn.savepoint():
-                    ctx.results[current[1].name] = await _step(current[1], ctx)
+                    ctx.results[current[1].name] = await _step(
+                        current[1], current[0], ctx, atomic=False
+                    )
     except ConflictError:
         raise
     except Exception as exc:
@@ -182,6 +195,17 @@ async def execute(flow: Flow, ctx: FlowContext, txn: Transaction) -> dict[str, A
         await failed(flow, error, ctx)
         raise error from exc
     return ctx.results
+
+
+def commit_error(flow: Flow, ctx: FlowContext, exc: Exception) -> Exception:
+    """What a failed commit answers: a key taken by a concurrent create is the failure of the
+    step that created it (a ``FlowError`` naming it); anything else as it is."""
+    if isinstance(exc, DuplicateKey):
+        for (table, key), index in ctx.created.items():
+            if DuplicateKey.for_key(table, key).message == exc.message:
+                operation = flow.operations[index]
+                return FlowError(operation, index, exc, {}, atomic=flow.atomic)
+    return exc
 
 
 async def failed(flow: Flow, error: BaseException, ctx: FlowContext) -> None:

@@ -31,6 +31,7 @@ from ..runtime.context import current_context
 from ..runtime.flows import (
     FlowContext,
     FlowError,
+    commit_error,
     execute,
     failed,
     new_context,
@@ -97,8 +98,11 @@ class MappedEndpoint:
         except ConflictError:
             raise  # the request re-runs, flow and all
         except Exception as exc:
-            await failed(self.flow, exc, ctx)
-            raise
+            reported = commit_error(self.flow, ctx, exc)
+            await failed(self.flow, reported, ctx)
+            if reported is exc:
+                raise
+            raise reported from exc
         await succeeded(self.flow, results, ctx)
         value = _builtins(await self._response(results, ctx))
         if value is None:
