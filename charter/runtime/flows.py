@@ -139,13 +139,14 @@ async def _step(operation: Operation, index: int, ctx: FlowContext, *, atomic: b
     result: Any
     if op == "create":
         assert data is not None
-        key = data.get(entities.runtime(table).key)
+        primary = entities.runtime(table).key
+        key = data.get(primary)
         if key is not None and not atomic and await entities.exists(table, key):
             # A step of its own savepoint must fail here, not at commit (which would fail the
             # steps that succeeded too); an atomic flow leaves it to the commit (one read less).
             raise DuplicateKey.for_key(table, key)
         result = await entities.create(table, data)
-        ctx.created[(table, result.get(entities.runtime(table).key))] = index
+        ctx.created[(table, result.get(primary))] = index
     elif op == "read":
         result = await entities.find_one(table, where)
         if result is None:
