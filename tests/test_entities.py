@@ -183,3 +183,25 @@ def test_outside_a_request_it_is_server_code(database: str) -> None:
         assert [o["id"] for o in client.run(script())] == ["s1"]
         with pytest.raises(CharterError):
             client.run(entities.create("Nope", {}))
+
+
+class Secret(Table):
+    id: str = Field(primary_key=True)
+    level: int = 0
+
+    def allow_read(self, user: Any) -> bool:
+        return self.level < 5
+
+
+def test_allow_read_hides_records_from_the_caller(serve: Serve) -> None:
+    @route("GET", "/secrets")
+    async def secrets() -> dict[str, Any]:
+        one = await entities.find_one("Secret", {"id": "top"})
+        many = await entities.find_many("Secret")
+        server = await entities.privileged.find_one("Secret", {"id": "top"})
+        return {"one": one, "many": [s["id"] for s in many], "server": server is not None}
+
+    client = serve(Secret, routes=[secrets])
+    client.run(Secret.put({"id": "top", "level": 9}))
+    client.run(Secret.put({"id": "low", "level": 1}))
+    assert client.get("/secrets").json() == {"one": None, "many": ["low"], "server": True}
