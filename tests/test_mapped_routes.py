@@ -16,6 +16,7 @@ import pytest
 
 import charter
 from charter import (
+    App,
     Condition,
     Field,
     FlowContext,
@@ -278,6 +279,16 @@ def test_declarations_are_checked_when_written() -> None:
         map_route("POST", "/x", operations=_steps(), response={"fields": ["a"]})
     with pytest.raises(CharterError):
         map_route("POST", "/x", operations=transaction(_steps()), atomic=False)
+
+
+def test_static_attributes_are_checked_when_the_app_is_built(database: str) -> None:
+    typo_where = Operation("Card", "read", where={"acount_id": "a"})
+    typo_data = Operation("Card", "create", data={"acount_id": "a"})
+    no_table = Operation("Nope", "list")
+    for step in (typo_where, typo_data, no_table):
+        with pytest.raises(CharterError):
+            App(tables=list(TABLES), routes=[map_route("POST", "/x", operations=[step])],
+                database=database)  # fmt: skip
 
 
 # -- permissions: every step runs as the caller ----------------------------------------------------

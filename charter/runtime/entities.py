@@ -82,16 +82,23 @@ class EntityContext:
         context: act for this request instead of the running one.
     """
 
-    __slots__ = ("_context", "_privileged")
+    __slots__ = ("_context", "_privileged", "_tables")
 
-    def __init__(self, *, privileged: bool = False, context: RequestContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        privileged: bool = False,
+        context: RequestContext | None = None,
+        tables: Mapping[str, TableRuntime] | None = None,
+    ) -> None:
         self._privileged = privileged
         self._context = context
+        self._tables = tables  # the app's, when the caller knows them (a mapped route)
 
     @property
     def privileged(self) -> EntityContext:
         """The same operations as server code."""
-        return EntityContext(privileged=True)
+        return EntityContext(privileged=True, context=self._context, tables=self._tables)
 
     def acting_for(self) -> RequestContext | None:
         """The request whose user the operations act as (None: server code)."""
@@ -102,8 +109,9 @@ class EntityContext:
     def runtime(self, table: Any) -> TableRuntime:
         """The runtime of ``table`` (a name or a Table class) in the running app."""
         name = table if isinstance(table, str) else getattr(table, "__charter_name__", None)
-        storage = self._context.storage if self._context is not None else None
-        tables = tables_of(storage)
+        tables = self._tables
+        if tables is None:
+            tables = tables_of(self._context.storage if self._context is not None else None)
         runtime = tables.get(name) if isinstance(name, str) else None
         if runtime is None:
             raise CharterError(f"entities: no table {table!r} in this app")
@@ -133,9 +141,11 @@ class EntityContext:
             if instance is None or not await self._readable(runtime, instance):
                 return None
             return dict(instance.to_dict())
-        async for instance in runtime.cls.search(_query(where), context=acting):
-            if await self._readable(runtime, instance):
-                return dict(instance.to_dict())
+        async for item in runtime.cls.search(_query(where), context=acting):
+            if not isinstance(item, runtime.cls):  # a select's shape: already as the role sees
+                return item  # type: ignore[return-value]
+            if await self._readable(runtime, item):
+                return dict(item.to_dict())
         return None
 
     async def find_many(self, table: Any, where: Where = None) -> list[dict[str, Any]]:
@@ -157,6 +167,8 @@ class EntityContext:
             return key
         keys = []
         query = _query(where)
+        if query.select is not None:
+            raise CharterError("where names the record to write: it cannot select")
         async for instance in runtime.cls.search(query, context=self.acting_for()):
             if await self._readable(runtime, instance):
                 keys.append(instance.get_id())

@@ -22,7 +22,7 @@ import inspect
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import HttpError, NotFound
 from ..model.operations import Flow, Operation, set_flow_runner
@@ -43,6 +43,9 @@ __all__ = [
     "run_callback",
     "succeeded",
 ]
+
+if TYPE_CHECKING:
+    from .tables import TableRuntime
 
 log = logging.getLogger("charter.flows")
 _background: set[asyncio.Task[Any]] = set()
@@ -231,9 +234,15 @@ async def succeeded(flow: Flow, results: dict[str, Any], ctx: FlowContext) -> No
 
 
 def new_context(
-    body: Any, params: Mapping[str, Any], query: Mapping[str, Any], *, privileged: bool
+    body: Any,
+    params: Mapping[str, Any],
+    query: Mapping[str, Any],
+    *,
+    privileged: bool,
+    tables: Mapping[str, TableRuntime] | None = None,
 ) -> FlowContext:
-    """A flow context for the running request (or server code outside one)."""
+    """A flow context for the running request (or server code outside one); ``tables``: the
+    app's, when the caller knows them."""
     context = current_context()
     user = context.user if context is not None else None
     return FlowContext(
@@ -241,7 +250,7 @@ def new_context(
         dict(params),
         dict(query),
         user,
-        EntityContext(privileged=privileged),
+        EntityContext(privileged=privileged, tables=tables),
         context,
     )
 
