@@ -63,10 +63,7 @@ class MappedEndpoint:
         self.flow = declared.flow
         self.steps: dict[str, Operation] = {op.name: op for op in declared.flow.operations}
         for op in declared.flow.operations:
-            if op.table not in tables:
-                raise CharterError(
-                    f"map_route {declared.method} {declared.path}: no table {op.table!r} in the app"
-                )
+            _check_step(declared, op, tables)
         validate = declared.validate
         self.payload_type: Any = None
         self.check: Any = None
@@ -85,7 +82,13 @@ class MappedEndpoint:
         txn = current_transaction()
         if txn is None:  # (the dispatcher runs every handler in one)
             raise CharterError("a mapped route runs inside the request's transaction")
-        ctx = new_context(body, params, _flat(request.query), privileged=self.declared.privileged)
+        ctx = new_context(
+            body,
+            params,
+            _flat(request.query),
+            privileged=self.declared.privileged,
+            tables=self.tables,
+        )
         try:
             results = await execute(self.flow, ctx, txn)
         except FlowError as error:
@@ -166,6 +169,24 @@ class MappedEndpoint:
         codec = negotiate(request.header("accept"))
         headers = {"content-type": codec.media_type, **error.headers}
         return Response(error.status_code, codec.encode(body), headers)
+
+
+def _check_step(declared: MappedRoute, op: Operation, tables: Mapping[str, TableRuntime]) -> None:
+    """A step's table exists and its static ``where`` and ``data`` name its attributes: a
+    mistake there fails when the app is built, not at the first request."""
+    where = f"map_route {declared.method} {declared.path}, step {op.name!r}"
+    runtime = tables.get(op.table)
+    if runtime is None:
+        raise CharterError(f"{where}: no table {op.table!r} in the app")
+    fields = runtime.schema.fields
+    if isinstance(op.where, dict):
+        unknown = sorted(set(op.where) - set(fields))
+        if unknown:
+            raise CharterError(f"{where}: where names no attribute of {op.table}: {unknown}")
+    if isinstance(op.data, dict) and runtime.schema.options.extra != "allow":
+        unknown = sorted(set(op.data) - set(fields))
+        if unknown:
+            raise CharterError(f"{where}: data names no attribute of {op.table}: {unknown}")
 
 
 def _filtered(value: Any, pick: Any, omit: Any) -> Any:
