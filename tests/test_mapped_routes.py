@@ -454,4 +454,4 @@ def test_openapi_and_charter_routes_list_mapped_routes(serve: Serve, tmp_path: P
         check=True,
         cwd=Path(__file__).resolve().parent.parent,
     ).stdout
-    assert "/open" in out and "mapped" in out and "Card=Card.create" in out
+    assert "/open" in out and "mapped" in out and "Card.create" in out

@@ -235,6 +235,14 @@ def _flat(query: dict[str, list[str]]) -> dict[str, Any]:
     }
 
 
+def _step_label(op: Operation) -> str:
+    """``Table.op``, with its name when it is not the table's, ``?`` when conditional."""
+    label = f"{op.table}.{op.op}"
+    if op.name != op.table:
+        label += f" as {op.name}"
+    return label + ("?" if op.condition is not None else "")
+
+
 def mapped_route(
     tables: Mapping[str, TableRuntime], config: Config, declared: MappedRoute
 ) -> Route:
@@ -244,7 +252,7 @@ def mapped_route(
     meta: dict[str, Any] = {
         "mapped": declared,
         "roles": declared.roles,
-        "steps": ", ".join(f"{op.name}={op.table}.{op.op}" for op in flow.operations),
+        "steps": ", ".join(_step_label(op) for op in flow.operations),
         "atomic": flow.atomic,
         "privileged": declared.privileged,
     }
