@@ -455,3 +455,13 @@ def test_openapi_and_charter_routes_list_mapped_routes(serve: Serve, tmp_path: P
         cwd=Path(__file__).resolve().parent.parent,
     ).stdout
     assert "/open" in out and "mapped" in out and "Card.create" in out
+
+
+def test_content_negotiation_happens_before_any_write(serve: Serve) -> None:
+    client = serve(*TABLES, routes=[map_route("POST", "/open", operations=_steps())])
+    refused = client.post("/open", json={"id": "a"}, headers={"accept": "image/png"})
+    assert refused.status_code == 406
+    assert _count(client, "Account") == 0
+    packed = client.post("/open", json={"id": "b"}, headers={"accept": "application/msgpack"})
+    assert packed.status_code == 201
+    assert msgspec.msgpack.decode(packed.content)["Account"]["id"] == "b"

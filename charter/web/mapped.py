@@ -21,7 +21,7 @@ import msgspec
 
 from ..config import Config
 from ..errors import CharterError, ValidationError, error_body
-from ..http.codecs import negotiate, read_body
+from ..http.codecs import JSON, Codec, negotiate, read_body
 from ..http.request import Request
 from ..http.response import Response
 from ..http.routing import Route
@@ -78,6 +78,7 @@ class MappedEndpoint:
 
     async def __call__(self, request: Request, **params: str) -> Response:
         require(current_context(), roles=self.declared.roles)
+        codec = _codec(request)  # before anything is written: a 406 must change nothing
         body = await self._body(request)
         txn = current_transaction()
         if txn is None:  # (the dispatcher runs every handler in one)
@@ -95,7 +96,7 @@ class MappedEndpoint:
             if error.atomic:
                 raise  # the request's transaction is dropped: no step leaves a trace
             await txn.commit()  # what succeeded stays
-            return self._partial(request, error, ctx)
+            return self._partial(codec, error, ctx)
         try:
             await txn.commit()
         except ConflictError:
@@ -110,7 +111,6 @@ class MappedEndpoint:
         value = _builtins(await self._response(results, ctx))
         if value is None:
             return Response(204)
-        codec = negotiate(request.header("accept"))
         return Response(self.status, codec.encode(value), {"content-type": codec.media_type})
 
     # -- input ---------------------------------------------------------------------------------
@@ -162,11 +162,10 @@ class MappedEndpoint:
             value = await run_callback(transform, value)
         return value
 
-    def _partial(self, request: Request, error: FlowError, ctx: FlowContext) -> Response:
+    def _partial(self, codec: Codec, error: FlowError, ctx: FlowContext) -> Response:
         """A non-atomic route's failure: the error envelope, plus the committed results."""
         body = error_body(error.status_code, error.code, error.message, error.details)
         body["results"] = _builtins({n: self._visible(ctx, n, v) for n, v in error.results.items()})
-        codec = negotiate(request.header("accept"))
         headers = {"content-type": codec.media_type, **error.headers}
         return Response(error.status_code, codec.encode(body), headers)
 
@@ -187,6 +186,13 @@ def _check_step(declared: MappedRoute, op: Operation, tables: Mapping[str, Table
         unknown = sorted(set(op.data) - set(fields))
         if unknown:
             raise CharterError(f"{where}: data names no attribute of {op.table}: {unknown}")
+
+
+def _codec(request: Request) -> Codec:
+    """The response's codec from ``Accept`` (406 when none fits); a table's CSV is for
+    collections of records, so a route's answer falls back to JSON."""
+    codec = negotiate(request.header("accept"))
+    return JSON if codec.media_type == "text/csv" else codec
 
 
 def _filtered(value: Any, pick: Any, omit: Any) -> Any:
