@@ -205,3 +205,16 @@ def test_allow_read_hides_records_from_the_caller(serve: Serve) -> None:
     client.run(Secret.put({"id": "top", "level": 9}))
     client.run(Secret.put({"id": "low", "level": 1}))
     assert client.get("/secrets").json() == {"one": None, "many": ["low"], "server": True}
+
+
+def test_the_entity_context_keeps_no_app_alive(tmp_path: Any) -> None:
+    import gc
+    import weakref
+
+    refs = []
+    for i in range(3):
+        app = App(tables=[Order], database=f"sqlite:///{tmp_path}/{i}.db")
+        refs.append(weakref.ref(app.database))
+        del app
+    gc.collect()
+    assert [ref() for ref in refs] == [None, None, None]

@@ -33,13 +33,21 @@ __all__ = ["EntityContext", "entities", "register_tables", "tables_of"]
 T = TypeVar("T")
 Where = Mapping[str, Any] | Query | None
 
-_apps: weakref.WeakKeyDictionary[Storage, Mapping[str, TableRuntime]] = weakref.WeakKeyDictionary()
+# Storage -> one of its app's table runtimes, weakly both ways: a runtime holds its storage,
+# so holding a runtime (or the tables) here would keep every app ever built alive.
+_apps: weakref.WeakKeyDictionary[Storage, weakref.ref[TableRuntime]] = weakref.WeakKeyDictionary()
 
 
 def register_tables(storage: Storage, tables: Mapping[str, TableRuntime]) -> None:
     """Record an app's tables by its storage (``App`` does, once built): the entity context
     finds the tables of the app serving the running request through it."""
-    _apps[storage] = tables
+    for runtime in tables.values():
+        _apps[storage] = weakref.ref(runtime)
+        return
+
+
+def _registered() -> list[Mapping[str, TableRuntime]]:
+    return [runtime.tables for ref in list(_apps.values()) if (runtime := ref()) is not None]
 
 
 def tables_of(storage: Storage | None = None) -> Mapping[str, TableRuntime]:
@@ -52,10 +60,11 @@ def tables_of(storage: Storage | None = None) -> Mapping[str, TableRuntime]:
         txn = current_transaction()
         storage = txn.storage if txn is not None else None
     if storage is not None:
-        found = _apps.get(storage)
+        ref = _apps.get(storage)
+        found = ref() if ref is not None else None
         if found is not None:
-            return found
-    live = list(_apps.values())
+            return found.tables
+    live = _registered()
     if len(live) == 1:
         return live[0]
     started = [tables for tables in live if _running(tables)]
