@@ -68,8 +68,9 @@ class Operation:
             ``data`` names by its key).
         data: the record or the changes: a dict, or a function of the ``FlowContext``.
         where: which records: ``{attribute: value}`` (equality, ANDed), a ``Query``, or a
-            function of the context giving either. ``update``/``delete``/``read`` act on one
-            record: 404 when ``where`` finds none, 409 when it finds several.
+            function of the context giving either. ``update`` and ``delete`` act on one
+            record: 404 when ``where`` finds none, 409 when it finds several; ``read`` takes
+            the first it finds.
         condition: a function of the context; when it returns false the step is skipped (its
             result is ``None``).
         transform: a function of the step's result giving what later steps and the response
