@@ -465,3 +465,34 @@ def test_content_negotiation_happens_before_any_write(serve: Serve) -> None:
     packed = client.post("/open", json={"id": "b"}, headers={"accept": "application/msgpack"})
     assert packed.status_code == 201
     assert msgspec.msgpack.decode(packed.content)["Account"]["id"] == "b"
+
+
+def test_what_the_callbacks_write_is_kept(serve: Serve) -> None:
+    """The callbacks run outside the request's transaction: what they write commits on its
+    own, even when the flow's writes were all dropped."""
+
+    async def audit(what: str, account: str) -> None:
+        await Ledger.put({"id": f"{what}-{account}", "account_id": account})
+
+    ok = map_route("POST", "/ok", operations=_steps(),
+                   on_success=lambda results, ctx: audit("ok", ctx.body["id"]))  # fmt: skip
+    bad = map_route("POST", "/bad", operations=_steps(limit=-1),
+                    on_error=lambda error, ctx: audit("failed", ctx.body["id"]))  # fmt: skip
+    client = serve(*TABLES, routes=[ok, bad])
+    assert client.post("/ok", json={"id": "a"}).status_code == 201
+    assert client.post("/bad", json={"id": "b"}).status_code == 422
+    assert client.get("/Ledger/ok-a").status_code == 200
+    assert client.get("/Ledger/failed-b").status_code == 200
+    assert client.get("/Account/b").status_code == 404
+
+
+def test_a_flow_outside_a_request(database: str) -> None:
+    kept = transaction(_steps(limit=-1), atomic=False)
+    app = App(tables=list(TABLES), database=database)
+    with TestClient(app) as client:
+        with pytest.raises(FlowError) as raised:
+            client.run(kept({"id": "s1"}))
+        assert raised.value.step == "Card"
+        assert client.get("/Account/s1").status_code == 200  # committed: it succeeded
+        assert client.run(transaction(_steps())({"id": "s2"}))["Card"]["account_id"] == "s2"
+        assert client.get("/Card/").json()[0]["account_id"] == "s2"

@@ -18,6 +18,7 @@ them is exact on every backend and across workers, since no worker ever saw them
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from ..storage import ConflictError
 from ..storage.base import DuplicateKey
 from .context import RequestContext, current_context
 from .entities import EntityContext, tables_of
-from .transaction import Transaction, current_transaction, run_in_transaction
+from .transaction import Transaction, _current, current_transaction, run_in_transaction
 
 __all__ = [
     "FlowContext",
@@ -171,8 +172,8 @@ async def _step(operation: Operation, index: int, ctx: FlowContext, *, atomic: b
 
 async def execute(flow: Flow, ctx: FlowContext, txn: Transaction) -> dict[str, Any]:
     """Run the steps in ``txn`` (see the module docstring); ``ctx.results`` fills as they go.
-    Raises ``FlowError`` after undoing what must be undone and running ``on_error``;
-    a ``ConflictError`` (the transaction re-runs) passes as it is."""
+    Raises ``FlowError`` after undoing what must be undone (the caller runs ``on_error`` once
+    what must stay is committed); a ``ConflictError`` (the transaction re-runs) passes."""
     steps = list(enumerate(flow.operations))
     current = steps[0]
     try:
@@ -196,7 +197,6 @@ async def execute(flow: Flow, ctx: FlowContext, txn: Transaction) -> dict[str, A
         error = FlowError(operation, index, exc, kept, atomic=flow.atomic)
         if not isinstance(exc, HttpError):
             log.error("step %r of a transaction failed", operation.name, exc_info=exc)
-        await failed(flow, error, ctx)
         raise error from exc
     return ctx.results
 
@@ -213,24 +213,35 @@ def commit_error(flow: Flow, ctx: FlowContext, exc: Exception) -> Exception:
 
 
 async def failed(flow: Flow, error: BaseException, ctx: FlowContext) -> None:
-    """Run ``on_error``; an error there is logged (the original failure is what is answered)."""
+    """Run ``on_error`` outside the transaction; an error there is logged (the original
+    failure is what is answered)."""
     if flow.on_error is None:
         return
     try:
-        await run_callback(flow.on_error, error, ctx)
+        await _outside_transaction(flow.on_error, error, ctx)
     except Exception:
         log.exception("on_error of a transaction failed")
 
 
 async def succeeded(flow: Flow, results: dict[str, Any], ctx: FlowContext) -> None:
-    """Run ``on_success`` (after the commit); an error there is logged: what committed stays
-    committed and the caller is told it did."""
+    """Run ``on_success`` (after the commit) outside the transaction; an error there is
+    logged: what committed stays committed and the caller is told it did."""
     if flow.on_success is None:
         return
     try:
-        await run_callback(flow.on_success, results, ctx)
+        await _outside_transaction(flow.on_success, results, ctx)
     except Exception:
         log.exception("on_success of a transaction failed")
+
+
+async def _outside_transaction(fn: Any, *args: Any) -> Any:
+    """Run a callback with no current transaction: the flow's is committed (``on_success``)
+    or about to be dropped (``on_error`` of an atomic flow), so what the callback writes with
+    the Table API commits on its own instead of being staged there and lost."""
+    context = contextvars.copy_context()
+    context.run(_current.set, None)
+    task = asyncio.get_running_loop().create_task(run_callback(fn, *args), context=context)
+    return await task
 
 
 def new_context(
@@ -268,7 +279,11 @@ async def call(
     txn = current_transaction()
     if txn is not None:
         ctx = new_context(body, params, query, privileged=privileged)
-        results = await execute(flow, ctx, txn)
+        try:
+            results = await execute(flow, ctx, txn)
+        except FlowError as error:
+            await failed(flow, error, ctx)
+            raise
         if flow.on_success is not None:
             txn.after_commit(lambda _: _spawn(succeeded(flow, results, ctx)))
         return results
@@ -279,12 +294,24 @@ async def call(
         await runtime.lifecycle.startup()
     contexts: list[FlowContext] = []
 
-    async def run(txn: Transaction) -> dict[str, Any]:
+    async def run(txn: Transaction) -> tuple[dict[str, Any], FlowError | None]:
         ctx = new_context(body, params, query, privileged=privileged)  # fresh on a re-run
         contexts.append(ctx)
-        return await execute(flow, ctx, txn)
+        try:
+            return await execute(flow, ctx, txn), None
+        except FlowError as partial:
+            if partial.atomic:
+                raise
+            return ctx.results, partial  # committed: what succeeded stays
 
-    results, _ = await run_in_transaction(runtime.storage, run)
+    try:
+        (results, kept_failure), _ = await run_in_transaction(runtime.storage, run)
+    except FlowError as failure:
+        await failed(flow, failure, contexts[-1])
+        raise
+    if kept_failure is not None:
+        await failed(flow, kept_failure, contexts[-1])
+        raise kept_failure
     await succeeded(flow, results, contexts[-1])
     return results
 

@@ -94,8 +94,10 @@ class MappedEndpoint:
             results = await execute(self.flow, ctx, txn)
         except FlowError as error:
             if error.atomic:
+                await failed(self.flow, error, ctx)
                 raise  # the request's transaction is dropped: no step leaves a trace
             await txn.commit()  # what succeeded stays
+            await failed(self.flow, error, ctx)
             return self._partial(codec, error, ctx)
         try:
             await txn.commit()
