@@ -187,13 +187,24 @@ def bench_app(opts: argparse.Namespace, app: Any, results: dict[tuple[str, str],
             )
             script = run.WORK_DIR / f"signup-{variant.name}.lua"
             script.write_text(run.LUA_PRELUDE + LUA)
-            cpu = lambda: run.server_cpu_seconds(pid, None)  # noqa: E731
+            readings: list[float] = []
+
+            def cpu(pid: int = pid, readings: list[float] = readings) -> float:
+                value: float = run.server_cpu_seconds(pid, None)
+                readings.append(value)
+                return value
+
             result = run.measure(opts, app, scenario, port, cpu, script, "-signup")
+            # measure() reads the server's CPU last just before and just after the measured
+            # run: its CPU per request does not depend on what else the machine was doing.
+            if len(readings) >= 2 and result.requests:
+                result.cpu_us = (readings[-1] - readings[-2]) / result.requests * 1e6
             results[(variant.name, app.name)] = result
             note = f"  ! {result.problem}" if result.problem else ""
             print(
                 f"   {variant.name:<14} {app.name:<8} {result.rps:>8.0f} req/s"
-                f"  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms{note}",
+                f"  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms"
+                f"  {_cpu(result)} us CPU/req{note}",
                 flush=True,
             )
     users, profiles, subscriptions = counts(url, app.name)
@@ -201,6 +212,11 @@ def bench_app(opts: argparse.Namespace, app: Any, results: dict[tuple[str, str],
         problems.append(f"{app.name}: {users} users but {profiles} profiles")
     print(f"   {app.name}: {users:,} users, {profiles:,} profiles, {subscriptions:,} subs")
     return problems
+
+
+def _cpu(result: Any) -> str:
+    value = getattr(result, "cpu_us", None)
+    return f"{value:.0f}" if value else "-"
 
 
 def report(
@@ -218,6 +234,8 @@ def report(
                 rows.append([variant.name, app.name, "not run", "", "", "", "", ""])
                 continue
             ratio = result.rps / base.rps if base is not None and base.rps > 0 else None
+            mine, theirs = getattr(result, "cpu_us", None), getattr(base, "cpu_us", None)
+            cpu_ratio = theirs / mine if mine and theirs else None
             flag = ("" if result.ok else " (!)") + (" (~)" if result.noisy else "")
             rows.append(
                 [
@@ -226,9 +244,11 @@ def report(
                     f"{result.rps:,.0f}{flag}",
                     f"{result.p50_ms:.2f}",
                     f"{result.p99_ms:.2f}",
+                    _cpu(result),
                     str(result.non2xx + result.socket_errors),
                     f"{result.others:.2f}",
                     f"{ratio:.2f}x" if ratio is not None else "-",
+                    f"{cpu_ratio:.2f}x" if cpu_ratio is not None else "-",
                 ]
             )
     charter = results.get(("signup", "charter"))
@@ -243,7 +263,10 @@ def report(
         if info["dirty"]:
             status += " (dirty tree)"
         targets.append([f"signup: charter >= {TARGET}x fastapi", f"{measured:.2f}x", status])
-    headers = ["scenario", "app", "req/s", "p50 ms", "p99 ms", "errors", "others", "vs fastapi"]
+    headers = [
+        "scenario", "app", "req/s", "p50 ms", "p99 ms", "server CPU us/req", "errors", "others",
+        "req/s vs fastapi", "CPU/req: fastapi over this",
+    ]  # fmt: skip
     kind = "sign-up run" + (" (quick, not for comparison)" if opts.quick else "")
     if info["dirty"]:
         kind = f"**FROM A DIRTY TREE, NOT A RESULT** ({kind})"
@@ -257,6 +280,8 @@ def report(
         f" -c{opts.hash_connections}) -d{opts.duration:g}s (after a {opts.warmup:g} s warm-up),"
         f" server on CPU {opts.server_cpu}, wrk on CPU {opts.client_cpu}; bench/signup.py",
         f"- data: {opts.users:,} sign-ups seeded per app (half paid), its own SQLite file",
+        "- server CPU us/req: the server process's CPU time over the measured run divided by"
+        " the requests wrk completed; on a shared machine it moves less than req/s does",
         "",
         run.markdown_table(headers, rows),
         "",
