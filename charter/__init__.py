@@ -30,11 +30,14 @@ from .model import perms
 from .model.contracts import Contract, endpoint_error_schema, route
 from .model.fields import Field, relationship
 from .model.methods import Service, delete, get, patch, post, put, rpc
+from .model.operations import Operation, map_route, transaction
 from .model.results import HttpResp, HttpResult
 from .model.roles import Grant, Role, User
 from .model.table import Table, resource
 from .query import Condition, Group, Query, Sort
 from .runtime.context import RequestContext, current_context
+from .runtime.entities import EntityContext, entities
+from .runtime.flows import FlowContext, FlowError
 from .runtime.transaction import Transaction
 from .schema.signature import Partial
 from .web.middleware import Middleware
@@ -49,7 +52,10 @@ __all__ = [
     "Condition",
     "Conflict",
     "Contract",
+    "EntityContext",
     "Field",
+    "FlowContext",
+    "FlowError",
     "Forbidden",
     "Grant",
     "Group",
@@ -61,6 +67,7 @@ __all__ = [
     "MethodNotAllowed",
     "Middleware",
     "NotFound",
+    "Operation",
     "Partial",
     "PayloadTooLarge",
     "PreconditionFailed",
@@ -83,7 +90,9 @@ __all__ = [
     "current_context",
     "delete",
     "endpoint_error_schema",
+    "entities",
     "get",
+    "map_route",
     "patch",
     "perms",
     "post",
@@ -93,4 +102,5 @@ __all__ = [
     "resource",
     "route",
     "rpc",
+    "transaction",
 ]

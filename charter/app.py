@@ -18,11 +18,13 @@ from .http.cors import CORS
 from .http.routing import Route, Router
 from .http.types import Receive, Scope, Send
 from .model.methods import Service
+from .model.operations import MappedRoute
 from .model.roles import Role
 from .model.table import Table, bind_runtime
 from .realtime.credentials import watch_credentials
 from .realtime.hub import Hub
 from .realtime.mqtt import MqttBridge, anonymous_identity
+from .runtime.entities import register_tables
 from .runtime.events import EventBus
 from .runtime.shared import SharedStore, open_shared
 from .runtime.storage_proxy import StorageProxy
@@ -31,6 +33,7 @@ from .runtime.transaction import Transaction, run_transaction, transaction_block
 from .schema import TableSchema, build_schema
 from .storage import Storage, open_storage
 from .web.dispatch import Dispatcher
+from .web.mapped import mapped_route
 from .web.middleware import Middleware, MiddlewareFn, as_middleware, check_filters
 from .web.openapi import OpenAPIEndpoint, build_openapi
 from .web.rate_limit import check_rate_limits
@@ -51,7 +54,7 @@ class App:
     Args:
         tables: ``Table`` subclasses served as REST resources.
         services: RPC service classes.
-        routes: functions decorated with ``@route``.
+        routes: functions decorated with ``@route``, and ``map_route(...)`` declarations.
         middleware: ``Middleware`` (or async functions, for every route), outermost first
             (docs/middleware.md).
         database: ``sqlite:///path`` (default ``./data/charter.db``) or ``postgresql://...``.
@@ -220,6 +223,7 @@ class App:
         # Only a fully built app serves its tables: a failed App(...) leaves no trace on them.
         for runtime in self.tables.values():
             bind_runtime(runtime.cls, runtime)
+        register_tables(self.database, self.tables)  # the entity context finds them here
 
     # -- building ------------------------------------------------------------------------------
 
@@ -258,7 +262,10 @@ class App:
             runtime.realtime = self.hub
 
     def add_route(self, route: Route | Any) -> None:
-        """Register one endpoint: a ``Route``, or a function decorated with ``@route``."""
+        """Register one endpoint: a ``Route``, a function decorated with ``@route``, or a
+        ``map_route(...)``."""
+        if isinstance(route, MappedRoute):
+            route = mapped_route(self.tables, self.config, route)
         self._add_unique(
             route if isinstance(route, Route) else contract_route(self.tables, self.config, route)
         )

@@ -139,7 +139,7 @@ def _routes(args: argparse.Namespace) -> None:
     for column in ("method", "path", "name", "kind", "details"):
         table.add_column(column)
     for route in app.router.routes:
-        shown = ("egroup", "perm", "roles", "static")
+        shown = ("egroup", "perm", "roles", "static", "steps", "atomic", "privileged")
         details = ", ".join(
             f"{k}={_shown(k, route.meta[k])}" for k in shown if route.meta.get(k) is not None
         )

@@ -13,7 +13,10 @@ PUBLIC = [
     "Condition",
     "Conflict",
     "Contract",
+    "EntityContext",
     "Field",
+    "FlowContext",
+    "FlowError",
     "Forbidden",
     "Grant",
     "Group",
@@ -25,6 +28,7 @@ PUBLIC = [
     "MethodNotAllowed",
     "Middleware",
     "NotFound",
+    "Operation",
     "Partial",
     "PayloadTooLarge",
     "PreconditionFailed",
@@ -47,7 +51,9 @@ PUBLIC = [
     "current_context",
     "delete",
     "endpoint_error_schema",
+    "entities",
     "get",
+    "map_route",
     "patch",
     "perms",
     "post",
@@ -57,6 +63,7 @@ PUBLIC = [
     "resource",
     "route",
     "rpc",
+    "transaction",
 ]
 
 

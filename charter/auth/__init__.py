@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ..errors import NotFound
 from ..model.roles import Role, User
 from .directory import Directory
+from .passwords import hash_password, verify_password
 
 if TYPE_CHECKING:
     from ..app import App
@@ -21,12 +22,14 @@ __all__ = [
     "add_role",
     "add_user",
     "end_sessions",
+    "hash_password",
     "list_roles",
     "list_users",
     "remove_role",
     "remove_user",
     "set_password",
     "set_role",
+    "verify_password",
 ]
 
 

@@ -22,6 +22,7 @@ from ..runtime.access import Access, TableAccess
 from ..runtime.context import RequestContext, current_context
 from ..runtime.grants import require
 from ..schema.contract_types import schema_json
+from ..schema.describe import describe
 from ..schema.signature import BODY, QUERY, Signature
 
 if TYPE_CHECKING:
@@ -363,8 +364,16 @@ def build_openapi(
         if table is not None and not (table.read or table.insert or table.update or table.delete):
             continue
         paths.update(_table_paths(runtime, schemas, table))
+    tables = list(tables)
+    by_name = {runtime.name: runtime for runtime in tables}
     for route in routes:
         signature = route.meta.get("signature")
+        if route.kind == "mapped":
+            if access is None or _permitted(route, access, signed_in):
+                path = re.sub(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::path)?\}", r"{\1}", route.path)
+                operation = _mapped_operation(route, by_name, schemas)
+                paths.setdefault(path, {})[route.method.lower()] = operation
+            continue
         if route.kind not in ("method", "rpc", "route") or signature is None:
             continue
         if access is not None and not _permitted(route, access, signed_in):
@@ -444,6 +453,14 @@ def _permitted(route: Route, access: Access, signed_in: bool) -> bool:
             )
         elif route.kind == "rpc":
             require(context, egroup=meta.get("egroup"), perm=meta.get("perm"))
+        elif route.kind == "mapped":
+            require(context, roles=meta.get("roles"))
+            if not meta["privileged"]:  # every step runs as the caller: each right is needed
+                for step in meta["mapped"].flow.operations:
+                    right = step.right
+                    if step.op == "upsert" and access.table(step.table).insert:
+                        right = "insert"
+                    access.require(context, step.table, right)
         else:
             require(context, roles=meta.get("roles"))
     except HttpError:
@@ -537,3 +554,59 @@ def _apply_contract(operation: dict[str, Any], contract: Any, schemas: _Schemas)
         }
     if contract.roles is not None:
         operation["x-roles"] = contract.roles
+
+
+def _mapped_operation(
+    route: Route, tables: dict[str, TableRuntime], schemas: _Schemas
+) -> dict[str, Any]:
+    """A ``map_route``: its body schema (when ``validate`` is one), its success response (the
+    entity's attributes after ``pick``/``omit`` when it names one and does not transform it)
+    and its steps (``x-operations``)."""
+    declared = route.meta["mapped"]
+    flow = declared.flow
+    operation: dict[str, Any] = {"tags": ["routes"], "operationId": _safe(route.name)}
+    if declared.description:
+        operation["description"] = declared.description
+    validate = declared.validate
+    if isinstance(validate, type | dict):
+        body = _contract_schema(validate, schemas)
+        content = {"application/json": {"schema": body}}
+        operation["requestBody"] = {"required": True, "content": content}
+    elif route.method not in ("GET", "DELETE"):
+        operation["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    result: dict[str, Any] = {}
+    spec = declared.response
+    entity = spec.get("entity")
+    if entity is not None and spec.get("transform") is None:
+        step = next(op for op in flow.operations if op.name == entity)
+        described = describe(tables[step.table].schema) if step.table in tables else {}
+        props = described.get("properties", {})
+        if props and "$defs" not in described and step.op != "list":
+            pick, omit = spec.get("pick"), spec.get("omit") or ()
+            kept = {k: v for k, v in props.items() if (pick is None or k in pick) and k not in omit}
+            result = {"type": "object", "properties": kept}
+    names = re.findall(r"\{([a-zA-Z_][a-zA-Z0-9_]*)", route.path)
+    if names:
+        operation["parameters"] = [
+            {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
+        ]
+    status = str(route.handler.status) if hasattr(route.handler, "status") else "200"
+    operation["responses"] = {
+        status: {"description": "the result", "content": {"application/json": {"schema": result}}},
+        "204": {"description": "no result"},
+        "default": _DEFAULT_ERROR,
+    }
+    operation["x-operations"] = [
+        {
+            "name": op.name,
+            "table": op.table,
+            "operation": op.op,
+            "conditional": op.condition is not None,
+        }
+        for op in flow.operations
+    ]
+    operation["x-atomic"] = flow.atomic
+    operation["x-privileged"] = declared.privileged
+    if declared.roles is not None:
+        operation["x-roles"] = declared.roles
+    return operation
