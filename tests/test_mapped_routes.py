@@ -202,6 +202,31 @@ def test_update_and_delete_act_on_one_record(serve: Serve) -> None:
     assert {c["limit"] for c in client.get("/Card/").json()} == {100}
 
 
+def test_a_step_finds_by_attribute_what_an_earlier_step_wrote(serve: Serve) -> None:
+    flow = map_route(
+        "POST",
+        "/find",
+        operations=[
+            Operation("Account", "create", data=lambda ctx: dict(ctx.body)),
+            Operation(
+                "Account", "read", name="found", where=lambda ctx: {"email": ctx.body["email"]}
+            ),
+            Operation("Account", "list", name="all"),
+        ],
+        response={
+            "transform": lambda results: {
+                "found": results["found"]["id"],
+                "all": sorted(a["id"] for a in results["all"]),
+            }
+        },
+    )
+    client = serve(*TABLES, routes=[flow])
+    client.put("/Account/old", json={"email": "old@x"})
+    answer = client.post("/find", json={"id": "new", "email": "new@x"})
+    assert answer.status_code == 201, answer.text
+    assert answer.json() == {"found": "new", "all": ["new", "old"]}
+
+
 class Plan(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     plan: Literal["free", "pro"] = "free"
