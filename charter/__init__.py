@@ -37,6 +37,7 @@ from .query import Condition, Group, Query, Sort
 from .runtime.context import RequestContext, current_context
 from .runtime.transaction import Transaction
 from .schema.signature import Partial
+from .sources import Source
 from .web.middleware import Middleware
 from .web.rate_limit import rate_limit
 
@@ -72,6 +73,7 @@ __all__ = [
     "Role",
     "Service",
     "Sort",
+    "Source",
     "Table",
     "Transaction",
     "Unauthorized",
