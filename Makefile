@@ -34,6 +34,7 @@ bench: $(BIN)/charter-dev-installed
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/realtime.py
+	$(BIN)/python bench/caching.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -48,7 +48,8 @@ class Flights(Generic[T]):
 
     async def cancel_all(self) -> None:
         """Stop every load (at shutdown)."""
-        tasks = list(self._running.values())
+        loop = asyncio.get_running_loop()  # (a task of another loop is that loop's to end)
+        tasks = [task for task in self._running.values() if task.get_loop() is loop]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
