@@ -12,7 +12,7 @@ import pytest
 
 from charter import App, CharterError, Field, Source, Table
 from charter.realtime import Event
-from charter.sources.source import CacheEntry
+from charter.sources import CacheEntry
 from charter.testing import TestClient
 from tests.origin_server import Origin, OriginApi
 

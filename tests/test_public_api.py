@@ -36,6 +36,7 @@ PUBLIC = [
     "Role",
     "Service",
     "Sort",
+    "Source",
     "Table",
     "Transaction",
     "Unauthorized",

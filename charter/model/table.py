@@ -31,10 +31,9 @@ from typing import (
 
 from ..config import not_available
 from ..errors import CharterError, HttpError, NotFound
-from ..sources.policy import check_options
 from .fields import Field, FieldInfo, RelationshipInfo, relationship
 from .methods import MethodSpec, method_spec
-from .options import TableOptions
+from .options import CACHING, TableOptions, check_caching
 from .resource_methods import (
     _Delete,
     _Get,
@@ -298,10 +297,10 @@ class Table:
         _refuse_unbuilt(cls.__name__, options)
         merged = {**_options_dict(parent), **options, "name": name or cls.__name__}
         # (a default source_timeout is not given: only one given here is checked)
-        caching = {k: merged[k] for k in _CACHING if merged[k] is not None}
+        caching = {k: merged[k] for k in CACHING if merged[k] is not None}
         if "source_timeout" not in options:
             caching.pop("source_timeout")
-        check_options(cls.__name__, caching)
+        check_caching(cls.__name__, caching)
         cls.__charter_options__ = TableOptions(**merged)
         cls.__charter_name__ = cls.__charter_options__.name or cls.__name__
         overrides = set(cls.__charter_overrides__)
@@ -499,9 +498,6 @@ class Table:
 
 def _options_dict(options: TableOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in TableOptions.__slots__}
-
-
-_CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout")
 
 
 def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:

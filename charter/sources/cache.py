@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from ..errors import HttpError, UpstreamFailed, UpstreamTimeout, ValidationError
+from ..model.source import CacheEntry, Source
 from ..runtime.transaction import Transaction, run_in_transaction
 from ..storage import Row
 from .flight import Flights
 from .lease import Leases
 from .policy import CachePolicy
-from .source import CacheEntry, Source
 
 if TYPE_CHECKING:
     from ..runtime.tables import TableRuntime

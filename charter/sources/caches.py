@@ -1,29 +1,27 @@
 """``Caches``: the app's caching tables, and their background work while the app runs.
 
 Each caching table gets a ``Cache`` (``runtime.cache``: what the read and write paths ask).
-Eviction sweeps and source change streams run on one worker at a time, the one holding the
-sources' leadership lock (``realtime.leader``'s kinds of lock: a file lock beside SQLite, an
-advisory lock on PostgreSQL); another worker takes over when that one dies. ``stop`` ends them
-at shutdown, and the loads in flight.
+Eviction sweeps and source change streams run on one worker at a time: the one holding the
+lease of a name no record has (``LEADER``), taken with the same locks as a load's (a lock
+beside the SQLite file, an advisory lock on PostgreSQL), which die with their holder: another
+worker takes over within ``RETRY`` seconds. ``stop`` ends them at shutdown, and the loads in
+flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..realtime.leader import AdvisoryLeadership, FileLeadership, Leadership
+from ..model.source import Source
 from ..storage import Storage
 from .cache import Cache
 from .feed import follow
 from .lease import leases_for
 from .policy import CachePolicy
-from .source import Source
 from .sweep import sweep_forever
 
 if TYPE_CHECKING:
@@ -34,17 +32,10 @@ __all__ = ["Caches"]
 log = logging.getLogger("charter.sources")
 
 
-def _leadership(storage: Storage) -> Leadership:
-    path = getattr(storage, "path", None)
-    if isinstance(path, str):
-        if path.startswith("file:"):
-            return Leadership()
-        return FileLeadership(os.path.abspath(path) + "-charter-sources-lead.lock")
-    dsn = getattr(storage, "dsn", None)
-    if isinstance(dsn, str):
-        digest = hashlib.sha256(b"charter-sources:" + dsn.encode()).digest()
-        return AdvisoryLeadership(dsn, int.from_bytes(digest[:8], "big", signed=True))
-    return Leadership()
+LEADER = ("_charter_sources", "leader")
+"""The lease whose holder runs the sweeps and change streams (a table name no table has)."""
+RETRY = 2.0
+"""Seconds between a follower's tries to lead."""
 
 
 class Caches:
@@ -63,7 +54,6 @@ class Caches:
             runtime.cache = cache
             self.caches.append(cache)
         self._task: asyncio.Task[None] | None = None
-        self._leadership: Leadership | None = None
 
     def _work(self) -> list[Cache]:
         return [
@@ -75,18 +65,21 @@ class Caches:
     async def start(self) -> None:
         """Start the sweeps and change streams (on the worker that leads)."""
         if self._work() and self._task is None:
-            self._leadership = _leadership(self.storage)
-            self._task = asyncio.create_task(self._lead(self._leadership))
+            self._task = asyncio.create_task(self._lead())
 
-    async def _lead(self, leadership: Leadership) -> None:
-        await leadership.acquire()
-        jobs = []
-        for cache in self._work():
-            if cache.policy.eviction is not None:
-                jobs.append(sweep_forever(cache))
-            if type(cache.source).subscribe is not Source.subscribe:
-                jobs.append(follow(cache))
-        await asyncio.gather(*jobs)
+    async def _lead(self) -> None:
+        while not await self.leases.try_take(*LEADER):
+            await asyncio.sleep(RETRY)
+        try:
+            jobs = []
+            for cache in self._work():
+                if cache.policy.eviction is not None:
+                    jobs.append(sweep_forever(cache))
+                if type(cache.source).subscribe is not Source.subscribe:
+                    jobs.append(follow(cache))
+            await asyncio.gather(*jobs)
+        finally:
+            await self.leases.give_back(*LEADER)
 
     async def stop(self) -> None:
         """End the background work and the loads in flight; release the locks."""
@@ -95,9 +88,6 @@ class Caches:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._leadership is not None:
-            await self._leadership.release()
-            self._leadership = None
         for cache in self.caches:
             await cache.close()
         await self.leases.close()

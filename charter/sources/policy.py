@@ -1,22 +1,12 @@
-"""``CachePolicy``: a caching table's options, checked once when the class is declared.
-
-Fail closed: an option that makes no sense (a negative time, ``expiration`` without a
-``source``) raises ``TypeError``/``ValueError`` at the class statement, never at the first read.
-"""
+"""``CachePolicy``: what a caching table's options (checked at its class statement by
+``model.options.check_caching``) mean for its cache."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from .source import Source
-
-__all__ = ["DEFAULT_TIMEOUT", "CachePolicy", "check_options"]
-
-DEFAULT_TIMEOUT = 10.0
-"""Seconds an origin call may take by default (``source_timeout``)."""
-_TIMES = ("expiration", "eviction", "scan_interval", "source_timeout")
+__all__ = ["CachePolicy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,38 +38,4 @@ class CachePolicy:
             eviction=eviction,
             scan_interval=interval,
             timeout=options.source_timeout,
-        )
-
-
-def check_options(table: str, options: dict[str, Any]) -> None:
-    """Raise when caching options given to ``table`` cannot work as given."""
-    for name in _TIMES:
-        value = options.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"class {table}(Table, {name}=...) takes seconds, not {value!r}")
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"class {table}(Table, {name}={value!r}): must be above 0")
-    source = options.get("source")
-    if source is None:
-        given = [name for name in _TIMES if name in options]
-        if given:
-            raise TypeError(
-                f"class {table}(Table, {given[0]}=...) is a caching option: it needs source="
-            )
-        return
-    is_class = isinstance(source, type) and issubclass(source, Source)
-    if not (is_class or isinstance(source, Source)):
-        raise TypeError(
-            f"class {table}(Table, source=...) takes a charter.Source subclass or instance, "
-            f"not {source!r}"
-        )
-    if is_class and source.get is Source.get:
-        raise TypeError(f"{source.__name__} must implement async get(id)")
-    eviction, expiration = options.get("eviction"), options.get("expiration")
-    if eviction is not None and expiration is not None and eviction < expiration:
-        raise ValueError(
-            f"class {table}(Table, eviction={eviction}, expiration={expiration}): a record is "
-            "evicted when older than eviction, which must not be shorter than expiration"
         )
