@@ -289,10 +289,11 @@ async def test_a_load_is_an_event_for_subscribers(origin: Origin, database: str)
 
 
 async def test_reads_keep_every_permission_rule(origin: Origin, database: str) -> None:
-    from charter import Grant, Role
+    from charter import Condition, Grant, Role
 
     origin.records["paris"]["secret"] = "s3"
     origin.records["lyon"] = {"id": "lyon", "temp": 18.0, "secret": "s4"}
+    origin.records["rome"] = {"id": "rome", "temp": 31.0, "secret": "s5"}
 
     class Guarded(Table, source=OriginApi(origin.url), expiration=60):
         id: str = Field(primary_key=True)
@@ -300,7 +301,11 @@ async def test_reads_keep_every_permission_rule(origin: Origin, database: str) -
         secret: str = Field(default="", returned=False)
 
         def allow_read(self, user: Any) -> bool:
-            return bool(self.id != "lyon")
+            return bool(self.get_id() != "lyon")
+
+        @classmethod
+        def read_filter(cls, user: Any) -> Any:
+            return Condition("temp", "less_than", 30)
 
     reader = Role("reader", tables={"Guarded": Grant(read=True)})
     app = App(tables=[Guarded], database=database, auth=True, roles=[reader])
@@ -313,6 +318,12 @@ async def test_reads_keep_every_permission_rule(origin: Origin, database: str) -
         seen = await client.get("/Guarded/paris", auth=auth)
         assert seen.json() == {"id": "paris", "temp": 21.5}  # hidden field not returned
         assert error_of(await client.get("/Guarded/lyon", auth=auth)) == (403, "FORBIDDEN")
+        # Loaded from the origin, then outside the reader's row rule: as if absent.
+        rome = await client.get("/Guarded/rome", auth=auth)
+        assert error_of(rome) == (404, "NOT_FOUND"), rome.text
+        assert origin.gets("rome") == 1
+        listed = await client.get("/Guarded/?sort(id)", auth=auth)
+        assert [r["id"] for r in listed.json()] == ["paris"]  # the cached ones it may read
 
 
 def test_caching_options_are_checked_at_declaration() -> None:

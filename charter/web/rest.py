@@ -275,8 +275,8 @@ class TableResource:
             and await outside(key, context, write=False)
         ):
             row = None  # outside the reader's rule: as if absent (before any 304)
-        if row is None and not self.custom_get:
-            raise NotFound(f"{self.name} {key!r} not found")
+        if row is None and "get" not in self.runtime.cls.__charter_overrides__:
+            raise NotFound(f"{self.name} {key!r} not found")  # (only a get() may answer it)
         if row is not None:
             match = request.header("if-none-match")
             if match is not None and etag_matches(match, row.version):
