@@ -363,3 +363,33 @@ async def test_invalidate_on_a_plain_table_is_refused(database: str) -> None:
     async with TestClient(App(tables=[Plain], database=database)):
         with pytest.raises(CharterError, match="not a caching table"):
             await Plain.invalidate("x")
+
+
+async def test_a_record_gone_at_the_origin_is_dropped_when_it_expires(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=0.2)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert (await client.get("/Weather/paris")).status_code == 200
+        events: AsyncIterator[Event] = Weather.subscribe("paris", omit_current=True)
+        first = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0.3)
+        del origin.records["paris"]
+        assert error_of(await client.get("/Weather/paris")) == (404, "NOT_FOUND")
+        event = await asyncio.wait_for(first, 10)  # subscribers learn it is gone
+        await events.aclose()
+        assert (event.type, event.id) == ("delete", "paris")
+        assert (await client.get("/Weather/")).json() == []
+
+
+async def test_what_the_source_returns_is_checked(origin: Origin, database: str) -> None:
+    origin.records["bad"] = {"id": "bad", "temp": "hot"}
+    origin.records["other"] = {"id": "not-other", "temp": 1.0}
+    origin.records["extra"] = {"id": "extra", "temp": 2.0, "humidity": 80}
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert error_of(await client.get("/Weather/bad")) == (502, "UPSTREAM_FAILED")
+        assert error_of(await client.get("/Weather/other")) == (502, "UPSTREAM_FAILED")
+        extra = await client.get("/Weather/extra")  # undeclared attributes are left out
+        assert extra.json() == {"id": "extra", "temp": 2.0, "note": ""}
+        assert (await client.get("/Weather/?sort(id)")).json() == [extra.json()]
