@@ -127,7 +127,9 @@ class Cache:
         if not isinstance(record, dict):
             log.warning("%s: source returned %s for %r, not a dict", self.name, type(record), key)
             raise UpstreamFailed(f"the source of {self.name} returned no record for {key!r}")
-        if runtime.schema.options.extra != "allow":
+        if runtime.schema.options.extra == "allow":
+            record = dict(record)  # (the source's own dict is left as it is)
+        else:
             record = {k: v for k, v in record.items() if k in runtime.schema.fields}
         given = record.get(runtime.key, key)
         if given != key:

@@ -68,7 +68,7 @@ class Caches:
             self._task = asyncio.create_task(self._lead())
 
     async def _lead(self) -> None:
-        while not await self.leases.try_take(*LEADER):
+        while not await self._try_lead():
             await asyncio.sleep(RETRY)
         try:
             jobs = []
@@ -80,6 +80,13 @@ class Caches:
             await asyncio.gather(*jobs)
         finally:
             await self.leases.give_back(*LEADER)
+
+    async def _try_lead(self) -> bool:
+        try:
+            return await self.leases.try_take(*LEADER)
+        except Exception as exc:  # (the database is away: try again later)
+            log.warning("caching tables: the leader lock failed (%s); trying again", exc)
+            return False
 
     async def stop(self) -> None:
         """End the background work and the loads in flight; release the locks."""
