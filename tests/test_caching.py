@@ -342,6 +342,16 @@ def test_caching_options_are_checked_at_declaration() -> None:
         class Negative(Table, source=OriginApi("http://x"), expiration=-1):
             id: str = Field(primary_key=True)
 
+    with pytest.raises(TypeError, match="needs eviction="):
+
+        class NoSweep(Table, source=OriginApi("http://x"), scan_interval=5):
+            id: str = Field(primary_key=True)
+
+    with pytest.raises(ValueError, match="not be shorter"):
+
+        class Early(Table, source=OriginApi("http://x"), expiration=60, eviction=10):
+            id: str = Field(primary_key=True)
+
     with pytest.raises(TypeError, match="must implement"):
 
         class Empty(Source):

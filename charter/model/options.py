@@ -55,9 +55,14 @@ def check_caching(table: str, options: dict[str, Any]) -> None:
             f"class {table}(Table, source=...) takes a charter.Source subclass or instance, "
             f"not {source!r}"
         )
-    if is_class and source.get is Source.get:
-        raise TypeError(f"{source.__name__} must implement async get(id)")
+    kind = source if is_class else type(source)
+    if kind.get is Source.get:
+        raise TypeError(f"{kind.__name__} must implement async get(id)")
     eviction, expiration = options.get("eviction"), options.get("expiration")
+    if options.get("scan_interval") is not None and eviction is None:
+        raise TypeError(
+            f"class {table}(Table, scan_interval=...) paces the eviction sweep: it needs eviction="
+        )
     if eviction is not None and expiration is not None and eviction < expiration:
         raise ValueError(
             f"class {table}(Table, eviction={eviction}, expiration={expiration}): a record is "
