@@ -35,6 +35,7 @@ bench: $(BIN)/charter-dev-installed
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/realtime.py
 	$(BIN)/python bench/signup.py
+	$(BIN)/python bench/caching.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -40,6 +40,7 @@ from .runtime.entities import EntityContext, entities
 from .runtime.flows import FlowContext, FlowError
 from .runtime.transaction import Transaction
 from .schema.signature import Partial
+from .sources import Source
 from .web.middleware import Middleware
 from .web.rate_limit import rate_limit
 
@@ -79,6 +80,7 @@ __all__ = [
     "Role",
     "Service",
     "Sort",
+    "Source",
     "Table",
     "Transaction",
     "Unauthorized",

@@ -31,6 +31,7 @@ from .runtime.storage_proxy import StorageProxy
 from .runtime.tables import TableRuntime
 from .runtime.transaction import Transaction, run_transaction, transaction_block
 from .schema import TableSchema, build_schema
+from .sources.caches import Caches
 from .storage import Storage, open_storage
 from .web.dispatch import Dispatcher
 from .web.mapped import mapped_route
@@ -256,6 +257,7 @@ class App:
         for runtime in self.tables.values():
             for method_route in table_method_routes(self.tables, runtime):
                 self.router.add(method_route)
+        self.caches = Caches(self.database, self.tables.values())  # caching tables' sources
         for runtime in self.tables.values():
             add_table_routes(self.router, runtime, self.hub)
             self.router.add(publish_route(runtime))  # POST /T/{id} (web/rest_publish.py)
@@ -311,6 +313,7 @@ class App:
                 await self.hub.start()
                 if self.mqtt is not None:
                     await self.mqtt.start()
+                await self.caches.start()
             except BaseException:
                 self._started = False
                 try:
@@ -323,6 +326,7 @@ class App:
         """Finish pending commits and close storage."""
         if self._started:
             try:
+                await self.caches.stop()
                 if self.mqtt is not None:
                     await self.mqtt.stop()
                 await self.hub.stop()

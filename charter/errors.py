@@ -28,8 +28,10 @@ CharterError
 │   ├── RateLimited             429 RATE_LIMITED
 │   ├── ClientDisconnected      499 CLIENT_DISCONNECTED
 │   ├── InvalidResponse         500 INVALID_RESPONSE
-│   └── Unavailable             503 UNAVAILABLE (a database busy, unreachable, unwritable)
-│       └── StorageFull         503 STORAGE_FULL the database's disk is full (storage.base)
+│   ├── Unavailable             503 UNAVAILABLE (a database busy, unreachable, unwritable)
+│   │   └── StorageFull         503 STORAGE_FULL the database's disk is full (storage.base)
+│   ├── UpstreamFailed          502 UPSTREAM_FAILED a caching table's source failed
+│   └── UpstreamTimeout         504 UPSTREAM_TIMEOUT a caching table's source took too long
 ├── InputError                  input that does not validate, with details (schema.validation)
 ├── Unconvertible               a stored value a new field type cannot hold (schema.type_changes)
 ├── ConnectionDropped           also a ConnectionError: closed mid-stream (http.response)
@@ -62,6 +64,8 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
+    "UpstreamFailed",
+    "UpstreamTimeout",
     "ValidationError",
     "error_body",
 ]
@@ -81,7 +85,9 @@ _DEFAULT_CODES: dict[int, str] = {
     429: "RATE_LIMITED",
     500: "INTERNAL",
     501: "NOT_IMPLEMENTED",
+    502: "UPSTREAM_FAILED",
     503: "UNAVAILABLE",
+    504: "UPSTREAM_TIMEOUT",
 }
 
 
@@ -248,6 +254,22 @@ class Unavailable(_Fixed):
     status_code = 503
     default_code = "UNAVAILABLE"
     default_message = "a dependency is unavailable"
+
+
+class UpstreamFailed(_Fixed):
+    """502: a caching table's source failed (raised, or could not be reached); not cached."""
+
+    status_code = 502
+    default_code = "UPSTREAM_FAILED"
+    default_message = "the source of this record failed"
+
+
+class UpstreamTimeout(_Fixed):
+    """504: a caching table's source did not answer within ``source_timeout``; not cached."""
+
+    status_code = 504
+    default_code = "UPSTREAM_TIMEOUT"
+    default_message = "the source of this record did not answer in time"
 
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "storage": 3,
     "http": 3,
     "runtime": 4,
+    "sources": 4,
     "auth": 5,
     "realtime": 6,
     "web": 7,

@@ -40,6 +40,7 @@ PUBLIC = [
     "Role",
     "Service",
     "Sort",
+    "Source",
     "Table",
     "Transaction",
     "Unauthorized",

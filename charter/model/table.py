@@ -33,7 +33,7 @@ from ..config import not_available
 from ..errors import CharterError, HttpError, NotFound
 from .fields import Field, FieldInfo, RelationshipInfo, relationship
 from .methods import MethodSpec, method_spec
-from .options import TableOptions
+from .options import CACHING, TableOptions, check_caching
 from .resource_methods import (
     _Delete,
     _Get,
@@ -295,9 +295,13 @@ class Table:
         }
         options = {k: v for k, v in given.items() if v is not None}
         _refuse_unbuilt(cls.__name__, options)
-        cls.__charter_options__ = TableOptions(
-            **{**_options_dict(parent), **options, "name": name or cls.__name__}
-        )
+        merged = {**_options_dict(parent), **options, "name": name or cls.__name__}
+        # (a default source_timeout is not given: only one given here is checked)
+        caching = {k: merged[k] for k in CACHING if merged[k] is not None}
+        if "source_timeout" not in options:
+            caching.pop("source_timeout")
+        check_caching(cls.__name__, caching)
+        cls.__charter_options__ = TableOptions(**merged)
         cls.__charter_name__ = cls.__charter_options__.name or cls.__name__
         overrides = set(cls.__charter_overrides__)
         for method in RESOURCE_METHODS:
@@ -395,8 +399,18 @@ class Table:
         return self._context or _runtime(type(self)).current_context()
 
     def was_loaded_from_source(self) -> bool:
-        """True when this record was just fetched from a caching table's source."""
+        """True when this record was just fetched from a caching table's source (a miss or
+        an expired record, loaded for this read or for a read it waited with)."""
         return self._from_source
+
+    @classmethod
+    async def invalidate(cls, id: Any) -> None:
+        """Caching tables: drop the cached copy of ``id``; the next read loads it from the
+        source again (docs/caching.md)."""
+        cache = _runtime(cls).cache
+        if cache is None:
+            raise CharterError(f"{cls.__name__} is not a caching table (it has no source=)")
+        await cache.invalidate(id)
 
     def __charter_public__(self, whole: bool = False) -> dict[str, Any]:
         """What the client may see of this record (used when a method returns it): without
@@ -486,18 +500,8 @@ def _options_dict(options: TableOptions) -> dict[str, Any]:
     return {name: getattr(options, name) for name in TableOptions.__slots__}
 
 
-_CACHING = ("source", "expiration", "eviction", "scan_interval", "source_timeout")
-
-
 def _refuse_unbuilt(table: str, options: dict[str, Any]) -> None:
-    """Caching and audit options are accepted by the SPEC but not built: never ignore them."""
-    for name in _CACHING:
-        if name in options:
-            raise not_available(
-                f"class {table}(Table, {name}=...)",
-                "caching tables (source, expiration, eviction, scan_interval, source_timeout)",
-                f"remove {name}= and write the records to the table yourself",
-            )
+    """The audit option is accepted by the SPEC but not built: never ignore it."""
     if options.get("audit"):
         raise not_available(
             f"class {table}(Table, audit=True)",

@@ -34,6 +34,7 @@ from .transaction import Transaction, current_transaction, run_in_transaction
 
 if TYPE_CHECKING:
     from ..model.table import Table
+    from ..sources.cache import Cache
 
 __all__ = ["TableRuntime"]
 
@@ -63,6 +64,7 @@ class TableRuntime(AccessChecks):
         self.reads = PendingReads(storage)  # searches that see the transaction's own writes
         self.events = events
         self.realtime: Any = None  # the app's hub (``charter.realtime``): Table.subscribe
+        self.cache: Cache | None = None  # a caching table's source (``charter.sources``)
         self.tables = tables
         self.lifecycle = lifecycle
         self.cls = cls
@@ -167,7 +169,26 @@ class TableRuntime(AccessChecks):
             await self.lifecycle.startup()
         txn = self._txn()
         row = await (txn.read(self.name, key) if txn else self.storage.fetch(self.name, key))
+        cache = self.cache
+        if cache is not None and (row is None or not cache.fresh(row)):
+            row, loaded = await self.through_cache(key, row, txn)
+            instance = self.instance(key, row, context)
+            instance._from_source = loaded
+            return instance
         return self.instance(key, row, context)
+
+    async def through_cache(
+        self, key: Any, row: Row | None, txn: Transaction | None
+    ) -> tuple[Row | None, bool]:
+        """A caching table's record for a miss or an expired ``row`` (``charter.sources``), and
+        whether it came from the origin. The transaction that read ``row`` learns the version
+        stored meanwhile, so a write of it in the same transaction does not conflict with the
+        load."""
+        assert self.cache is not None
+        found, loaded = await self.cache.resolve(key, row)
+        if txn is not None and found is not row:
+            txn._seen[(self.name, key)] = found.version if found is not None else 0
+        return found, loaded
 
     async def load_readable(self, raw_key: str, context: Any = None, *, write: bool = False) -> Any:
         """The record a path names, for a request: 404 when the key cannot name one, there is
@@ -429,6 +450,8 @@ class TableRuntime(AccessChecks):
             record = self._ordered(values)
             if not access.unrestricted:
                 await self._check_written(context, access, record)
+            if self.cache is not None:  # to the origin first: its failure stores nothing
+                await self.cache.put_through(key, record)
             self._write(txn, instance, record, "put", record)
 
         await self._in_txn(write)
@@ -458,6 +481,8 @@ class TableRuntime(AccessChecks):
             self._stamp(values, created=False)
             if not access.unrestricted:
                 await self._check_written(context, access, values)
+            if self.cache is not None:  # the whole record to the origin first
+                await self.cache.put_through(key, values)
             self._write(txn, instance, values, "patch", changes)
 
         await self._in_txn(write)
@@ -472,6 +497,8 @@ class TableRuntime(AccessChecks):
         access = self._restricted(context, UPDATE, data)
         if not access.unrestricted and access.table(self.name).rules:
             raise CharterError(f"{self.name} has row rules: a blind merge cannot apply them")
+        if self.cache is not None and self.cache.writes:
+            raise CharterError(f"{self.name} writes through to its source: no blind merge")
         changes = self.validate_partial(data)
         self._check_key(changes, key)
         self._stamp(changes, created=False)
@@ -508,6 +535,8 @@ class TableRuntime(AccessChecks):
             if not access.unrestricted and await self.outside(key, context, write=True):
                 return False
             await self._hook(current, "allow_delete")
+            if self.cache is not None:  # from the origin first: its failure deletes nothing
+                await self.cache.delete_through(key)
             txn.delete(self.name, key)
             instance._exists = False
             self._on_commit(txn, instance, "delete", None)

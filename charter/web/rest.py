@@ -59,7 +59,9 @@ class TableResource:
         overrides = runtime.cls.__charter_overrides__
         self.custom_get = "get" in overrides or "allow_read" in overrides
         self.checks_read = "allow_read" in overrides
-        self.blind_patch = not {"patch", "allow_update"} & overrides
+        self.cache = runtime.cache  # a caching table's (charter.sources)
+        # (a caching table's PATCH loads the record: it may be at the origin only)
+        self.blind_patch = not {"patch", "allow_update"} & overrides and self.cache is None
         self.raw_json = not runtime.hidden and not self.custom_get
         # Parsed query strings known to compile, per role (0: unrestricted).
         self._checked: LRU[tuple[int, str], Query] = LRU(_CHECKED_QUERIES)
@@ -261,6 +263,9 @@ class TableResource:
         txn = current_transaction()
         assert txn is not None
         row = await txn.read(self.name, key)
+        cache = self.cache
+        if cache is not None and (row is None or not cache.fresh(row)):
+            row, _ = await self.runtime.through_cache(key, row, txn)
         unrestricted = access.unrestricted
         outside = self.runtime.outside
         if (
@@ -270,8 +275,8 @@ class TableResource:
             and await outside(key, context, write=False)
         ):
             row = None  # outside the reader's rule: as if absent (before any 304)
-        if row is None and not self.custom_get:
-            raise NotFound(f"{self.name} {key!r} not found")
+        if row is None and "get" not in self.runtime.cls.__charter_overrides__:
+            raise NotFound(f"{self.name} {key!r} not found")  # (only a get() may answer it)
         if row is not None:
             match = request.header("if-none-match")
             if match is not None and etag_matches(match, row.version):

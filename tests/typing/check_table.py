@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, assert_type
 
-from charter import Field, Table, relationship, resource
+from charter import Field, Source, Table, relationship, resource
 
 
 class Brand(Table):
@@ -75,3 +75,21 @@ def constructor() -> None:
     Product(id="p1", name="Anvil", price=1, colour="red")  # type: ignore[call-arg]
     Product(id="p1", name="Anvil")  # type: ignore[call-arg]
     Product("p1", "Anvil", 25.0)  # type: ignore[call-arg]
+
+
+class WeatherApi(Source):
+    async def get(self, id: str) -> dict[str, Any] | None:
+        return {"id": id, "temp": 1.0}
+
+
+class Weather(Table, source=WeatherApi, expiration=60, eviction=600, source_timeout=2):
+    id: str = Field(primary_key=True)
+    temp: float = 0
+
+
+async def caching() -> None:
+    assert_type(await Weather.invalidate("paris"), None)
+    weather = await Weather.get("paris")
+    assert weather is not None
+    assert_type(weather.was_loaded_from_source(), bool)
+    assert_type(weather.temp, float)

@@ -1,0 +1,405 @@
+"""Caching tables (SPEC section 10) against a real origin: a small HTTP API on loopback
+(``tests/origin_server.py``) that can be slow, failing, hanging, refusing or flapping. Both
+backends, in-process (the async ``TestClient`` and the Table API)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from charter import App, CharterError, Field, Source, Table
+from charter.realtime import Event
+from charter.sources import CacheEntry
+from charter.testing import TestClient
+from tests.origin_server import Origin, OriginApi
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    server = Origin()
+    server.records["paris"] = {"id": "paris", "temp": 21.5}
+    yield server
+    server.close()
+
+
+def weather(source: Source, **options: Any) -> type[Table]:
+    """A new caching table class named Weather over ``source``."""
+
+    class Weather(Table, source=source, name="Weather", **options):
+        id: str = Field(primary_key=True)
+        temp: float = 0
+        note: str = ""
+
+    return Weather
+
+
+def error_of(response: Any) -> tuple[int, str]:
+    body = response.json()["error"]
+    assert body["status"] == response.status_code
+    return response.status_code, body["code"]
+
+
+async def test_a_miss_loads_from_the_source_stores_and_serves(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        first = await client.get("/Weather/paris")
+        assert first.status_code == 200
+        assert first.json() == {"id": "paris", "temp": 21.5, "note": ""}
+        again = await client.get("/Weather/paris")
+        assert again.json() == first.json()
+        assert again.headers["etag"] == first.headers["etag"]
+        assert origin.gets("paris") == 1  # the second read was a hit
+        record = await Weather.get("paris")
+        assert record is not None and not record.was_loaded_from_source()
+        origin.records["lyon"] = {"id": "lyon", "temp": 18}
+        loaded = await Weather.get("lyon")
+        assert loaded is not None and loaded.was_loaded_from_source()
+        assert loaded.temp == 18.0
+        # What is cached can be queried (the collection answers from the cache).
+        listed = await client.get("/Weather/?sort(id)")
+        assert [r["id"] for r in listed.json()] == ["lyon", "paris"]
+
+
+async def test_an_expired_record_is_loaded_again(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=0.3)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert (await client.get("/Weather/paris")).json()["temp"] == 21.5
+        origin.records["paris"] = {"id": "paris", "temp": 25.0}
+        assert (await client.get("/Weather/paris")).json()["temp"] == 21.5  # still fresh
+        await asyncio.sleep(0.4)
+        assert (await client.get("/Weather/paris")).json()["temp"] == 25.0
+        assert origin.gets("paris") == 2
+
+
+async def test_none_from_the_source_is_404_and_not_cached(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        for _ in range(2):
+            missing = await client.get("/Weather/atlantis")
+            assert error_of(missing) == (404, "NOT_FOUND")
+        assert origin.gets("atlantis") == 2
+        assert await Weather.get("atlantis") is None
+
+
+async def test_origin_failures_are_502_and_504_and_never_cached(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=60, source_timeout=0.3)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        origin.mode = "fail"
+        assert error_of(await client.get("/Weather/paris")) == (502, "UPSTREAM_FAILED")
+        origin.mode = "hang"
+        assert error_of(await client.get("/Weather/paris")) == (504, "UPSTREAM_TIMEOUT")
+        origin.mode = "ok"
+        origin.delay = 0.5  # slow: past the timeout too
+        assert error_of(await client.get("/Weather/paris")) == (504, "UPSTREAM_TIMEOUT")
+        origin.delay = 0
+        assert (await client.get("/Weather/paris")).status_code == 200  # nothing was cached
+        assert origin.gets("paris") == 4
+
+
+async def test_a_flapping_origin_fails_then_serves(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=0.05)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        origin.mode = "flap"
+        statuses = []
+        for _ in range(4):
+            statuses.append((await client.get("/Weather/paris")).status_code)
+            await asyncio.sleep(0.06)  # expired again
+        assert statuses == [502, 200, 502, 200]
+
+
+async def test_a_closed_origin_is_502(database: str) -> None:
+    origin = Origin()
+    origin.refuse()
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert error_of(await client.get("/Weather/paris")) == (502, "UPSTREAM_FAILED")
+        with pytest.raises(CharterError) as raised:
+            await Weather.get("paris")
+        assert getattr(raised.value, "status_code", None) == 502
+
+
+async def test_concurrent_misses_for_one_id_make_one_origin_call(
+    origin: Origin, database: str
+) -> None:
+    origin.delay = 0.3  # every miss arrives while the first load is still at the origin
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        answers = await asyncio.gather(*(client.get("/Weather/paris") for _ in range(1000)))
+        assert {a.status_code for a in answers} == {200}
+        assert {a.json()["temp"] for a in answers} == {21.5}
+        assert origin.gets("paris") == 1
+        origin.records["nice"] = {"id": "nice", "temp": 24}
+        records = await asyncio.gather(*(Weather.get("nice") for _ in range(200)))
+        assert {r.temp for r in records if r is not None} == {24.0}
+        assert origin.gets("nice") == 1
+
+
+class StaleOk(OriginApi):
+    def allow_stale_while_revalidate(self, entry: CacheEntry, id: Any) -> bool:
+        return bool(entry.value["temp"] < 100)
+
+
+async def test_stale_while_revalidate_serves_at_once_and_refreshes_once(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(StaleOk(origin.url), expiration=0.2)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert (await client.get("/Weather/paris")).json()["temp"] == 21.5
+        await asyncio.sleep(0.3)
+        origin.records["paris"] = {"id": "paris", "temp": 30.0}
+        origin.delay = 0.5
+        started = asyncio.get_running_loop().time()
+        stale = await asyncio.gather(*(client.get("/Weather/paris") for _ in range(50)))
+        assert asyncio.get_running_loop().time() - started < 0.45  # not waiting for the origin
+        assert {r.json()["temp"] for r in stale} == {21.5}
+        await asyncio.sleep(0.8)  # the one background refresh has landed
+        assert (await client.get("/Weather/paris")).json()["temp"] == 30.0
+        assert origin.gets("paris") == 2
+
+
+async def test_a_failed_background_refresh_stores_nothing(origin: Origin, database: str) -> None:
+    Weather = weather(StaleOk(origin.url), expiration=0.2)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert (await client.get("/Weather/paris")).status_code == 200
+        await asyncio.sleep(0.3)
+        origin.mode = "fail"
+        assert (await client.get("/Weather/paris")).json()["temp"] == 21.5
+        await asyncio.sleep(0.2)
+        assert (await client.get("/Weather/paris")).json()["temp"] == 21.5  # still stale
+
+
+async def test_invalidate_makes_the_next_read_load_again(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=3600)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        await client.get("/Weather/paris")
+        origin.records["paris"] = {"id": "paris", "temp": 5.0}
+        await Weather.invalidate("paris")
+        assert (await client.get("/Weather/paris")).json()["temp"] == 5.0
+        assert origin.gets("paris") == 2
+
+
+async def test_writes_pass_through_to_the_source(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=3600)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        put = await client.put("/Weather/oslo", json={"id": "oslo", "temp": -3.0})
+        assert put.status_code == 204
+        assert origin.records["oslo"] == {"id": "oslo", "temp": -3.0, "note": ""}
+        patched = await client.patch("/Weather/paris", json={"note": "sunny"})  # not cached yet
+        assert patched.status_code == 204
+        assert origin.records["paris"]["note"] == "sunny"
+        assert (await client.get("/Weather/paris")).json()["note"] == "sunny"
+        await Weather.put({"id": "rome", "temp": 28.0})
+        assert origin.records["rome"]["temp"] == 28.0
+        assert (await client.delete("/Weather/oslo")).status_code == 204
+        assert "oslo" not in origin.records
+        assert await Weather.delete("rome")
+        assert "rome" not in origin.records
+        # A failed source write stores nothing.
+        origin.mode = "fail"
+        failed = await client.put("/Weather/paris", json={"id": "paris", "temp": 99.0})
+        assert error_of(failed) == (502, "UPSTREAM_FAILED")
+        assert error_of(await client.delete("/Weather/paris")) == (502, "UPSTREAM_FAILED")
+        origin.mode = "ok"
+        assert (await client.get("/Weather/paris")).json()["temp"] == 21.5
+        assert origin.records["paris"]["temp"] == 21.5
+
+
+class ReadOnlyApi(OriginApi):
+    put = Source.put  # type: ignore[assignment]
+    delete = Source.delete  # type: ignore[assignment]
+
+
+async def test_a_source_without_writes_keeps_writes_in_the_cache(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(ReadOnlyApi(origin.url), expiration=3600)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert (await client.put("/Weather/oslo", json={"temp": 1.0})).status_code == 204
+        assert (await client.get("/Weather/oslo")).json()["temp"] == 1.0
+        assert "oslo" not in origin.records
+        assert origin.gets("oslo") == 0
+
+
+async def test_eviction_removes_old_records(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=0.2, eviction=0.4, scan_interval=0.2)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        await client.get("/Weather/paris")
+        assert [r["id"] for r in (await client.get("/Weather/")).json()] == ["paris"]
+        await asyncio.sleep(1.2)
+        assert (await client.get("/Weather/")).json() == []  # evicted
+    # The sweep stopped with the app: nothing of it is left running.
+    left = [repr(t.get_coro()) for t in asyncio.all_tasks()]
+    assert not [t for t in left if "sweep" in t or "Caches._lead" in t], left
+
+
+class Feed(OriginApi):
+    """A source that tells its changes: ids and (id, record) pairs put on a queue."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.changes: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def subscribe(self) -> AsyncIterator[Any]:  # type: ignore[override]
+        while True:
+            yield await self.changes.get()
+
+
+async def test_a_subscribed_source_refreshes_and_invalidates_in_real_time(
+    origin: Origin, database: str
+) -> None:
+    feed = Feed(origin.url)
+    Weather = weather(feed, expiration=3600)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        await client.get("/Weather/paris")
+        events: AsyncIterator[Event] = Weather.subscribe("paris", omit_current=True)
+        first = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0.2)
+        feed.changes.put_nowait(("paris", {"id": "paris", "temp": 12.0}))
+        event = await asyncio.wait_for(first, 10)  # a refresh from the source is an event
+        assert (event.type, event.value["temp"]) == ("put", 12.0)
+        assert (await client.get("/Weather/paris")).json()["temp"] == 12.0
+        origin.records["paris"] = {"id": "paris", "temp": 13.0}
+        feed.changes.put_nowait("paris")  # an id: the cached copy is dropped
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            if (await client.get("/Weather/paris")).json()["temp"] == 13.0:
+                break
+        assert (await client.get("/Weather/paris")).json()["temp"] == 13.0
+        await events.aclose()
+        assert origin.gets("paris") == 2
+
+
+async def test_a_load_is_an_event_for_subscribers(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        events: AsyncIterator[Event] = Weather.subscribe("paris", omit_current=True)
+        first = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0.2)
+        await client.get("/Weather/paris")
+        event = await asyncio.wait_for(first, 10)
+        await events.aclose()
+        assert (event.type, event.id, event.value["temp"]) == ("put", "paris", 21.5)
+
+
+async def test_reads_keep_every_permission_rule(origin: Origin, database: str) -> None:
+    from charter import Condition, Grant, Role
+
+    origin.records["paris"]["secret"] = "s3"
+    origin.records["lyon"] = {"id": "lyon", "temp": 18.0, "secret": "s4"}
+    origin.records["rome"] = {"id": "rome", "temp": 31.0, "secret": "s5"}
+
+    class Guarded(Table, source=OriginApi(origin.url), expiration=60):
+        id: str = Field(primary_key=True)
+        temp: float = 0
+        secret: str = Field(default="", returned=False)
+
+        def allow_read(self, user: Any) -> bool:
+            return bool(self.get_id() != "lyon")
+
+        @classmethod
+        def read_filter(cls, user: Any) -> Any:
+            return Condition("temp", "less_than", 30)
+
+    reader = Role("reader", tables={"Guarded": Grant(read=True)})
+    app = App(tables=[Guarded], database=database, auth=True, roles=[reader])
+    async with TestClient(app) as client:
+        anonymous = await client.get("/Guarded/paris")
+        assert anonymous.status_code in (401, 403)
+        assert origin.gets("paris") == 0  # no right to read: no origin call either
+        await app.directory.add_user("ann", "a-long-password-1", role="reader")
+        auth = ("ann", "a-long-password-1")
+        seen = await client.get("/Guarded/paris", auth=auth)
+        assert seen.json() == {"id": "paris", "temp": 21.5}  # hidden field not returned
+        assert error_of(await client.get("/Guarded/lyon", auth=auth)) == (403, "FORBIDDEN")
+        # Loaded from the origin, then outside the reader's row rule: as if absent.
+        rome = await client.get("/Guarded/rome", auth=auth)
+        assert error_of(rome) == (404, "NOT_FOUND"), rome.text
+        assert origin.gets("rome") == 1
+        listed = await client.get("/Guarded/?sort(id)", auth=auth)
+        assert [r["id"] for r in listed.json()] == ["paris"]  # the cached ones it may read
+
+
+def test_caching_options_are_checked_at_declaration() -> None:
+    with pytest.raises(TypeError, match="needs source="):
+
+        class NoSource(Table, expiration=60):
+            id: str = Field(primary_key=True)
+
+    with pytest.raises(TypeError, match="Source"):
+
+        class NotASource(Table, source=dict):
+            id: str = Field(primary_key=True)
+
+    with pytest.raises(ValueError, match="above 0"):
+
+        class Negative(Table, source=OriginApi("http://x"), expiration=-1):
+            id: str = Field(primary_key=True)
+
+    with pytest.raises(TypeError, match="needs eviction="):
+
+        class NoSweep(Table, source=OriginApi("http://x"), scan_interval=5):
+            id: str = Field(primary_key=True)
+
+    with pytest.raises(ValueError, match="not be shorter"):
+
+        class Early(Table, source=OriginApi("http://x"), expiration=60, eviction=10):
+            id: str = Field(primary_key=True)
+
+    with pytest.raises(TypeError, match="must implement"):
+
+        class Empty(Source):
+            pass
+
+        class NoGet(Table, source=Empty):
+            id: str = Field(primary_key=True)
+
+    with pytest.raises(CharterError, match="audit"):
+
+        class Audited(Table, audit=True):
+            id: str = Field(primary_key=True)
+
+
+async def test_invalidate_on_a_plain_table_is_refused(database: str) -> None:
+    class Plain(Table):
+        id: str = Field(primary_key=True)
+
+    async with TestClient(App(tables=[Plain], database=database)):
+        with pytest.raises(CharterError, match="not a caching table"):
+            await Plain.invalidate("x")
+
+
+async def test_a_record_gone_at_the_origin_is_dropped_when_it_expires(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=0.2)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert (await client.get("/Weather/paris")).status_code == 200
+        events: AsyncIterator[Event] = Weather.subscribe("paris", omit_current=True)
+        first = asyncio.ensure_future(events.__anext__())
+        await asyncio.sleep(0.3)
+        del origin.records["paris"]
+        assert error_of(await client.get("/Weather/paris")) == (404, "NOT_FOUND")
+        event = await asyncio.wait_for(first, 10)  # subscribers learn it is gone
+        await events.aclose()
+        assert (event.type, event.id) == ("delete", "paris")
+        assert (await client.get("/Weather/")).json() == []
+
+
+async def test_what_the_source_returns_is_checked(origin: Origin, database: str) -> None:
+    origin.records["bad"] = {"id": "bad", "temp": "hot"}
+    origin.records["other"] = {"id": "not-other", "temp": 1.0}
+    origin.records["extra"] = {"id": "extra", "temp": 2.0, "humidity": 80}
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert error_of(await client.get("/Weather/bad")) == (502, "UPSTREAM_FAILED")
+        assert error_of(await client.get("/Weather/other")) == (502, "UPSTREAM_FAILED")
+        extra = await client.get("/Weather/extra")  # undeclared attributes are left out
+        assert extra.json() == {"id": "extra", "temp": 2.0, "note": ""}
+        assert (await client.get("/Weather/?sort(id)")).json() == [extra.json()]
