@@ -28,6 +28,7 @@ CharterError
 │   ├── RateLimited             429 RATE_LIMITED
 │   ├── ClientDisconnected      499 CLIENT_DISCONNECTED
 │   ├── InvalidResponse         500 INVALID_RESPONSE
+│   ├── FlowError               the failing step's status: a mapped route's step (runtime.flows)
 │   ├── Unavailable             503 UNAVAILABLE (a database busy, unreachable, unwritable)
 │   │   └── StorageFull         503 STORAGE_FULL the database's disk is full (storage.base)
 │   ├── UpstreamFailed          502 UPSTREAM_FAILED a caching table's source failed

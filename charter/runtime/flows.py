@@ -81,15 +81,29 @@ class FlowError(HttpError):
         atomic: whether the flow was atomic (so nothing of it stays).
     """
 
+    step: str = ""
+    index: int = 0
+    cause: BaseException | None = None
+    results: dict[str, Any]
+    atomic: bool = True
+
     def __init__(
-        self, operation: Operation, index: int, cause: BaseException, results: dict[str, Any],
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(None, message, code, details, headers)
+        self.results = {}
+
+    @classmethod
+    def of_step(
+        cls, operation: Operation, index: int, cause: BaseException, results: dict[str, Any],
         *, atomic: bool,
-    ) -> None:  # fmt: skip
-        self.step = operation.name
-        self.index = index
-        self.cause = cause
-        self.results = results
-        self.atomic = atomic
+    ) -> FlowError:  # fmt: skip
+        """The failure of step ``index`` caused by ``cause``: its status, code and details."""
         if isinstance(cause, HttpError):
             status, code, message = cause.status_code, cause.code, cause.message
             inner, headers = cause.details, cause.headers
@@ -104,13 +118,16 @@ class FlowError(HttpError):
         }
         if inner:
             detail["details"] = inner
-        super().__init__(
-            status,
+        error = cls(
             f"step {operation.name!r} ({operation.table}.{operation.op}) failed: {message}",
-            code,
-            [detail],
-            headers,
+            code=code,
+            details=[detail],
+            headers=headers,
         )
+        error.status_code = status
+        error.step, error.index, error.cause = operation.name, index, cause
+        error.results, error.atomic = results, atomic
+        return error
 
 
 async def _value(value: Any, ctx: FlowContext) -> Any:
@@ -194,7 +211,7 @@ async def execute(flow: Flow, ctx: FlowContext, txn: Transaction) -> dict[str, A
     except Exception as exc:
         index, operation = current
         kept = {} if flow.atomic else dict(ctx.results)
-        error = FlowError(operation, index, exc, kept, atomic=flow.atomic)
+        error = FlowError.of_step(operation, index, exc, kept, atomic=flow.atomic)
         if not isinstance(exc, HttpError):
             log.error("step %r of a transaction failed", operation.name, exc_info=exc)
         raise error from exc
@@ -208,7 +225,7 @@ def commit_error(flow: Flow, ctx: FlowContext, exc: Exception) -> Exception:
         for (table, key), index in ctx.created.items():
             if DuplicateKey.for_key(table, key).message == exc.message:
                 operation = flow.operations[index]
-                return FlowError(operation, index, exc, {}, atomic=flow.atomic)
+                return FlowError.of_step(operation, index, exc, {}, atomic=flow.atomic)
     return exc
 
 
