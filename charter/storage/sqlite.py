@@ -49,6 +49,7 @@ from .base import (
 from .batcher import ReadBatcher, drain
 from .spill import Spill, batch_size, spilled
 from .sqlite_changes import increment, merge
+from .sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from .sqlite_connect import BUSY_TIMEOUT, path_from_url
 from .sqlite_connect import connect as _connect  # a module global: tests trace it
 from .sqlite_errors import (
@@ -143,6 +144,7 @@ class SQLiteStorage(Storage):
         self._plans: LRU[Hashable, Plan] = LRU(_PLANS)
         self._written: dict[str, int] = {}  # writes applied per table, ever (see Plan)
         self._loop: asyncio.AbstractEventLoop | None = None  # where commit listeners run
+        self._checkpointer: Checkpointer | None = None  # (a file database's WAL)
         self.catalog: dict[str, TableSchema] = {}  # every table, for queries that join
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -156,6 +158,10 @@ class SQLiteStorage(Storage):
         conn = _connect(self.path, timeout=self.busy_timeout)
         if not self.path.startswith("file:"):
             conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+            self._checkpointer = Checkpointer(
+                lambda: _connect(self.path, timeout=self.busy_timeout)
+            )
         names = [schema.name for schema in schemas]
         try:
             await asyncio.to_thread(migrate, conn, schemas)
@@ -163,6 +169,7 @@ class SQLiteStorage(Storage):
             self._stats = await asyncio.to_thread(Statistics, conn, names)
         except BaseException:  # a refused migration leaves nothing open
             conn.close()
+            self._checkpointer = None
             raise
         self._write_conn = conn
         self._loop = asyncio.get_running_loop()
@@ -184,6 +191,8 @@ class SQLiteStorage(Storage):
         self._writer = threading.Thread(target=self._write_loop, name="charter-sqlite-write")
         self._writer.daemon = True
         self._writer.start()
+        if self._checkpointer is not None:
+            self._checkpointer.start()
 
     async def close(self) -> None:
         if self._writer is None:
@@ -191,6 +200,9 @@ class SQLiteStorage(Storage):
         self._queue.put(None)
         await asyncio.to_thread(self._writer.join)
         self._writer = None
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.close)
+            self._checkpointer = None
         if self._batcher is not None:
             self._batcher.close()
             self._batcher = None
@@ -547,6 +559,8 @@ class SQLiteStorage(Storage):
             return
         for job, result, error in outcomes:
             job.resolve(result, error)
+        if self._checkpointer is not None:
+            self._checkpointer.wrote()
         if self._loop is not None and any(
             error is None and _logs_events(job) for job, _, error in outcomes
         ):

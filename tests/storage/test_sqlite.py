@@ -25,6 +25,11 @@ class Fast(Table):
     n: int = 0
 
 
+class Note(Table):
+    id: str = Field(primary_key=True)
+    text: str = ""
+
+
 def _app(tmp_path: Path) -> App:
     return App(tables=[Slow, Fast], database=f"sqlite:///{tmp_path}/c.db")
 
@@ -87,3 +92,18 @@ def test_a_failed_request_leaves_none_of_its_writes(tmp_path: Path) -> None:
         ok = client.post("/Pair/", json={"id": "q", "n": 1})
         assert ok.status_code == 201
         assert client.get("/Fast/side").json() == {"id": "side", "n": 1}
+
+
+def test_the_wal_is_copied_into_the_database_file_in_the_background(tmp_path: Path) -> None:
+    """Checkpoints run off the commit path (charter/storage/sqlite_checkpoint.py): shortly
+    after writes, what they put in the WAL is in the database file, long before SQLite's own
+    automatic checkpoint (thousands of pages) would have run."""
+    path = tmp_path / "wal.db"
+    with TestClient(App(tables=[Note], database=f"sqlite:///{path}")) as client:
+        before = path.stat().st_size
+        for i in range(40):
+            assert client.put(f"/Note/n{i}", json={"text": "x" * 4000}).status_code == 204
+        deadline = time.monotonic() + 5
+        while path.stat().st_size < before + 40 * 4000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size >= before + 40 * 4000
