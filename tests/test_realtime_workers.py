@@ -428,3 +428,27 @@ def test_the_listen_connection_comes_back_after_it_is_terminated(
             assert _check_order(listener) == []
 
     asyncio.run(run())
+
+
+def test_a_worker_that_starts_later_is_woken_too(tmp_path: Path) -> None:
+    """The sender lists the wake-up folder again when it changes (not at every commit): a
+    socket bound long after the first send still gets the next one."""
+    from charter.realtime.wakeup_local import LocalWakeups
+
+    async def run() -> None:
+        folder = str(tmp_path / "wake")
+        first, second = LocalWakeups(folder), LocalWakeups(folder)
+        woken = asyncio.Event()
+        first.bind(lambda: None)
+        try:
+            first.send()  # lists the folder: nobody else yet
+            await asyncio.sleep(1.2)  # past the window in which it lists at every send
+            first.send()
+            second.bind(woken.set)
+            first.send()
+            await asyncio.wait_for(woken.wait(), 2)
+        finally:
+            first.close()
+            second.close()
+
+    asyncio.run(run())

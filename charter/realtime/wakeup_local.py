@@ -21,6 +21,7 @@ import os
 import secrets
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ log = logging.getLogger("charter.realtime")
 _SUFFIX = ".sock"
 _MAX_ADDRESS = 100  # bytes of a socket path (the system allows 107)
 _GONE = (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK)
+_SETTLE_NS = 1_000_000_000  # a folder changed this recently may change again in the same tick
 
 
 def wake_folder(database: str) -> str:
@@ -85,6 +87,8 @@ class LocalWakeups:
         self._sock: socket.socket | None = None
         self._sender: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._peers: list[str] = []
+        self._listed = -1  # the folder's mtime when it was listed
 
     def bind(self, wake: Callable[[], None]) -> None:
         """Bind this worker's socket and call ``wake()`` when a datagram arrives."""
@@ -123,20 +127,34 @@ class LocalWakeups:
         sender = self._sender
         if sender is None:
             return
-        try:
-            entries = list(os.scandir(self.folder))
-        except OSError:
-            return
-        for entry in entries:
-            if not entry.name.endswith(_SUFFIX) or entry.path == self.path:
-                continue
+        for path in self._others():
             try:
-                sender.sendto(b"\x01", entry.path)
+                sender.sendto(b"\x01", path)
             except OSError as exc:
                 if exc.errno in _GONE:  # its process is gone
                     with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+                        os.unlink(path)
+                    self._listed = -1
                 # else EAGAIN/ENOBUFS: its queue is full, so it has a wake-up waiting already
+
+    def _others(self) -> list[str]:
+        """The other workers' sockets. The folder is listed again only when it changed (its
+        mtime; while that is under a second old, every time, for clocks that tick coarsely):
+        one ``stat`` per commit instead of a listing."""
+        try:
+            changed = os.stat(self.folder).st_mtime_ns
+        except OSError:
+            return []
+        if changed != self._listed or time.time_ns() - changed < _SETTLE_NS:
+            try:
+                entries = list(os.scandir(self.folder))
+            except OSError:
+                return []
+            self._peers = [
+                e.path for e in entries if e.name.endswith(_SUFFIX) and e.path != self.path
+            ]
+            self._listed = changed
+        return self._peers
 
     def close(self) -> None:
         """Stop listening, remove this worker's socket and the folder if it is left empty."""

@@ -21,7 +21,7 @@ import msgspec
 
 from ..config import Config
 from ..errors import CharterError, ValidationError, error_body
-from ..http.codecs import JSON, Codec, negotiate, read_body
+from ..http.codecs import JSON, Codec, for_request, negotiate, read_body
 from ..http.request import Request
 from ..http.response import Response
 from ..http.routing import Route
@@ -67,8 +67,10 @@ class MappedEndpoint:
         validate = declared.validate
         self.payload_type: Any = None
         self.check: Any = None
+        self._decode_json: Any = None
         if isinstance(validate, type | dict):
             self.payload_type = schema_type(validate, f"{declared.name}Payload")
+            self._decode_json = msgspec.json.Decoder(self.payload_type, strict=True).decode
         elif validate is not None:
             self.check = validate
         if declared.status is not None:
@@ -86,7 +88,7 @@ class MappedEndpoint:
         ctx = new_context(
             body,
             params,
-            _flat(request.query),
+            _flat(request.query) if request.scope.get("query_string") else {},
             privileged=self.declared.privileged,
             tables=self.tables,
         )
@@ -119,7 +121,16 @@ class MappedEndpoint:
 
     async def _body(self, request: Request) -> Any:
         raw = await request.body()
-        value = read_body(request.header("content-type"), raw, dict) if raw else None
+        content_type = request.header("content-type")
+        if self._decode_json is not None and raw and for_request(content_type) is JSON:
+            try:  # one pass, straight into the schema; anything wrong: the path below says what
+                checked = self._decode_json(raw)
+            except msgspec.MsgspecError:
+                pass
+            else:
+                plain = _plain(checked, self.declared.validate)
+                return msgspec.to_builtins(plain) if not isinstance(plain, dict) else plain
+        value = read_body(content_type, raw, dict) if raw else None
         if self.payload_type is not None:
             try:
                 checked = msgspec.convert(value, self.payload_type, strict=True)
