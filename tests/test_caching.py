@@ -403,3 +403,18 @@ async def test_what_the_source_returns_is_checked(origin: Origin, database: str)
         extra = await client.get("/Weather/extra")  # undeclared attributes are left out
         assert extra.json() == {"id": "extra", "temp": 2.0, "note": ""}
         assert (await client.get("/Weather/?sort(id)")).json() == [extra.json()]
+
+
+async def test_openapi_lists_the_upstream_errors_of_a_caching_table(
+    origin: Origin, database: str
+) -> None:
+    class Plain(Table):
+        id: str = Field(primary_key=True)
+
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    async with TestClient(App(tables=[Weather, Plain], database=database)) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        for verb in ("get", "put", "patch", "delete"):
+            responses = paths["/Weather/{id}"][verb]["responses"]
+            assert {"502", "504"} <= set(responses), verb
+        assert "502" not in paths["/Plain/{id}"]["get"]["responses"]

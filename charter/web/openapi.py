@@ -194,7 +194,7 @@ def _all_table_paths(
         "content": {"application/json": record_ref, "text/event-stream": _EVENTS},
     }
     written = {"204": {"description": "written"}, "200": record_response, "default": _DEFAULT_ERROR}
-    return {
+    paths: dict[str, Any] = {
         f"/{name}": {
             "get": {
                 "tags": tag,
@@ -293,6 +293,21 @@ def _all_table_paths(
             },
         },
     }
+    if runtime.schema.options.source is not None:
+        _upstream_responses(paths[f"/{name}/{{id}}"])
+    return paths
+
+
+def _upstream_responses(item: dict[str, Any]) -> None:
+    """A caching table's record operations reach its source (a miss, an expired record, a
+    write through): they may answer 502 or 504 (docs/caching.md)."""
+    for verb in ("get", "put", "patch", "delete"):
+        operation = item[verb]
+        operation["responses"] = {
+            **operation["responses"],
+            "502": {**_DEFAULT_ERROR, "description": "UPSTREAM_FAILED: the source failed"},
+            "504": {**_DEFAULT_ERROR, "description": "UPSTREAM_TIMEOUT: past source_timeout"},
+        }
 
 
 def _signature_operation(
