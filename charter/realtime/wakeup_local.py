@@ -89,6 +89,7 @@ class LocalWakeups:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._peers: list[str] = []
         self._listed = -1  # the folder's mtime when it was listed
+        self._folder_fd: int | None = None
 
     def bind(self, wake: Callable[[], None]) -> None:
         """Bind this worker's socket and call ``wake()`` when a datagram arrives."""
@@ -140,9 +141,11 @@ class LocalWakeups:
     def _others(self) -> list[str]:
         """The other workers' sockets. The folder is listed again only when it changed (its
         mtime; while that is under a second old, every time, for clocks that tick coarsely):
-        one ``stat`` per commit instead of a listing."""
+        one ``fstat`` of the open folder per commit instead of a listing."""
         try:
-            changed = os.stat(self.folder).st_mtime_ns
+            if self._folder_fd is None:
+                self._folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+            changed = os.fstat(self._folder_fd).st_mtime_ns
         except OSError:
             return []
         if changed != self._listed or time.time_ns() - changed < _SETTLE_NS:
@@ -167,6 +170,10 @@ class LocalWakeups:
         if self._sender is not None:
             self._sender.close()
             self._sender = None
+        if self._folder_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._folder_fd)
+            self._folder_fd = None
         if self.path:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)

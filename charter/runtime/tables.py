@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -396,11 +396,15 @@ class TableRuntime(AccessChecks):
             await self._check_written(context, access, values)
         raw = self._encode(values)
 
-        async def write(txn: Transaction) -> None:
+        def write(txn: Transaction) -> None:
             txn.put(self.name, key, raw, insert=True)
             self._on_commit(txn, instance, "put", values)
 
-        await self._in_txn(write)
+        txn = current_transaction()
+        if txn is not None and self.lifecycle.started:  # (joined: no task, no coroutine)
+            write(txn)
+        else:
+            await self._in_txn(_async(write))
         return instance
 
     async def replace(self, instance: Any, data: Any) -> None:
@@ -617,6 +621,15 @@ class TableRuntime(AccessChecks):
                 instance._version = version
 
         txn.after_commit(learn_version)
+
+
+def _async(fn: Callable[[Transaction], None]) -> Callable[[Transaction], Awaitable[None]]:
+    """``fn`` as ``run_in_transaction`` takes it."""
+
+    async def run(txn: Transaction) -> None:
+        fn(txn)
+
+    return run
 
 
 def _user_name(context: Any) -> str | None:
