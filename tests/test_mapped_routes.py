@@ -521,3 +521,16 @@ def test_a_flow_outside_a_request(database: str) -> None:
         assert client.get("/Account/s1").status_code == 200  # committed: it succeeded
         assert client.run(transaction(_steps())({"id": "s2"}))["Card"]["account_id"] == "s2"
         assert client.get("/Card/").json()[0]["account_id"] == "s2"
+
+
+def test_a_create_without_the_insert_right_reveals_no_key(serve: Serve) -> None:
+    """A non-atomic create checks for a taken key only once the caller holds the insert
+    right: a caller without it gets 401 whether or not the key exists."""
+    step = Operation("Account", "create", data=lambda ctx: {"id": ctx.body["id"], "email": "e"})
+    probe = map_route("POST", "/probe", atomic=False, roles="unauthenticated", operations=[step])
+    client = serve(*TABLES, routes=[probe], auth=True)
+    client.run(Account.put({"id": "alice", "email": "a@x"}))
+    for key in ("alice", "nobody"):
+        answer = client.post("/probe", json={"id": key})
+        assert answer.status_code == 401, (key, answer.json())
+        assert answer.json()["error"]["code"] == "UNAUTHORIZED"

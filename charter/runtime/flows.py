@@ -29,6 +29,7 @@ from ..errors import HttpError, NotFound
 from ..model.operations import Flow, Operation, set_flow_runner
 from ..storage import ConflictError
 from ..storage.base import DuplicateKey
+from .access import INSERT
 from .context import RequestContext, current_context
 from .entities import EntityContext, tables_of
 from .transaction import Transaction, _current, current_transaction, run_in_transaction
@@ -160,12 +161,17 @@ async def _step(operation: Operation, index: int, ctx: FlowContext, *, atomic: b
     result: Any
     if op == "create":
         assert data is not None
-        primary = entities.runtime(table).key
+        runtime = entities.runtime(table)
+        primary = runtime.key
         key = data.get(primary)
-        if key is not None and not atomic and await entities.exists(table, key):
+        if key is not None and not atomic:
             # A step of its own savepoint must fail here, not at commit (which would fail the
             # steps that succeeded too); an atomic flow leaves it to the commit (one read less).
-            raise DuplicateKey.for_key(table, key)
+            # The insert right first: a caller without it must not learn which keys exist.
+            acting = entities.acting_for()
+            runtime.access(acting).require(acting, runtime.name, INSERT)
+            if await entities.exists(table, key):
+                raise DuplicateKey.for_key(table, key)
         result = await entities.create(table, data)
         ctx.created[(table, result.get(primary))] = index
     elif op == "read":
