@@ -69,6 +69,7 @@ __all__ = [
     "UpstreamTimeout",
     "ValidationError",
     "error_body",
+    "status_error",
 ]
 
 _DEFAULT_CODES: dict[int, str] = {
@@ -281,3 +282,13 @@ def error_body(status: int, code: str, message: str, details: Any = None) -> dic
     if details is not None:
         error["details"] = details
     return {"error": error}
+
+
+def status_error(exc: BaseException) -> HttpError | None:
+    """A user exception carrying ``status_code`` (400-599) as that HTTP error (SPEC 1), wherever
+    it is raised: a handler, a step of a declared transaction. None for any other exception."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status <= 599:
+        message = getattr(exc, "message", None) or str(exc) or "error"
+        return HttpError(status, message, code=getattr(exc, "code", None))
+    return None

@@ -534,3 +534,24 @@ def test_a_create_without_the_insert_right_reveals_no_key(serve: Serve) -> None:
         answer = client.post("/probe", json={"id": key})
         assert answer.status_code == 401, (key, answer.json())
         assert answer.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+class NameTaken(Exception):
+    status_code = 409
+    code = "NAME_TAKEN"
+
+
+def test_an_exception_with_a_status_code_in_a_step_is_that_status(serve: Serve) -> None:
+    """SPEC 1: an exception carrying ``status_code`` answers that status, from a step too."""
+
+    def taken(ctx: FlowContext) -> dict[str, Any]:
+        raise NameTaken("that name is taken")
+
+    flow = map_route("POST", "/open", operations=[Operation("Account", "create", data=taken)])
+    client = serve(*TABLES, routes=[flow])
+    answer = client.post("/open", json={})
+    assert answer.status_code == 409
+    error = answer.json()["error"]
+    assert error["code"] == "NAME_TAKEN"
+    assert error["details"][0]["step"] == "Account"
+    assert error["details"][0]["message"] == "that name is taken"

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import HttpError, NotFound
+from ..errors import HttpError, NotFound, status_error
 from ..model.operations import Flow, Operation, set_flow_runner
 from ..storage import ConflictError
 from ..storage.base import DuplicateKey
@@ -105,9 +105,10 @@ class FlowError(HttpError):
         *, atomic: bool,
     ) -> FlowError:  # fmt: skip
         """The failure of step ``index`` caused by ``cause``: its status, code and details."""
-        if isinstance(cause, HttpError):
-            status, code, message = cause.status_code, cause.code, cause.message
-            inner, headers = cause.details, cause.headers
+        known = cause if isinstance(cause, HttpError) else status_error(cause)
+        if known is not None:
+            status, code, message = known.status_code, known.code, known.message
+            inner, headers = known.details, known.headers
         else:
             status, code, message, inner, headers = 500, "INTERNAL", "internal error", None, {}
         detail: dict[str, Any] = {
@@ -218,7 +219,7 @@ async def execute(flow: Flow, ctx: FlowContext, txn: Transaction) -> dict[str, A
         index, operation = current
         kept = {} if flow.atomic else dict(ctx.results)
         error = FlowError.of_step(operation, index, exc, kept, atomic=flow.atomic)
-        if not isinstance(exc, HttpError):
+        if not isinstance(exc, HttpError) and status_error(exc) is None:
             log.error("step %r of a transaction failed", operation.name, exc_info=exc)
         raise error from exc
     return ctx.results

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..auth.cookies import SESSION_COOKIE
 from ..config import Config
-from ..errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body
+from ..errors import ClientDisconnected, HttpError, MethodNotAllowed, error_body, status_error
 from ..http.codecs import JSON, Codec, negotiate
 from ..http.cors import CORS
 from ..http.request import Request
@@ -76,15 +76,6 @@ def _connection(scope: Scope) -> Connection | None:
     """The server's ``Connection`` for this request, when it offers one."""
     extensions = scope.get("extensions")
     return extensions.get(CONNECTION) if extensions else None
-
-
-def _status_error(exc: Exception) -> HttpError | None:
-    """A user exception carrying ``status_code`` becomes that HTTP status."""
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and 400 <= status <= 599:
-        message = getattr(exc, "message", None) or str(exc) or "error"
-        return HttpError(status, message, code=getattr(exc, "code", None))
-    return None
 
 
 class Dispatcher:
@@ -213,7 +204,7 @@ class Dispatcher:
             if isinstance(exc, MethodNotAllowed) and request.method == "OPTIONS":
                 return Response(204, headers={"allow": exc.headers["allow"]})
             return error_response(exc, self._error_codec(request), _challenge(request))
-        converted = _status_error(exc)
+        converted = status_error(exc)
         if converted is not None:
             return error_response(converted, self._error_codec(request))
         log.error(
