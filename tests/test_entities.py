@@ -21,6 +21,7 @@ from charter import (
     Table,
     entities,
     post,
+    relationship,
     route,
     rpc,
 )
@@ -205,6 +206,49 @@ def test_allow_read_hides_records_from_the_caller(serve: Serve) -> None:
     client.run(Secret.put({"id": "top", "level": 9}))
     client.run(Secret.put({"id": "low", "level": 1}))
     assert client.get("/secrets").json() == {"one": None, "many": ["low"], "server": True}
+
+
+class Brand(Table):
+    id: str = Field(primary_key=True)
+    name: str = ""
+    level: int = 0
+
+    def allow_read(self, user: Any) -> bool:
+        return self.level < 5
+
+
+class Badge(Table):
+    id: str = Field(primary_key=True)
+    level: int = 0
+    brand_id: str | None = Field(default=None, indexed=True)
+    brand: Brand | None = relationship(from_="brand_id")
+
+    def allow_read(self, user: Any) -> bool:
+        return self.level < 5
+
+
+def test_allow_read_applies_to_selects_and_related_records(serve: Serve) -> None:
+    """A select shapes what is read, not who may read it: ``allow_read`` still leaves out
+    denied records, and related ones come back null, as over REST."""
+    nested = Query(select=["id", {"name": "brand", "select": ["name", "level"]}])
+
+    @route("GET", "/badges")
+    async def badges() -> dict[str, Any]:
+        many = await entities.find_many("Badge", Query(select=["id", "level"]))
+        one = await entities.find_one("Badge", Query([], select=["id", "level"]))
+        return {"many": many, "one": one, "nested": await entities.find_many("Badge", nested)}
+
+    client = serve(Brand, Badge, routes=[badges])
+    client.run(Brand.put({"id": "b-top", "name": "TOP", "level": 9}))
+    client.run(Badge.put({"id": "top", "level": 9}))
+    client.run(Badge.put({"id": "low", "level": 1, "brand_id": "b-top"}))
+    assert client.get("/badges").json() == {
+        "many": [{"id": "low", "level": 1}],
+        "one": {"id": "low", "level": 1},
+        "nested": [{"id": "low", "brand": None}],
+    }
+    rest = client.get("/Badge/?select(id,brand{name,level})").json()
+    assert rest == [{"id": "low", "brand": None}]
 
 
 def test_the_entity_context_keeps_no_app_alive(tmp_path: Any) -> None:

@@ -16,7 +16,7 @@ they commit with the rest of the request; outside one each call commits on its o
 from __future__ import annotations
 
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import CharterError, Conflict, NotFound
@@ -138,36 +138,39 @@ class EntityContext:
             return False
         return True
 
+    async def _found(self, runtime: TableRuntime, query: Query) -> AsyncIterator[Any]:
+        """What ``query`` finds that the caller may read: instances, or what its select shapes,
+        with ``allow_read`` asked about every record, related ones included (as REST asks). A
+        table's own ``search`` is its data path: it is called, and its records are checked."""
+        acting = self.acting_for()
+        if "search" in runtime.cls.__charter_overrides__:
+            async for item in runtime.cls.search(query, context=acting):
+                if not isinstance(item, runtime.cls) or await self._readable(runtime, item):
+                    yield item
+            return
+        async for item in runtime.search(query, check_read=acting is not None, context=acting):
+            yield item
+
     async def find_one(self, table: Any, where: Where) -> dict[str, Any] | None:
         """The first record ``where`` finds (by primary key when it names only that), or None.
         401/403 when the caller may not read the table; a record outside its rules or denied
         by ``allow_read`` is not found."""
         runtime = self.runtime(table)
-        acting = self.acting_for()
         key = _key_only(runtime, where)
         if key is not _NO_KEY:
-            instance = await runtime.cls.get(key, context=acting)
+            instance = await runtime.cls.get(key, context=self.acting_for())
             if instance is None or not await self._readable(runtime, instance):
                 return None
             return dict(instance.to_dict())
-        async for item in runtime.cls.search(_query(where), context=acting):
-            if not isinstance(item, runtime.cls):  # a select's shape: already as the role sees
-                return item  # type: ignore[return-value]
-            if await self._readable(runtime, item):
-                return dict(item.to_dict())
+        async for item in self._found(runtime, _query(where)):
+            return _plain(runtime, item)  # type: ignore[no-any-return]
         return None
 
     async def find_many(self, table: Any, where: Where = None) -> list[dict[str, Any]]:
         """Every record ``where`` matches (a dict of equalities, or a ``Query`` with its sort,
         limit and select) that the caller may read."""
         runtime = self.runtime(table)
-        found: list[Any] = []
-        async for item in runtime.cls.search(_query(where), context=self.acting_for()):
-            if not isinstance(item, runtime.cls):  # a select's shape: already as the role sees
-                found.append(item)
-            elif await self._readable(runtime, item):
-                found.append(dict(item.to_dict()))
-        return found
+        return [_plain(runtime, item) async for item in self._found(runtime, _query(where))]
 
     async def _one_key(self, runtime: TableRuntime, where: Where) -> Any:
         """The key of the one record ``where`` finds: 404 when none, 409 when several."""
@@ -178,11 +181,10 @@ class EntityContext:
         query = _query(where)
         if query.select is not None:
             raise CharterError("where names the record to write: it cannot select")
-        async for instance in runtime.cls.search(query, context=self.acting_for()):
-            if await self._readable(runtime, instance):
-                keys.append(instance.get_id())
-                if len(keys) > 1:
-                    raise Conflict(f"where matches more than one {runtime.name} record")
+        async for instance in self._found(runtime, query):
+            keys.append(instance.get_id())
+            if len(keys) > 1:
+                raise Conflict(f"where matches more than one {runtime.name} record")
         if not keys:
             raise NotFound(f"no {runtime.name} record matches")
         return keys[0]
@@ -266,6 +268,11 @@ def _key_only(runtime: TableRuntime, where: Where) -> Any:
     if isinstance(where, Mapping) and len(where) == 1 and runtime.key in where:
         return where[runtime.key]
     return _NO_KEY
+
+
+def _plain(runtime: TableRuntime, item: Any) -> Any:
+    """A found record as a dict of every attribute; a select's shape as it is."""
+    return dict(item.to_dict()) if isinstance(item, runtime.cls) else item
 
 
 def _query(where: Where) -> Query:
