@@ -419,6 +419,31 @@ def test_hooks_and_row_rules_apply_to_steps(serve: Serve) -> None:
     assert client.get("/notes/n2", auth=_as("bob")).status_code == 404  # bob's rule hides it
 
 
+class Vault(Table):
+    id: str = Field(primary_key=True)
+    level: int = 0
+
+    def allow_read(self, user: Any) -> bool:
+        return self.level < 5
+
+
+def test_a_privileged_route_still_asks_allow_read(serve: Serve) -> None:
+    """``privileged`` lifts grants and rules, not the ``allow_*`` hooks: a read step denied by
+    ``allow_read`` finds nothing (404), a list step leaves the record out."""
+    by_id = Operation("Vault", "read", where=lambda ctx: {"id": ctx.params["id"]})
+    ids = Operation("Vault", "list", where=charter.Query(select=["id"]))
+    listed = map_route("GET", "/vaults", privileged=True, operations=[Operation("Vault", "list")])
+    read = map_route("GET", "/vaults/{id}", privileged=True, operations=[by_id])
+    selected = map_route("GET", "/levels", privileged=True, operations=[ids])
+    client = serve(Vault, routes=[listed, read, selected])
+    client.run(Vault.put({"id": "top", "level": 9}))
+    client.run(Vault.put({"id": "low", "level": 1}))
+    assert client.get("/vaults").json() == {"Vault": [{"id": "low", "level": 1}]}
+    assert client.get("/vaults/top").status_code == 404
+    assert client.get("/vaults/low").status_code == 200
+    assert client.get("/levels").json() == {"Vault": [{"id": "low"}]}
+
+
 # -- a flow called from a handler ------------------------------------------------------------------
 
 

@@ -89,9 +89,12 @@ class EntityContext:
     Args:
         privileged: act as server code: no grants, attribute permissions or row rules.
         context: act for this request instead of the running one.
+        check_read: ask ``allow_read`` about what is read. By default when acting for a
+            request's caller; a privileged route's steps ask it too (server code in a
+            request, whose ``allow_*`` hooks still apply: docs/transactions.md).
     """
 
-    __slots__ = ("_context", "_privileged", "_tables")
+    __slots__ = ("_check_read", "_context", "_privileged", "_tables")
 
     def __init__(
         self,
@@ -99,8 +102,10 @@ class EntityContext:
         privileged: bool = False,
         context: RequestContext | None = None,
         tables: Mapping[str, TableRuntime] | None = None,
+        check_read: bool | None = None,
     ) -> None:
         self._privileged = privileged
+        self._check_read = check_read
         self._context = context
         self._tables = tables  # the app's, when the caller knows them (a mapped route)
 
@@ -128,9 +133,14 @@ class EntityContext:
 
     # -- reads ---------------------------------------------------------------------------------
 
+    def _checks_read(self) -> bool:
+        if self._check_read is not None:
+            return self._check_read
+        return self.acting_for() is not None
+
     async def _readable(self, runtime: TableRuntime, instance: Any) -> bool:
         """Whether the caller's ``allow_read`` lets it read ``instance`` (as REST asks)."""
-        if self.acting_for() is None:
+        if not self._checks_read():
             return True
         try:
             await runtime._hook(instance, "allow_read")
@@ -148,7 +158,7 @@ class EntityContext:
                 if not isinstance(item, runtime.cls) or await self._readable(runtime, item):
                     yield item
             return
-        async for item in runtime.search(query, check_read=acting is not None, context=acting):
+        async for item in runtime.search(query, check_read=self._checks_read(), context=acting):
             yield item
 
     async def find_one(self, table: Any, where: Where) -> dict[str, Any] | None:

@@ -285,7 +285,8 @@ def new_context(
         dict(params),
         dict(query),
         user,
-        EntityContext(privileged=privileged, tables=tables),
+        # privileged or not, the steps of a request ask allow_read (as every allow_* hook)
+        EntityContext(privileged=privileged, tables=tables, check_read=context is not None),
         context,
     )
 
