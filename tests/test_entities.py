@@ -15,11 +15,13 @@ from charter import (
     Condition,
     Field,
     Grant,
+    Operation,
     Query,
     Role,
     Service,
     Table,
     entities,
+    map_route,
     post,
     relationship,
     route,
@@ -249,6 +251,65 @@ def test_allow_read_applies_to_selects_and_related_records(serve: Serve) -> None
     }
     rest = client.get("/Badge/?select(id,brand{name,level})").json()
     assert rest == [{"id": "low", "brand": None}]
+
+
+class Maker(Table):
+    id: str = Field(primary_key=True)
+    name: str = ""
+    cost: float = Field(default=0, returned=False)
+
+
+class Gadget(Table):
+    id: str = Field(primary_key=True)
+    cost: float = Field(default=0, returned=False)
+    price: float = 0
+    maker_id: str | None = Field(default=None, indexed=True)
+    maker: Maker | None = relationship(from_="maker_id")
+
+
+@pytest.mark.parametrize("auth", [False, True])
+def test_a_select_cannot_name_a_hidden_attribute(serve: Serve, auth: bool) -> None:
+    """``returned=False`` attributes do not exist for a select, in every mode, nested ones
+    included, whoever asks (auth off, a super user, a privileged route): 400, as over REST."""
+    selects: dict[str, Any] = {
+        "value": "cost",
+        "array": ("id", "cost"),
+        "object": ["id", "cost"],
+        "nested": ["id", {"name": "maker", "select": ["name", "cost"]}],
+    }
+    routes = [
+        map_route(
+            "GET", f"/{mode}", operations=[Operation("Gadget", "list", where=Query(select=s))]
+        )
+        for mode, s in selects.items()
+    ]
+    server = Operation("Gadget", "list", where=Query(select=["cost"]))
+    fine = Query(select=["id", "price", {"name": "maker", "select": ["name"]}])
+    routes += [
+        map_route("GET", "/server", privileged=True, operations=[server]),
+        map_route("GET", "/fine", operations=[Operation("Gadget", "list", where=fine)]),
+    ]
+
+    @route("GET", "/handler")
+    async def handler() -> Any:
+        return await entities.find_many("Gadget", Query(select=["id", "cost"]))
+
+    options: dict[str, Any] = {"auth": True, "roles": [Role("boss", super_user=True)]}
+    client = serve(Maker, Gadget, routes=[*routes, handler], **(options if auth else {}))
+    credentials = None
+    if auth:
+        client.run(charter.auth.add_user(client.app, "boss", "password-boss", role="boss"))
+        credentials = ("boss", "password-boss")
+    client.run(Maker.put({"id": "m", "name": "M", "cost": 7.0}))
+    client.run(Gadget.put({"id": "g", "cost": 3.0, "price": 9.0, "maker_id": "m"}))
+    for path in [*(f"/{mode}" for mode in selects), "/server", "/handler"]:
+        answer = client.get(path, auth=credentials)
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["error"]["code"] == "INVALID_QUERY"
+        assert "cost" in answer.json()["error"]["message"]
+    assert client.get("/fine", auth=credentials).json() == {
+        "Gadget": [{"id": "g", "price": 9.0, "maker": {"name": "M"}}]
+    }
 
 
 def test_the_entity_context_keeps_no_app_alive(tmp_path: Any) -> None:

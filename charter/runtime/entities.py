@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import CharterError, Conflict, NotFound
 from ..query.model import Condition, Query
+from ..query.sql import compile_select
 from ..storage import Storage
 from .context import RequestContext, current_context
 from .transaction import current_transaction, run_in_transaction
@@ -153,6 +154,11 @@ class EntityContext:
         with ``allow_read`` asked about every record, related ones included (as REST asks). A
         table's own ``search`` is its data path: it is called, and its records are checked."""
         acting = self.acting_for()
+        if query.select is not None:
+            # A select shapes what a response shows: as over REST (web/rest.py ``query_of``),
+            # returned=False attributes do not exist for it, whoever asks.
+            selection = Query(select=query.select)
+            compile_select(runtime.schema, selection, catalog=runtime.catalog, public=True)
         if "search" in runtime.cls.__charter_overrides__:
             async for item in runtime.cls.search(query, context=acting):
                 if not isinstance(item, runtime.cls) or await self._readable(runtime, item):
