@@ -444,6 +444,27 @@ def test_a_privileged_route_still_asks_allow_read(serve: Serve) -> None:
     assert client.get("/levels").json() == {"Vault": [{"id": "low"}]}
 
 
+def test_a_transform_sees_only_what_the_caller_may(serve: Serve) -> None:
+    """A step's ``transform`` gets the record as the caller may see it: spreading it into the
+    answer shows neither ``returned=False`` attributes nor those the caller's role may not
+    read (a privileged route's: what any client may see)."""
+    step = Operation("Account", "read", where=lambda ctx: {"id": ctx.params["id"]},
+                     transform=lambda r: {**r, "label": r["email"].upper()})  # fmt: skip
+    as_caller = map_route("GET", "/acct/{id}", roles=True, operations=[step],
+                          response={"entity": "Account"})  # fmt: skip
+    as_server = map_route("GET", "/server/{id}", privileged=True, operations=[step],
+                          response={"entity": "Account"})  # fmt: skip
+    reader = Role("reader", tables={"Account": Grant(read=True, attributes={"email": "r"})})
+    client = serve(*TABLES, routes=[as_caller, as_server], auth=True, roles=[reader])
+    client.run(charter.auth.add_user(client.app, "rita", "password-rita", role="reader"))
+    client.run(Account.put({"id": "a1", "email": "a@x", "secret": "hash", "note": "private"}))
+    assert client.get("/Account/a1", auth=_as("rita")).json() == {"id": "a1", "email": "a@x"}
+    mine = client.get("/acct/a1", auth=_as("rita"))
+    assert mine.json() == {"id": "a1", "email": "a@x", "label": "A@X"}
+    server = client.get("/server/a1").json()
+    assert server == {"id": "a1", "email": "a@x", "note": "private", "label": "A@X"}
+
+
 # -- a flow called from a handler ------------------------------------------------------------------
 
 

@@ -132,6 +132,18 @@ class EntityContext:
             raise CharterError(f"entities: no table {table!r} in this app")
         return runtime
 
+    def shown(self, table: Any, value: Any) -> Any:
+        """A record, or a list of them, as the caller may see it (``returned=False`` and
+        attributes its role may not read removed; server code: what any client may see).
+        What a response built from these results may show."""
+        runtime = self.runtime(table)
+        access = runtime.access(self.acting_for())
+        if isinstance(value, dict):
+            return runtime.shown(value, access)
+        if isinstance(value, list):
+            return [runtime.shown(v, access) if isinstance(v, dict) else v for v in value]
+        return value
+
     # -- reads ---------------------------------------------------------------------------------
 
     def _checks_read(self) -> bool:

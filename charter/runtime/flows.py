@@ -189,8 +189,8 @@ async def _step(operation: Operation, index: int, ctx: FlowContext, *, atomic: b
     else:  # upsert
         assert data is not None
         result = await entities.upsert(table, data)
-    if operation.transform is not None:
-        result = await run_callback(operation.transform, result)
+    if operation.transform is not None:  # it makes the answer: it sees what the caller may
+        result = await run_callback(operation.transform, entities.shown(table, result))
     return result
 
 

@@ -26,7 +26,6 @@ from ..http.request import Request
 from ..http.response import Response
 from ..http.routing import Route
 from ..model.operations import MappedRoute, Operation
-from ..runtime.access import UNRESTRICTED
 from ..runtime.context import current_context
 from ..runtime.flows import (
     FlowContext,
@@ -149,18 +148,11 @@ class MappedEndpoint:
 
     def _visible(self, ctx: FlowContext, name: str, value: Any) -> Any:
         """A step's result as the caller may see it (a privileged route: as any client may);
-        a step's ``transform`` output is the developer's and is shown as it is."""
+        a step's ``transform`` output is made of that view already and is shown as it is."""
         step = self.steps.get(name)
         if step is None or step.transform is not None or value is None:
             return value
-        runtime = self.tables[step.table]
-        acting = ctx.entities.acting_for()
-        access = runtime.access(acting) if acting is not None else UNRESTRICTED
-        if isinstance(value, dict):
-            return runtime.shown(value, access)
-        if isinstance(value, list):
-            return [runtime.shown(v, access) if isinstance(v, dict) else v for v in value]
-        return value
+        return ctx.entities.shown(step.table, value)
 
     async def _response(self, results: dict[str, Any], ctx: FlowContext) -> Any:
         spec = self.declared.response
