@@ -418,3 +418,35 @@ async def test_openapi_lists_the_upstream_errors_of_a_caching_table(
             responses = paths["/Weather/{id}"][verb]["responses"]
             assert {"502", "504"} <= set(responses), verb
         assert "502" not in paths["/Plain/{id}"]["get"]["responses"]
+
+
+async def test_callers_without_the_rights_cause_no_origin_call(
+    origin: Origin, database: str
+) -> None:
+    from charter import Grant, Operation, Role, map_route
+
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    update = map_route(
+        "POST",
+        "/upd/{id}",
+        roles="unauthenticated",
+        operations=[
+            Operation("Weather", "update", where=lambda ctx: {"id": ctx.params["id"]},
+                      data={"temp": 5.0})
+        ],
+    )  # fmt: skip
+    writer = Role("writer", tables={"Weather": Grant(update=True, delete=True)})
+    app = App(tables=[Weather], routes=[update], database=database, auth=True, roles=[writer])
+    async with TestClient(app) as client:
+        anonymous = await client.post("/upd/paris", json={})
+        assert anonymous.status_code == 401
+        assert origin.gets("paris") == 0
+        await app.directory.add_user("wes", "a-long-password-1", role="writer")
+        auth = ("wes", "a-long-password-1")
+        # Without the read right, a write of a caching table is refused before any load: a
+        # write needs the record, and the record may only come from the origin.
+        patched = await client.patch("/Weather/paris", json={"temp": 3.0}, auth=auth)
+        assert error_of(patched) == (403, "FORBIDDEN")
+        assert error_of(await client.delete("/Weather/paris", auth=auth)) == (403, "FORBIDDEN")
+        assert origin.gets("paris") == 0
+        assert origin.records["paris"]["temp"] == 21.5

@@ -190,6 +190,19 @@ class TableRuntime(AccessChecks):
             txn._seen[(self.name, key)] = found.version if found is not None else 0
         return found, loaded
 
+    async def load_for(self, key: Any, context: RequestContext | None, right: str) -> Any:
+        """The record ``key`` for a write needing ``right``, as ``context``'s user may reach
+        it (an instance that does not exist when there is none): 401/403 before anything is
+        read when the user lacks ``right`` or, on a caching table, the read right (a load may
+        call the origin; a caller that may not read never causes one)."""
+        access = self.access(context)
+        if access.unrestricted:
+            return await self.load(key, context)
+        access.require(context, self.name, right)
+        if self.cache is not None:
+            access.require(context, self.name, READ)
+        return await self.load_as(key, context, write=True)
+
     async def load_readable(self, raw_key: str, context: Any = None, *, write: bool = False) -> Any:
         """The record a path names, for a request: 404 when the key cannot name one, there is
         none, or it is outside the user's read rule (and write rule, for a ``write``); 403 when
