@@ -450,3 +450,36 @@ async def test_callers_without_the_rights_cause_no_origin_call(
         assert error_of(await client.delete("/Weather/paris", auth=auth)) == (403, "FORBIDDEN")
         assert origin.gets("paris") == 0
         assert origin.records["paris"]["temp"] == 21.5
+
+
+async def test_a_role_that_may_only_insert_never_overwrites_the_origin(
+    origin: Origin, database: str
+) -> None:
+    from charter import Grant, Role
+
+    class Weather(Table, source=OriginApi(origin.url), expiration=60):
+        id: str = Field(primary_key=True)
+        temp: float = 0
+
+        def allow_update(self, user: Any) -> bool:
+            return False
+
+    inserter = Role("inserter", tables={"Weather": Grant(read=True, insert=True)})
+    app = App(tables=[Weather], database=database, auth=True, roles=[inserter])
+    async with TestClient(app) as client:
+        await app.directory.add_user("ivy", "a-long-password-1", role="inserter")
+        auth = ("ivy", "a-long-password-1")
+        # Only at the origin (not cached): a PUT is an update, refused.
+        put = await client.put("/Weather/paris", json={"id": "paris", "temp": -99.0}, auth=auth)
+        assert put.status_code == 403, put.text
+        assert origin.records["paris"]["temp"] == 21.5
+        # A POST of an id the origin has is a 409; nothing is stored in its place.
+        origin.records["lyon"] = {"id": "lyon", "temp": 18.0}
+        post = await client.post("/Weather/", json={"id": "lyon", "temp": -1.0}, auth=auth)
+        assert error_of(post) == (409, "CONFLICT")
+        assert (await client.get("/Weather/lyon", auth=auth)).json()["temp"] == 18.0
+        assert origin.records["lyon"]["temp"] == 18.0
+        # A POST of a new id creates it at the origin too (writes pass through).
+        created = await client.post("/Weather/", json={"id": "oslo", "temp": 2.0}, auth=auth)
+        assert created.status_code == 201, created.text
+        assert origin.records["oslo"] == {"id": "oslo", "temp": 2.0}

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import CharterError, Forbidden, HttpError, NotFound, ValidationError
+from ..errors import CharterError, Conflict, Forbidden, HttpError, NotFound, ValidationError
 from ..model.table import maybe_await
 from ..query.model import Query
 from ..schema import TableSchema
@@ -386,6 +386,8 @@ class TableRuntime(AccessChecks):
         With a request ``context``, as its user: its insert right, writable attributes and
         rules (403 when the new record would be outside them)."""
         access = self._restricted(context, INSERT, data)
+        if self.cache is not None and not access.unrestricted:
+            access.require(context, self.name, READ)  # the origin is asked whether it exists
         values = self.validate_full(data)
         if values.get(self.key) is None:
             if not self.schema.generates_key:
@@ -413,6 +415,12 @@ class TableRuntime(AccessChecks):
             txn.put(self.name, key, raw, insert=True)
             self._on_commit(txn, instance, "put", values)
 
+        if self.cache is not None:
+            # The origin may hold the key though the cache does not: a create of it is a 409,
+            # not a local copy shadowing the origin's record. A new record goes to it first.
+            if (await self.load(key))._exists:
+                raise Conflict(f"{self.name} {key!r} already exists")
+            await self.cache.put_through(key, values)
         txn = current_transaction()
         if txn is not None and self.lifecycle.started:  # (joined: no task, no coroutine)
             write(txn)
@@ -443,7 +451,12 @@ class TableRuntime(AccessChecks):
             values = dict(given)  # a retried transaction starts again from what was given
             existing = instance
             if self.put_reads or not access.unrestricted:
-                existing = self.instance(key, await txn.read(self.name, key))
+                # A caching table's record may be only at the origin: create or update is
+                # decided by what a read would find (through the cache), not by storage alone.
+                if self.cache is not None:
+                    existing = await self.load(key)
+                else:
+                    existing = self.instance(key, await txn.read(self.name, key))
             if existing._exists:
                 await self._hook(existing, "allow_update")
                 old = existing._values()
