@@ -483,3 +483,21 @@ async def test_a_role_that_may_only_insert_never_overwrites_the_origin(
         created = await client.post("/Weather/", json={"id": "oslo", "temp": 2.0}, auth=auth)
         assert created.status_code == 201, created.text
         assert origin.records["oslo"] == {"id": "oslo", "temp": 2.0}
+
+
+async def test_a_transaction_reads_its_own_writes_of_a_caching_table(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=600)
+    app = App(tables=[Weather], database=database)
+    async with TestClient(app) as client:
+        async with app.transaction():
+            await Weather.put({"id": "paris", "temp": 42.0, "note": "mine"})
+            seen = await Weather.get("paris")
+            assert seen is not None and (seen.temp, seen.note) == (42.0, "mine")
+            await Weather.patch("paris", {"note": "patched"})
+            assert not (await Weather.get("paris")).was_loaded_from_source()
+        assert origin.gets("paris") == 0  # the staged write was not taken for an expired one
+        stored = (await client.get("/Weather/paris")).json()
+        assert stored == {"id": "paris", "temp": 42.0, "note": "patched"}
+        assert origin.records["paris"] == stored

@@ -170,12 +170,21 @@ class TableRuntime(AccessChecks):
         txn = self._txn()
         row = await (txn.read(self.name, key) if txn else self.storage.fetch(self.name, key))
         cache = self.cache
-        if cache is not None and (row is None or not cache.fresh(row)):
+        if cache is not None and self.cache_serves(txn, key, row):
             row, loaded = await self.through_cache(key, row, txn)
             instance = self.instance(key, row, context)
             instance._from_source = loaded
             return instance
         return self.instance(key, row, context)
+
+    def cache_serves(self, txn: Transaction | None, key: Any, row: Row | None) -> bool:
+        """Whether a caching table's read of ``key`` goes through the cache: a miss or an
+        expired ``row``, unless the transaction staged a write of the record (its own write,
+        version 0 until commit, is what it must read, not the origin's record)."""
+        assert self.cache is not None
+        if txn is not None and txn.touches(self.name, key):
+            return False
+        return row is None or not self.cache.fresh(row)
 
     async def through_cache(
         self, key: Any, row: Row | None, txn: Transaction | None

@@ -267,7 +267,7 @@ class TableResource:
         assert txn is not None
         row = await txn.read(self.name, key)
         cache = self.cache
-        if cache is not None and (row is None or not cache.fresh(row)):
+        if cache is not None and self.runtime.cache_serves(txn, key, row):
             row, _ = await self.runtime.through_cache(key, row, txn)
         unrestricted = access.unrestricted
         outside = self.runtime.outside
