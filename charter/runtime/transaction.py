@@ -162,6 +162,10 @@ class Transaction:
         previous = self._changes[slot]
         if previous.kind == INSERT and change.kind == PUT:
             change.kind = INSERT
+        elif previous.kind == DELETE and change.kind == INSERT and previous.expect:
+            # Deleted then created again: the record exists at commit only if the delete's
+            # version is still current, so it is a put checked against that version.
+            change.kind = PUT
         if previous.kind != MERGE:  # (a merge is blind: what replaces it keeps its own check)
             change.expect = previous.expect
         self._changes[slot] = change
