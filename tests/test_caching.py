@@ -501,3 +501,50 @@ async def test_a_transaction_reads_its_own_writes_of_a_caching_table(
         stored = (await client.get("/Weather/paris")).json()
         assert stored == {"id": "paris", "temp": 42.0, "note": "patched"}
         assert origin.records["paris"] == stored
+
+
+async def test_writes_reach_the_origin_once_at_commit_and_never_when_rolled_back(
+    origin: Origin, database: str
+) -> None:
+    from charter import Operation, map_route
+    from charter.errors import UpstreamFailed
+
+    Weather = weather(OriginApi(origin.url), expiration=600)
+
+    class Log(Table):
+        id: str = Field(primary_key=True)
+        n: int = Field(default=0, ge=0)
+
+    atomic = map_route(
+        "POST",
+        "/set",
+        atomic=True,
+        operations=[
+            Operation("Weather", "upsert", data={"id": "paris", "temp": 99.0}),
+            Operation("Log", "create", data={"id": "l", "n": -1}),  # 422: the route fails
+        ],
+    )
+    app = App(tables=[Weather, Log], routes=[atomic], database=database)
+    async with TestClient(app) as client:
+        assert (await client.post("/set", json={})).status_code == 422
+        assert origin.records["paris"]["temp"] == 21.5  # atomic: no trace at the origin either
+        async with app.transaction():
+            with pytest.raises(RuntimeError):
+                async with app.transaction():  # a savepoint
+                    await Weather.put({"id": "paris", "temp": 98.0})
+                    raise RuntimeError("undo")
+            await Weather.put({"id": "oslo", "temp": 1.0})
+            await Weather.patch("oslo", {"note": "twice"})
+            assert "oslo" not in origin.records  # not before the commit
+        assert origin.records["paris"]["temp"] == 21.5
+        assert origin.records["oslo"] == {"id": "oslo", "temp": 1.0, "note": "twice"}
+        assert origin.calls[("PUT", "oslo")] == 1  # the record as the transaction left it, once
+        # An origin failure at commit stores nothing, the other tables' writes included.
+        origin.mode = "fail"
+        with pytest.raises(UpstreamFailed):
+            async with app.transaction():
+                await Log.put({"id": "kept?", "n": 1})
+                await Weather.put({"id": "rome", "temp": 3.0})
+        origin.mode = "ok"
+        assert await Log.get("kept?") is None
+        assert error_of(await client.get("/Weather/rome")) == (404, "NOT_FOUND")

@@ -422,14 +422,13 @@ class TableRuntime(AccessChecks):
 
         def write(txn: Transaction) -> None:
             txn.put(self.name, key, raw, insert=True)
+            self._through(txn, key)
             self._on_commit(txn, instance, "put", values)
 
-        if self.cache is not None:
-            # The origin may hold the key though the cache does not: a create of it is a 409,
-            # not a local copy shadowing the origin's record. A new record goes to it first.
-            if (await self.load(key))._exists:
-                raise Conflict(f"{self.name} {key!r} already exists")
-            await self.cache.put_through(key, values)
+        # The origin may hold the key though the cache does not: a create of it is a 409, not
+        # a local copy shadowing the origin's record.
+        if self.cache is not None and (await self.load(key))._exists:
+            raise Conflict(f"{self.name} {key!r} already exists")
         txn = current_transaction()
         if txn is not None and self.lifecycle.started:  # (joined: no task, no coroutine)
             write(txn)
@@ -489,9 +488,8 @@ class TableRuntime(AccessChecks):
             record = self._ordered(values)
             if not access.unrestricted:
                 await self._check_written(context, access, record)
-            if self.cache is not None:  # to the origin first: its failure stores nothing
-                await self.cache.put_through(key, record)
             self._write(txn, instance, record, "put", record)
+            self._through(txn, key)
 
         await self._in_txn(write)
 
@@ -520,9 +518,8 @@ class TableRuntime(AccessChecks):
             self._stamp(values, created=False)
             if not access.unrestricted:
                 await self._check_written(context, access, values)
-            if self.cache is not None:  # the whole record to the origin first
-                await self.cache.put_through(key, values)
             self._write(txn, instance, values, "patch", changes)
+            self._through(txn, key)
 
         await self._in_txn(write)
 
@@ -550,6 +547,24 @@ class TableRuntime(AccessChecks):
 
         await self._in_txn(write)
 
+    def _through(self, txn: Transaction, key: Any) -> None:
+        """A caching table's write of ``key`` goes to the origin just before ``txn`` commits,
+        once, as the transaction leaves the record (put, or delete when it is gone): a rolled
+        back write (savepoint, atomic flow) never reaches it, and its failure (502/504)
+        commits nothing."""
+        cache = self.cache
+        if cache is None or not (cache.writes or cache.deletes):
+            return
+
+        async def write(done: Transaction) -> None:
+            row = await done.read(self.name, key)
+            if row is None:
+                await cache.delete_through(key)
+            else:
+                await cache.put_through(key, _json_decode(row.data))
+
+        txn.before_commit((self.name, key), write)
+
     def _write(
         self, txn: Transaction, instance: Any, record: dict[str, Any], kind: str, event: Any
     ) -> None:
@@ -574,9 +589,8 @@ class TableRuntime(AccessChecks):
             if not access.unrestricted and await self.outside(key, context, write=True):
                 return False
             await self._hook(current, "allow_delete")
-            if self.cache is not None:  # from the origin first: its failure deletes nothing
-                await self.cache.delete_through(key)
             txn.delete(self.name, key)
+            self._through(txn, key)
             instance._exists = False
             self._on_commit(txn, instance, "delete", None)
             return True
