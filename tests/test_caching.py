@@ -548,3 +548,18 @@ async def test_writes_reach_the_origin_once_at_commit_and_never_when_rolled_back
         origin.mode = "ok"
         assert await Log.get("kept?") is None
         assert error_of(await client.get("/Weather/rome")) == (404, "NOT_FOUND")
+
+
+async def test_add_to_passes_through_to_the_source(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=600)
+    app = App(tables=[Weather], database=database)
+    async with TestClient(app) as client:
+        await Weather.add_to("paris", "temp", 1.0)  # only at the origin: loaded first
+        assert origin.records["paris"]["temp"] == 22.5
+        assert (await client.get("/Weather/paris")).json()["temp"] == 22.5
+        async with app.transaction():
+            await Weather.add_to("paris", "temp", 1.0)
+            await Weather.add_to("paris", "temp", 2.0)
+        assert origin.records["paris"]["temp"] == 25.5
+        assert origin.calls[("PUT", "paris")] == 2  # once per transaction
+        assert (await client.get("/Weather/paris")).json()["temp"] == 25.5

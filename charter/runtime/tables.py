@@ -608,6 +608,29 @@ class TableRuntime(AccessChecks):
             txn.increment(self.name, key, field, amount)
             self._on_commit(txn, self.cls._blank(key), "patch", None)
 
+        cache = self.cache
+        if cache is not None and (cache.writes or cache.deletes):
+            # Writes pass through: the origin gets the record, so the increment is a read
+            # through the cache (the record may be only at the origin) and a checked write.
+            async def write_through(txn: Transaction) -> None:
+                current = await self.load(key)
+                if not current._exists:
+                    raise NotFound(f"{self.name} {key!r} not found")
+                values = current._values()
+                value = values.get(field)
+                value = 0 if value is None else value
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValidationError(
+                        f"add_to() cannot add to {self.name}.{field} of {key!r}: "
+                        f"it holds {type(value).__name__}, not a number"
+                    )
+                values[field] = value + amount
+                self._stamp(values, created=False)
+                self._write(txn, current, values, "patch", None)
+                self._through(txn, key)
+
+            write = write_through
+
         await self._in_txn(write)
 
     def subscribe(self, key: Any, **options: Any) -> AsyncIterator[Any]:
