@@ -418,3 +418,148 @@ async def test_openapi_lists_the_upstream_errors_of_a_caching_table(
             responses = paths["/Weather/{id}"][verb]["responses"]
             assert {"502", "504"} <= set(responses), verb
         assert "502" not in paths["/Plain/{id}"]["get"]["responses"]
+
+
+async def test_callers_without_the_rights_cause_no_origin_call(
+    origin: Origin, database: str
+) -> None:
+    from charter import Grant, Operation, Role, map_route
+
+    Weather = weather(OriginApi(origin.url), expiration=60)
+    update = map_route(
+        "POST",
+        "/upd/{id}",
+        roles="unauthenticated",
+        operations=[
+            Operation("Weather", "update", where=lambda ctx: {"id": ctx.params["id"]},
+                      data={"temp": 5.0})
+        ],
+    )  # fmt: skip
+    writer = Role("writer", tables={"Weather": Grant(update=True, delete=True)})
+    app = App(tables=[Weather], routes=[update], database=database, auth=True, roles=[writer])
+    async with TestClient(app) as client:
+        anonymous = await client.post("/upd/paris", json={})
+        assert anonymous.status_code == 401
+        assert origin.gets("paris") == 0
+        await app.directory.add_user("wes", "a-long-password-1", role="writer")
+        auth = ("wes", "a-long-password-1")
+        # Without the read right, a write of a caching table is refused before any load: a
+        # write needs the record, and the record may only come from the origin.
+        patched = await client.patch("/Weather/paris", json={"temp": 3.0}, auth=auth)
+        assert error_of(patched) == (403, "FORBIDDEN")
+        assert error_of(await client.delete("/Weather/paris", auth=auth)) == (403, "FORBIDDEN")
+        assert origin.gets("paris") == 0
+        assert origin.records["paris"]["temp"] == 21.5
+
+
+async def test_a_role_that_may_only_insert_never_overwrites_the_origin(
+    origin: Origin, database: str
+) -> None:
+    from charter import Grant, Role
+
+    class Weather(Table, source=OriginApi(origin.url), expiration=60):
+        id: str = Field(primary_key=True)
+        temp: float = 0
+
+        def allow_update(self, user: Any) -> bool:
+            return False
+
+    inserter = Role("inserter", tables={"Weather": Grant(read=True, insert=True)})
+    app = App(tables=[Weather], database=database, auth=True, roles=[inserter])
+    async with TestClient(app) as client:
+        await app.directory.add_user("ivy", "a-long-password-1", role="inserter")
+        auth = ("ivy", "a-long-password-1")
+        # Only at the origin (not cached): a PUT is an update, refused.
+        put = await client.put("/Weather/paris", json={"id": "paris", "temp": -99.0}, auth=auth)
+        assert put.status_code == 403, put.text
+        assert origin.records["paris"]["temp"] == 21.5
+        # A POST of an id the origin has is a 409; nothing is stored in its place.
+        origin.records["lyon"] = {"id": "lyon", "temp": 18.0}
+        post = await client.post("/Weather/", json={"id": "lyon", "temp": -1.0}, auth=auth)
+        assert error_of(post) == (409, "CONFLICT")
+        assert (await client.get("/Weather/lyon", auth=auth)).json()["temp"] == 18.0
+        assert origin.records["lyon"]["temp"] == 18.0
+        # A POST of a new id creates it at the origin too (writes pass through).
+        created = await client.post("/Weather/", json={"id": "oslo", "temp": 2.0}, auth=auth)
+        assert created.status_code == 201, created.text
+        assert origin.records["oslo"] == {"id": "oslo", "temp": 2.0}
+
+
+async def test_a_transaction_reads_its_own_writes_of_a_caching_table(
+    origin: Origin, database: str
+) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=600)
+    app = App(tables=[Weather], database=database)
+    async with TestClient(app) as client:
+        async with app.transaction():
+            await Weather.put({"id": "paris", "temp": 42.0, "note": "mine"})
+            seen = await Weather.get("paris")
+            assert seen is not None and (seen.temp, seen.note) == (42.0, "mine")
+            await Weather.patch("paris", {"note": "patched"})
+            assert not (await Weather.get("paris")).was_loaded_from_source()
+        assert origin.gets("paris") == 0  # the staged write was not taken for an expired one
+        stored = (await client.get("/Weather/paris")).json()
+        assert stored == {"id": "paris", "temp": 42.0, "note": "patched"}
+        assert origin.records["paris"] == stored
+
+
+async def test_writes_reach_the_origin_once_at_commit_and_never_when_rolled_back(
+    origin: Origin, database: str
+) -> None:
+    from charter import Operation, map_route
+    from charter.errors import UpstreamFailed
+
+    Weather = weather(OriginApi(origin.url), expiration=600)
+
+    class Log(Table):
+        id: str = Field(primary_key=True)
+        n: int = Field(default=0, ge=0)
+
+    atomic = map_route(
+        "POST",
+        "/set",
+        atomic=True,
+        operations=[
+            Operation("Weather", "upsert", data={"id": "paris", "temp": 99.0}),
+            Operation("Log", "create", data={"id": "l", "n": -1}),  # 422: the route fails
+        ],
+    )
+    app = App(tables=[Weather, Log], routes=[atomic], database=database)
+    async with TestClient(app) as client:
+        assert (await client.post("/set", json={})).status_code == 422
+        assert origin.records["paris"]["temp"] == 21.5  # atomic: no trace at the origin either
+        async with app.transaction():
+            with pytest.raises(RuntimeError):
+                async with app.transaction():  # a savepoint
+                    await Weather.put({"id": "paris", "temp": 98.0})
+                    raise RuntimeError("undo")
+            await Weather.put({"id": "oslo", "temp": 1.0})
+            await Weather.patch("oslo", {"note": "twice"})
+            assert "oslo" not in origin.records  # not before the commit
+        assert origin.records["paris"]["temp"] == 21.5
+        assert origin.records["oslo"] == {"id": "oslo", "temp": 1.0, "note": "twice"}
+        assert origin.calls[("PUT", "oslo")] == 1  # the record as the transaction left it, once
+        # An origin failure at commit stores nothing, the other tables' writes included.
+        origin.mode = "fail"
+        with pytest.raises(UpstreamFailed):
+            async with app.transaction():
+                await Log.put({"id": "kept?", "n": 1})
+                await Weather.put({"id": "rome", "temp": 3.0})
+        origin.mode = "ok"
+        assert await Log.get("kept?") is None
+        assert error_of(await client.get("/Weather/rome")) == (404, "NOT_FOUND")
+
+
+async def test_add_to_passes_through_to_the_source(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=600)
+    app = App(tables=[Weather], database=database)
+    async with TestClient(app) as client:
+        await Weather.add_to("paris", "temp", 1.0)  # only at the origin: loaded first
+        assert origin.records["paris"]["temp"] == 22.5
+        assert (await client.get("/Weather/paris")).json()["temp"] == 22.5
+        async with app.transaction():
+            await Weather.add_to("paris", "temp", 1.0)
+            await Weather.add_to("paris", "temp", 2.0)
+        assert origin.records["paris"]["temp"] == 25.5
+        assert origin.calls[("PUT", "paris")] == 2  # once per transaction
+        assert (await client.get("/Weather/paris")).json()["temp"] == 25.5

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from charter import App, Field, NotFound, Table, ValidationError
+from charter import App, Conflict, Field, NotFound, Table, ValidationError
 from charter.testing import TestClient
 
 
@@ -148,3 +148,31 @@ async def test_a_savepoint_undoes_its_increments_only(database: str) -> None:
             assert (await Stock.get("a")).n == 1  # the step's writes are gone
             await Stock.add_to("a", "n", 1)
         assert (await client.get("/Stock/a")).json()["n"] == 2
+
+
+async def test_delete_then_create_of_one_key_replaces_the_record(database: str) -> None:
+    app = App(tables=[Stock], database=database)
+    async with TestClient(app) as client:
+        await Stock.put({"id": "a", "n": 1, "note": "old"})
+        async with app.transaction():
+            assert await Stock.delete("a")
+            assert await Stock.get("a") is None
+            await Stock.post({"id": "a", "n": 2})
+            assert (await Stock.get("a")).n == 2
+        assert (await client.get("/Stock/a")).json() == {"id": "a", "n": 2, "m": 0, "note": ""}
+        # Still checked against the version the delete saw: a write meanwhile conflicts.
+        started, go = asyncio.Event(), asyncio.Event()
+
+        async def slow() -> None:
+            assert await Stock.delete("a")
+            started.set()
+            await go.wait()
+            await Stock.post({"id": "a", "n": 3})
+
+        task = asyncio.ensure_future(app.transaction(slow))
+        await started.wait()
+        await Stock.patch("a", {"note": "meanwhile"})  # commits in between
+        go.set()
+        with pytest.raises(Conflict):
+            await task
+        assert (await client.get("/Stock/a")).json()["note"] == "meanwhile"

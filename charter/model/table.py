@@ -202,7 +202,7 @@ async def _static_patch(cls: type[Table], id: Any, changes: Any, context: Any = 
     # The record is read in the transaction that writes it: a conflict re-runs both, so a
     # patch by id never fails because another write came first.
     async def run(txn: Any) -> None:
-        instance = await runtime.load(id, context)
+        instance = await runtime.load_for(id, context, "update")
         if not instance._exists:
             raise NotFound(f"{cls.__charter_name__} {id!r} not found")
         instance._acting = context is not None
@@ -216,7 +216,10 @@ async def _static_post(cls: type[Table], data: Any, context: Any = None) -> Any:
 
 
 async def _static_delete(cls: type[Table], id: Any, context: Any = None) -> bool:
-    instance = await _runtime(cls).load(id, context)
+    try:
+        instance = await _runtime(cls).load_for(id, context, "delete")
+    except NotFound:  # outside the caller's rules: as if absent
+        return False
     instance._acting = context is not None
     return bool(await maybe_await(instance.delete()))
 

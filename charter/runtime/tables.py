@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import CharterError, Forbidden, HttpError, NotFound, ValidationError
+from ..errors import CharterError, Conflict, Forbidden, HttpError, NotFound, ValidationError
 from ..model.table import maybe_await
 from ..query.model import Query
 from ..schema import TableSchema
@@ -170,12 +170,21 @@ class TableRuntime(AccessChecks):
         txn = self._txn()
         row = await (txn.read(self.name, key) if txn else self.storage.fetch(self.name, key))
         cache = self.cache
-        if cache is not None and (row is None or not cache.fresh(row)):
+        if cache is not None and self.cache_serves(txn, key, row):
             row, loaded = await self.through_cache(key, row, txn)
             instance = self.instance(key, row, context)
             instance._from_source = loaded
             return instance
         return self.instance(key, row, context)
+
+    def cache_serves(self, txn: Transaction | None, key: Any, row: Row | None) -> bool:
+        """Whether a caching table's read of ``key`` goes through the cache: a miss or an
+        expired ``row``, unless the transaction staged a write of the record (its own write,
+        version 0 until commit, is what it must read, not the origin's record)."""
+        assert self.cache is not None
+        if txn is not None and txn.touches(self.name, key):
+            return False
+        return row is None or not self.cache.fresh(row)
 
     async def through_cache(
         self, key: Any, row: Row | None, txn: Transaction | None
@@ -189,6 +198,19 @@ class TableRuntime(AccessChecks):
         if txn is not None and found is not row:
             txn._seen[(self.name, key)] = found.version if found is not None else 0
         return found, loaded
+
+    async def load_for(self, key: Any, context: RequestContext | None, right: str) -> Any:
+        """The record ``key`` for a write needing ``right``, as ``context``'s user may reach
+        it (an instance that does not exist when there is none): 401/403 before anything is
+        read when the user lacks ``right`` or, on a caching table, the read right (a load may
+        call the origin; a caller that may not read never causes one)."""
+        access = self.access(context)
+        if access.unrestricted:
+            return await self.load(key, context)
+        access.require(context, self.name, right)
+        if self.cache is not None:
+            access.require(context, self.name, READ)
+        return await self.load_as(key, context, write=True)
 
     async def load_readable(self, raw_key: str, context: Any = None, *, write: bool = False) -> Any:
         """The record a path names, for a request: 404 when the key cannot name one, there is
@@ -373,6 +395,8 @@ class TableRuntime(AccessChecks):
         With a request ``context``, as its user: its insert right, writable attributes and
         rules (403 when the new record would be outside them)."""
         access = self._restricted(context, INSERT, data)
+        if self.cache is not None and not access.unrestricted:
+            access.require(context, self.name, READ)  # the origin is asked whether it exists
         values = self.validate_full(data)
         if values.get(self.key) is None:
             if not self.schema.generates_key:
@@ -398,8 +422,13 @@ class TableRuntime(AccessChecks):
 
         def write(txn: Transaction) -> None:
             txn.put(self.name, key, raw, insert=True)
+            self._through(txn, key)
             self._on_commit(txn, instance, "put", values)
 
+        # The origin may hold the key though the cache does not: a create of it is a 409, not
+        # a local copy shadowing the origin's record.
+        if self.cache is not None and (await self.load(key))._exists:
+            raise Conflict(f"{self.name} {key!r} already exists")
         txn = current_transaction()
         if txn is not None and self.lifecycle.started:  # (joined: no task, no coroutine)
             write(txn)
@@ -430,7 +459,12 @@ class TableRuntime(AccessChecks):
             values = dict(given)  # a retried transaction starts again from what was given
             existing = instance
             if self.put_reads or not access.unrestricted:
-                existing = self.instance(key, await txn.read(self.name, key))
+                # A caching table's record may be only at the origin: create or update is
+                # decided by what a read would find (through the cache), not by storage alone.
+                if self.cache is not None:
+                    existing = await self.load(key)
+                else:
+                    existing = self.instance(key, await txn.read(self.name, key))
             if existing._exists:
                 await self._hook(existing, "allow_update")
                 old = existing._values()
@@ -454,9 +488,8 @@ class TableRuntime(AccessChecks):
             record = self._ordered(values)
             if not access.unrestricted:
                 await self._check_written(context, access, record)
-            if self.cache is not None:  # to the origin first: its failure stores nothing
-                await self.cache.put_through(key, record)
             self._write(txn, instance, record, "put", record)
+            self._through(txn, key)
 
         await self._in_txn(write)
 
@@ -485,9 +518,8 @@ class TableRuntime(AccessChecks):
             self._stamp(values, created=False)
             if not access.unrestricted:
                 await self._check_written(context, access, values)
-            if self.cache is not None:  # the whole record to the origin first
-                await self.cache.put_through(key, values)
             self._write(txn, instance, values, "patch", changes)
+            self._through(txn, key)
 
         await self._in_txn(write)
 
@@ -515,6 +547,24 @@ class TableRuntime(AccessChecks):
 
         await self._in_txn(write)
 
+    def _through(self, txn: Transaction, key: Any) -> None:
+        """A caching table's write of ``key`` goes to the origin just before ``txn`` commits,
+        once, as the transaction leaves the record (put, or delete when it is gone): a rolled
+        back write (savepoint, atomic flow) never reaches it, and its failure (502/504)
+        commits nothing."""
+        cache = self.cache
+        if cache is None or not (cache.writes or cache.deletes):
+            return
+
+        async def write(done: Transaction) -> None:
+            row = await done.read(self.name, key)
+            if row is None:
+                await cache.delete_through(key)
+            else:
+                await cache.put_through(key, _json_decode(row.data))
+
+        txn.before_commit((self.name, key), write)
+
     def _write(
         self, txn: Transaction, instance: Any, record: dict[str, Any], kind: str, event: Any
     ) -> None:
@@ -539,9 +589,8 @@ class TableRuntime(AccessChecks):
             if not access.unrestricted and await self.outside(key, context, write=True):
                 return False
             await self._hook(current, "allow_delete")
-            if self.cache is not None:  # from the origin first: its failure deletes nothing
-                await self.cache.delete_through(key)
             txn.delete(self.name, key)
+            self._through(txn, key)
             instance._exists = False
             self._on_commit(txn, instance, "delete", None)
             return True
@@ -558,6 +607,29 @@ class TableRuntime(AccessChecks):
         async def write(txn: Transaction) -> None:
             txn.increment(self.name, key, field, amount)
             self._on_commit(txn, self.cls._blank(key), "patch", None)
+
+        cache = self.cache
+        if cache is not None and (cache.writes or cache.deletes):
+            # Writes pass through: the origin gets the record, so the increment is a read
+            # through the cache (the record may be only at the origin) and a checked write.
+            async def write_through(txn: Transaction) -> None:
+                current = await self.load(key)
+                if not current._exists:
+                    raise NotFound(f"{self.name} {key!r} not found")
+                values = current._values()
+                value = values.get(field)
+                value = 0 if value is None else value
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ValidationError(
+                        f"add_to() cannot add to {self.name}.{field} of {key!r}: "
+                        f"it holds {type(value).__name__}, not a number"
+                    )
+                values[field] = value + amount
+                self._stamp(values, created=False)
+                self._write(txn, current, values, "patch", None)
+                self._through(txn, key)
+
+            write = write_through
 
         await self._in_txn(write)
 

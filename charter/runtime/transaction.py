@@ -64,6 +64,7 @@ class Transaction:
 
     __slots__ = (
         "_after",
+        "_before",
         "_changes",
         "_counters",
         "_index",
@@ -84,6 +85,9 @@ class Transaction:
         self.wrote: set[str] = set()
         self._seen: dict[tuple[str, Any], int] = {}
         self._after: list[Callable[[Transaction], None]] = []
+        # Work that must succeed for the commit to happen (a caching table's write through to
+        # its origin), one per record: the last registered for a record replaces the others.
+        self._before: dict[tuple[str, Any], Callable[[Transaction], Awaitable[None]]] = {}
         self.versions: dict[tuple[str, Any], int | None] = {}
         self.committed = False
         self.holds_hot = False  # a re-run holding the records it conflicted on
@@ -162,6 +166,10 @@ class Transaction:
         previous = self._changes[slot]
         if previous.kind == INSERT and change.kind == PUT:
             change.kind = INSERT
+        elif previous.kind == DELETE and change.kind == INSERT and previous.expect:
+            # Deleted then created again: the record exists at commit only if the delete's
+            # version is still current, so it is a put checked against that version.
+            change.kind = PUT
         if previous.kind != MERGE:  # (a merge is blind: what replaces it keeps its own check)
             change.expect = previous.expect
         self._changes[slot] = change
@@ -283,21 +291,36 @@ class Transaction:
         (a conflict on them still re-runs the whole transaction)."""
         changes = [copy.copy(change) for change in self._changes]
         index, counters, tables = dict(self._index), dict(self._counters), set(self.wrote)
-        after = len(self._after)
+        after, before = len(self._after), dict(self._before)
         try:
             yield self
         except BaseException:
             self._changes, self._index, self._counters = changes, index, counters
             self.wrote = tables
             del self._after[after:]
+            self._before = before
             raise
 
     def after_commit(self, fn: Callable[[Transaction], None]) -> None:
         self._after.append(fn)
 
+    def before_commit(
+        self, record: tuple[str, Any], fn: Callable[[Transaction], Awaitable[None]]
+    ) -> None:
+        """Run ``fn(txn)`` once, just before the storage commit, for ``record`` (replacing one
+        registered for it before). If it raises, nothing is committed and the exception goes
+        on; a savepoint's rollback drops those registered inside it."""
+        self._before[record] = fn
+
     async def commit(self) -> None:
         if self.committed:
             return
+        try:
+            for hook in list(self._before.values()):
+                await hook(self)
+        except BaseException:
+            self.committed = True  # failed: nothing of it may be committed later
+            raise
         self.committed = True
         if self._changes:
             versions = await self.storage.commit(self._changes)

@@ -179,8 +179,9 @@ class Cache:
     # -- writes through --------------------------------------------------------------------------
 
     async def put_through(self, key: Any, record: dict[str, Any]) -> None:
-        """Write ``record`` to the origin first when the source writes (a failure stores
-        nothing: it is raised inside the transaction that would have stored it)."""
+        """Write ``record`` to the origin when the source writes: called just before the
+        commit of the transaction that stores it (``TableRuntime._through``); a failure
+        raises there and nothing is stored."""
         if self.writes:
             document = _decode(self.runtime._encode(record))  # as JSON would carry it
             await self._call(self.source.put(key, document), "put", key)

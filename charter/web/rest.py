@@ -142,8 +142,11 @@ class TableResource:
             await self.runtime._hook(instance, "allow_read")
 
     async def _load(self, key: Any, access: Access, *, write: bool = False) -> Any:
-        """The record, acting for the request; 404 when its user's rules exclude it."""
+        """The record, acting for the request; 404 when its user's rules exclude it. On a
+        caching table a load may call the origin: the user needs the read right first."""
         context = current_context()
+        if self.cache is not None and not access.unrestricted:
+            access.require(context, self.name, READ)
         if access.unrestricted:
             instance = await self.runtime.load(key, context)
         else:
@@ -264,7 +267,7 @@ class TableResource:
         assert txn is not None
         row = await txn.read(self.name, key)
         cache = self.cache
-        if cache is not None and (row is None or not cache.fresh(row)):
+        if cache is not None and self.runtime.cache_serves(txn, key, row):
             row, _ = await self.runtime.through_cache(key, row, txn)
         unrestricted = access.unrestricted
         outside = self.runtime.outside
