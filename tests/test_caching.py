@@ -435,11 +435,20 @@ async def test_callers_without_the_rights_cause_no_origin_call(
                       data={"temp": 5.0})
         ],
     )  # fmt: skip
+    delete = map_route(
+        "POST",
+        "/del/{id}",
+        roles="unauthenticated",
+        operations=[Operation("Weather", "delete", where=lambda ctx: {"id": ctx.params["id"]})],
+    )
     writer = Role("writer", tables={"Weather": Grant(update=True, delete=True)})
-    app = App(tables=[Weather], routes=[update], database=database, auth=True, roles=[writer])
+    app = App(
+        tables=[Weather], routes=[update, delete], database=database, auth=True, roles=[writer]
+    )
     async with TestClient(app) as client:
         anonymous = await client.post("/upd/paris", json={})
         assert anonymous.status_code == 401
+        assert (await client.post("/del/paris", json={})).status_code == 401
         assert origin.gets("paris") == 0
         await app.directory.add_user("wes", "a-long-password-1", role="writer")
         auth = ("wes", "a-long-password-1")

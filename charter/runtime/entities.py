@@ -259,7 +259,7 @@ class EntityContext:
         409 if several); the record as it was."""
         runtime = self.runtime(table)
         key = await self._one_key(runtime, where)
-        before = await runtime.load(key)
+        before = await runtime.load_for(key, self.acting_for(), "delete")
         if not before._exists or not await runtime.cls.delete(key, context=self.acting_for()):
             raise NotFound(f"{runtime.name} {key!r} not found")
         return dict(before.to_dict())
