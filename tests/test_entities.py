@@ -323,3 +323,25 @@ def test_the_entity_context_keeps_no_app_alive(tmp_path: Any) -> None:
         del app
     gc.collect()
     assert [ref() for ref in refs] == [None, None, None]
+
+
+class Stamped(Table):
+    """A table whose own ``post`` is its data path: every create goes through it."""
+
+    id: str = Field(primary_key=True)
+    note: str = ""
+
+    async def post(self, data: Any) -> Any:  # type: ignore[override]
+        return await super().post({**data, "note": "via post"})
+
+
+def test_create_goes_through_the_tables_own_post(database: str) -> None:
+    stamp = map_route(
+        "POST", "/stamp", operations=[Operation("Stamped", "create", data={"id": "r"})]
+    )
+    app = App(tables=[Stamped], routes=[stamp], database=database)
+    with TestClient(app) as client:
+        assert client.run(entities.create("Stamped", {"id": "s"}))["note"] == "via post"
+        response = client.post("/stamp", json={})
+        assert response.status_code == 201, response.text
+        assert response.json()["Stamped"]["note"] == "via post"

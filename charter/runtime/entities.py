@@ -235,7 +235,10 @@ class EntityContext:
         key exists (at commit: a transaction never holds a lock while it runs). The caller
         needs the insert right and may write only its attributes."""
         runtime = self.runtime(table)
-        instance = await runtime.cls.post(dict(data), context=self.acting_for())
+        if "post" in runtime.cls.__charter_overrides__:  # the table's own post is its data path
+            instance = await runtime.cls.post(dict(data), context=self.acting_for())
+        else:  # the default post is the runtime's create: called without the layers between
+            instance = await runtime.create(dict(data), self.acting_for())
         return dict(instance.to_dict())
 
     async def update(self, table: Any, where: Where, data: Mapping[str, Any]) -> dict[str, Any]:

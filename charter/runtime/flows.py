@@ -194,14 +194,22 @@ async def _step(operation: Operation, index: int, ctx: FlowContext, *, atomic: b
     return result
 
 
-async def execute(flow: Flow, ctx: FlowContext, txn: Transaction) -> dict[str, Any]:
+async def execute(
+    flow: Flow, ctx: FlowContext, txn: Transaction, *, dropped: bool = False
+) -> dict[str, Any]:
     """Run the steps in ``txn`` (see the module docstring); ``ctx.results`` fills as they go.
     Raises ``FlowError`` after undoing what must be undone (the caller runs ``on_error`` once
-    what must stay is committed); a ``ConflictError`` (the transaction re-runs) passes."""
+    what must stay is committed); a ``ConflictError`` (the transaction re-runs) passes.
+
+    ``dropped``: the caller drops ``txn`` when an atomic flow fails (a mapped route's own
+    request transaction), so the steps need no savepoint of their own to be undone."""
     steps = list(enumerate(flow.operations))
     current = steps[0]
     try:
-        if flow.atomic:
+        if flow.atomic and dropped:
+            for current in steps:
+                ctx.results[current[1].name] = await _step(current[1], current[0], ctx, atomic=True)
+        elif flow.atomic:
             with txn.savepoint():
                 for current in steps:
                     ctx.results[current[1].name] = await _step(

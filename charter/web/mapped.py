@@ -92,7 +92,7 @@ class MappedEndpoint:
             tables=self.tables,
         )
         try:
-            results = await execute(self.flow, ctx, txn)
+            results = await execute(self.flow, ctx, txn, dropped=True)
         except FlowError as error:
             if error.atomic:
                 await failed(self.flow, error, ctx)
