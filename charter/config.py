@@ -55,6 +55,9 @@ class Config:
     event_retention_count: int = 100_000
     subscriber_buffer: int = 1000
     keepalive: float = 15.0
+    # The garbage collector's first-generation threshold set at start (0: untouched); see
+    # charter/runtime/collector.py.
+    gc_threshold: int = 10_000
 
     @classmethod
     def build(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Config:
@@ -77,6 +80,9 @@ class Config:
             if value is not None and not value > 0:
                 where = _origin(name, env if name in from_env else None)
                 raise ValueError(f"{where} must be a positive number, not {value!r}")
+        if config.gc_threshold < 0:
+            where = _origin("gc_threshold", env if "gc_threshold" in from_env else None)
+            raise ValueError(f"{where} must be 0 (off) or a positive number of objects")
         if config.secret is not None and len(config.secret) < MIN_SECRET_LENGTH:
             where = _origin("secret", env if "secret" in from_env else None)
             raise ValueError(
@@ -167,6 +173,7 @@ def _parse(name: str, raw: str) -> Any:
         "signin_address_limit",
         "event_retention_count",
         "subscriber_buffer",
+        "gc_threshold",
     ):
         return int(raw)
     if name in _SECONDS:

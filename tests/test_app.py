@@ -213,3 +213,47 @@ def test_an_unsupported_database_url_is_reported_without_its_password() -> None:
         App(database=f"mysql://app:{SECRET}@db/shop")
     assert SECRET not in str(caught.value)
     assert "mysql://app:***@db/shop" in str(caught.value)
+
+
+@pytest.fixture
+def collector_thresholds() -> Any:
+    """The process's collector thresholds, put back after the test."""
+    import gc
+
+    saved = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    yield gc
+    gc.set_threshold(*saved)
+
+
+def test_starting_raises_the_collectors_first_threshold(
+    database: str, collector_thresholds: Any
+) -> None:
+    with TestClient(App(database=database)):
+        assert collector_thresholds.get_threshold() == (10_000, 10, 10)
+
+
+@pytest.mark.parametrize("given", [{"gc_threshold": 0}, {"env": "0"}])
+def test_a_zero_gc_threshold_leaves_the_collector_alone(
+    database: str, collector_thresholds: Any, given: dict[str, Any], monkeypatch: Any
+) -> None:
+    if "env" in given:
+        monkeypatch.setenv("CHARTER_GC_THRESHOLD", given["env"])
+        app = App(database=database)
+    else:
+        app = App(database=database, **given)
+    with TestClient(app):
+        assert collector_thresholds.get_threshold() == (700, 10, 10)
+
+
+def test_a_higher_threshold_of_the_process_is_kept(
+    database: str, collector_thresholds: Any
+) -> None:
+    collector_thresholds.set_threshold(50_000, 10, 10)
+    with TestClient(App(database=database, gc_threshold=20_000)):
+        assert collector_thresholds.get_threshold() == (50_000, 10, 10)
+
+
+def test_a_negative_gc_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="gc_threshold"):
+        App(gc_threshold=-1)
