@@ -49,6 +49,16 @@ def test_primary_key_is_generated_as_a_uuid_string_when_omitted(serve):
     assert client.get(f"/Product/{key}").json()["name"] == "Air"
 
 
+def test_generated_keys_are_distinct_random_version_4_uuids(serve):
+    client = serve(Brand, Product)
+    keys = [client.post("/Product/", json={"name": "A", "price": 1}).json()["id"] for _ in range(64)]
+    parsed = [uuid.UUID(key) for key in keys]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+    assert [str(u) for u in parsed] == keys  # canonical: lower case, hyphenated
+    assert len(set(keys)) == 64
+    assert {key[19] for key in keys} == set("89ab")  # the variant digit keeps two random bits
+
+
 def test_given_primary_key_is_kept(serve):
     client = serve(Brand, Product)
     response = client.post("/Product/", json={"id": "p1", "name": "Air", "price": 10})

@@ -13,20 +13,20 @@ __all__ = ["new_uuid"]
 
 _CHUNK = 4096
 _lock = threading.Lock()
-_pool = b""
-_offset = _CHUNK
+_pool = ""  # hex digits of kernel randomness, 32 per key
+_offset = 0
+# The variant's digit keeps two random bits and sets the top two to 10 (RFC 9562): 8, 9, a, b.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def new_uuid() -> str:
-    """A random UUID (version 4) as a canonical string."""
+    """A random UUID (version 4) as a canonical string: 122 random bits, the version digit
+    4 and the variant digit written over the digits drawn for them."""
     global _pool, _offset
     with _lock:
         if _offset >= len(_pool):
-            _pool = os.urandom(_CHUNK)
+            _pool = os.urandom(_CHUNK).hex()
             _offset = 0
-        raw = bytearray(_pool[_offset : _offset + 16])
-        _offset += 16
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        h = _pool[_offset : _offset + 32]
+        _offset += 32
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
