@@ -51,7 +51,8 @@ def test_primary_key_is_generated_as_a_uuid_string_when_omitted(serve):
 
 def test_generated_keys_are_distinct_random_version_4_uuids(serve):
     client = serve(Brand, Product)
-    keys = [client.post("/Product/", json={"name": "A", "price": 1}).json()["id"] for _ in range(64)]
+    made = [client.post("/Product/", json={"name": "A", "price": 1}) for _ in range(64)]
+    keys = [response.json()["id"] for response in made]
     parsed = [uuid.UUID(key) for key in keys]
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
     assert [str(u) for u in parsed] == keys  # canonical: lower case, hyphenated
