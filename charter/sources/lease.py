@@ -36,6 +36,7 @@ __all__ = ["Leases", "leases_for"]
 _FIRST_PAUSE = 0.001
 _LONGEST_PAUSE = 0.02
 _SLOTS = 1 << 40  # bytes of the lock file a (table, id) may lock
+_pending: set[asyncio.Future[None]] = set()  # give-backs under way (a task must be referenced)
 
 
 def _digest(*parts: str) -> bytes:
@@ -134,7 +135,22 @@ class AdvisoryLeases(Leases):
             return await session.conn.fetchval(sql, number)
 
     async def try_take(self, table: str, key: Any) -> bool:
-        return bool(await self._call("SELECT pg_try_advisory_lock($1)", self._number(table, key)))
+        call = asyncio.ensure_future(
+            self._call("SELECT pg_try_advisory_lock($1)", self._number(table, key))
+        )
+        try:
+            return bool(await asyncio.shield(call))
+        except asyncio.CancelledError:
+            # The server may grant the lock after the waiter is gone: once the call ends, a
+            # lock it took is given back, or the id would stay locked while this worker lives.
+            call.add_done_callback(lambda done: self._give_back_if_taken(done, table, key))
+            raise
+
+    def _give_back_if_taken(self, call: asyncio.Future[Any], table: str, key: Any) -> None:
+        if not call.cancelled() and call.exception() is None and call.result():
+            task = asyncio.ensure_future(self.give_back(table, key))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
 
     async def give_back(self, table: str, key: Any) -> None:
         with contextlib.suppress(Exception):  # a lost connection has released it already
