@@ -41,10 +41,8 @@ from .base import (
     ConflictError,
     DuplicateKey,
     LoggedEvent,
-    MissingRecord,
     Row,
     Storage,
-    as_pending,
 )
 from .batcher import ReadBatcher, drain
 from .spill import Spill, batch_size, spilled
@@ -63,6 +61,7 @@ from .sqlite_errors import (
     translated,
 )
 from .sqlite_inline import MISSED, InlineReader
+from .sqlite_pending import PendingRead
 from .sqlite_plans import Plan, choose
 from .sqlite_schema import Statistics, migrate, quote
 
@@ -451,41 +450,17 @@ class SQLiteStorage(Storage):
         rows: bool = True,
         counted: bool = False,
     ) -> tuple[int, list[Row]]:
-        """A job on the writer (the one connection that may write): under a savepoint of its
-        own, the changes are applied with the commit's code, the query is run, and the
-        savepoint is rolled back. It holds the writer while the query runs (the price of a
-        read of one's own pending writes; such reads are rare and their results are read whole
-        anyway). It sees what the jobs before it in the same group commit wrote."""
+        """A job on the writer that applies the changes, queries and rolls them back
+        (``sqlite_pending``)."""
         if self._writer is None:
             raise RuntimeError("storage is not open")
-        select = compile_select(schema, query, catalog=self.catalog) if rows else None
-        counting = compile_count(schema, query, catalog=self.catalog) if counted else None
-        pending = as_pending(changes)
-        result: list[tuple[int, list[Row]]] = []
-
-        def read(conn: sqlite3.Connection) -> None:
-            conn.execute("SAVEPOINT pending")
-            try:
-                now = int(time.time() * 1000)
-                for change in pending:
-                    with contextlib.suppress(MissingRecord):
-                        self._write(conn, change, now)
-                total = 0
-                if counting is not None:
-                    total = int(conn.execute(counting.sql, counting.params).fetchone()[0])
-                found: list[Row] = []
-                if select is not None:
-                    found = [Row(*row) for row in conn.execute(select.sql, select.params)]
-                result[:] = [(total, found)]
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK TO pending")
-                    conn.execute("RELEASE pending")
-
+        read = PendingRead(
+            self._write, changes, schema, query, self.catalog, rows=rows, counted=counted
+        )
         job = _Job([_Callable(read, writes=False)], asyncio.get_running_loop())
         self._queue.put(job)
         await job.future
-        return result[0]
+        return read.result
 
     async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the writer connection, committed like any transaction (storage proxy)."""
