@@ -49,6 +49,7 @@ from .base import (
 from .postgres_dialect import POSTGRES, adapt
 from .postgres_errors import Outcome, no_connection, nul_in_query, outcome, translate
 from .postgres_floats import LONG_NUMBER, floats_of, render_floats
+from .postgres_pending import PendingRead
 from .postgres_schema import Connection, migrate
 from .postgres_statements import Statements
 from .spill import Spill, batch_size, spilled
@@ -431,9 +432,7 @@ class PostgresStorage(Storage):
         rows: bool = True,
         counted: bool = False,
     ) -> tuple[int, list[Row]]:
-        """On a pooled connection: BEGIN, the changes applied with the commit's code (rows
-        locked in the commit's order, so no deadlock with a commit), the query, ROLLBACK.
-        The rows it changes stay locked only while the query runs."""
+        """The changes applied and rolled back around the query (``postgres_pending``)."""
         if self._foreign():
             return await self._hop(
                 self.search_with(changes, schema, query, rows=rows, counted=counted)
@@ -444,29 +443,10 @@ class PostgresStorage(Storage):
         counting = (
             self._compile(compile_count(schema, query, POSTGRES, self.catalog)) if counted else None
         )
-        pending = as_pending(changes)
-        order = sorted(range(len(pending)), key=lambda i: _lock_order(pending[i]))
-
-        async def read(conn: Connection) -> tuple[int, list[Row]]:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:
-                now = _now()
-                for i in order:
-                    with contextlib.suppress(MissingRecord):
-                        await self._apply(conn, pending[i], now)
-                total = 0
-                if counting is not None:
-                    total = int(await conn.fetchval(counting[0], *counting[1]))
-                found: list[Row] = []
-                if select is not None:
-                    records = await conn.fetch(select[0], *select[1])
-                    found = [self._row(schema.name, *record) for record in records]
-                return total, found
-            finally:
-                await transaction.rollback()
-
-        return await self._run(read)
+        pending = sorted(as_pending(changes), key=_lock_order)  # stable: the commit's order
+        return await self._run(
+            PendingRead(self._apply, self._row, schema.name, pending, select, counting)
+        )
 
     # -- writes ----------------------------------------------------------------------------
 
