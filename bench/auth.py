@@ -327,32 +327,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    run.WORK_DIR.mkdir(parents=True, exist_ok=True)
-    dirty = run.dirty_files()
-    if dirty and not opts.no_write and not opts.allow_dirty:
-        sys.exit(
-            "error: the work tree has uncommitted changes; commit first, or pass --no-write"
-            " or --allow-dirty"
-        )
-    opts.wrk = run.ensure_wrk()
-    info = run.machine_info(opts)
-    if opts.client_cpu is not None:
-        os.sched_setaffinity(0, {opts.client_cpu})
-    print("== auth: seeding", flush=True)
-    url = setup_database(opts)
-    results: dict[tuple[str, str], Any] = {}
-    problems: list[str] = []
-    for auth in (False, True):
-        print(f"== auth {'on' if auth else 'off'}", flush=True)
-        problems += measure_mode(opts, url, auth, results)
-    text = report(opts, info, results, problems)
-    print("\n" + text)
-    if not opts.no_write:
-        existing = run.RESULTS_MD.read_text()
-        run.RESULTS_MD.write_text(existing.rstrip("\n") + "\n\n" + text)
-        print(f"results appended to {run.rel(run.RESULTS_MD)}")
-    flawed = problems or any(not r.ok for r in results.values())
-    return 1 if flawed else 0
+
+    def bench() -> tuple[dict[tuple[str, str], Any], list[str]]:
+        print("== auth: seeding", flush=True)
+        url = setup_database(opts)
+        results: dict[tuple[str, str], Any] = {}
+        problems: list[str] = []
+        for auth in (False, True):
+            print(f"== auth {'on' if auth else 'off'}", flush=True)
+            problems += measure_mode(opts, url, auth, results)
+        return results, problems
+
+    code: int = run.side_by_side(opts, bench, report, dict.values)
+    return code
 
 
 if __name__ == "__main__":

@@ -272,30 +272,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    run.WORK_DIR.mkdir(parents=True, exist_ok=True)
-    dirty = run.dirty_files()
-    if dirty and not opts.no_write and not opts.allow_dirty:
-        sys.exit(
-            "error: the work tree has uncommitted changes; commit first, or pass --no-write"
-            " or --allow-dirty"
-        )
-    opts.wrk = run.ensure_wrk()
-    info = run.machine_info(opts)
-    if opts.client_cpu is not None:
-        os.sched_setaffinity(0, {opts.client_cpu})
-    print("== caching: seeding and warming", flush=True)
-    app, url, problems = prepare(opts)
-    results: dict[str, list[Any]] = {}
-    print("== caching: get", flush=True)
-    problems += measure(opts, app, url, results)
-    text = report(opts, info, results, problems)
-    print("\n" + text)
-    if not opts.no_write:
-        existing = run.RESULTS_MD.read_text()
-        run.RESULTS_MD.write_text(existing.rstrip("\n") + "\n\n" + text)
-        print(f"results appended to {run.rel(run.RESULTS_MD)}")
-    flawed = problems or any(not r.ok for runs in results.values() for r in runs)
-    return 1 if flawed else 0
+
+    def bench() -> tuple[dict[str, list[Any]], list[str]]:
+        print("== caching: seeding and warming", flush=True)
+        app, url, problems = prepare(opts)
+        results: dict[str, list[Any]] = {}
+        print("== caching: get", flush=True)
+        problems += measure(opts, app, url, results)
+        return results, problems
+
+    code: int = run.side_by_side(
+        opts, bench, report, lambda results: [r for runs in results.values() for r in runs]
+    )
+    return code
 
 
 if __name__ == "__main__":

@@ -31,12 +31,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -47,6 +47,7 @@ REPO = BENCH_DIR.parent
 APPS_DIR = BENCH_DIR / "apps"
 WORK_DIR = BENCH_DIR / ".work"
 RESULTS_MD = BENCH_DIR / "RESULTS.md"
+R = TypeVar("R")  # a bench's results, as its report reads them
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SEED_COUNT = 10_000  # rows seeded per app (--seed-count, for trying the harness out)
@@ -1456,6 +1457,38 @@ def dirty_files() -> list[str]:
     if proc.returncode != 0:
         return ["(not a git work tree)"]
     return [line[3:] for line in proc.stdout.splitlines() if line.strip()]
+
+
+def side_by_side(
+    opts: argparse.Namespace,
+    bench: Callable[[], tuple[R, list[str]]],
+    report: Callable[[argparse.Namespace, dict[str, str], R, list[str]], str],
+    outcomes: Callable[[R], Iterable[RunResult]],
+) -> int:
+    """The run of a side-by-side bench (bench/signup.py, caching.py, auth.py): refuse a dirty
+    tree unless told, pin this harness to the client's CPU, ``bench()`` (its results and
+    problems), print ``report`` and append it to RESULTS.md; 1 when anything was flawed
+    (a problem, or one of ``outcomes(results)`` not to be trusted)."""
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    dirty = dirty_files()
+    if dirty and not opts.no_write and not opts.allow_dirty:
+        sys.exit(
+            "error: the work tree has uncommitted changes; commit first, or pass --no-write"
+            " or --allow-dirty"
+        )
+    opts.wrk = ensure_wrk()
+    info = machine_info(opts)
+    if opts.client_cpu is not None:
+        os.sched_setaffinity(0, {opts.client_cpu})
+    results, problems = bench()
+    text = report(opts, info, results, problems)
+    print("\n" + text)
+    if not opts.no_write:
+        existing = RESULTS_MD.read_text()
+        RESULTS_MD.write_text(existing.rstrip("\n") + "\n\n" + text)
+        print(f"results appended to {rel(RESULTS_MD)}")
+    flawed = problems or any(not r.ok for r in outcomes(results))
+    return 1 if flawed else 0
 
 
 def write_results(

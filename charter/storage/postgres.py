@@ -21,7 +21,6 @@ import functools
 import logging
 import random
 import time
-import urllib.parse
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -49,6 +48,8 @@ from .base import (
 from .postgres_dialect import POSTGRES, adapt
 from .postgres_errors import Outcome, no_connection, nul_in_query, outcome, translate
 from .postgres_floats import LONG_NUMBER, floats_of, render_floats
+from .postgres_pending import PendingRead
+from .postgres_pool import init_connection, pool_options
 from .postgres_schema import Connection, migrate
 from .postgres_statements import Statements
 from .spill import Spill, batch_size, spilled
@@ -62,8 +63,6 @@ __all__ = ["PostgresStorage"]
 log = logging.getLogger("charter.storage")
 T = TypeVar("T")
 
-DEFAULT_POOL_SIZE = 10
-DEFAULT_POOL_TIMEOUT = 10.0  # seconds a request waits for a free connection, then 503
 _RETRIES = 4  # a change set failing with a serialization failure or deadlock is re-run
 _SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
 _BATCH_ROWS = 1000  # most rows a streaming read takes from its cursor at once
@@ -73,49 +72,6 @@ _DRIVER_ERRORS = (
     asyncpg.exceptions.InternalClientError,
     OSError,
 )
-_encode = msgspec.json.Encoder().encode
-
-
-def _jsonb(value: Any) -> str:
-    return _encode(value).decode()
-
-
-def _text(value: str | bytes) -> str:
-    return value if isinstance(value, str) else value.decode()
-
-
-async def _init_connection(conn: Connection) -> None:
-    # Values bound to a jsonb parameter (keys, query values) are encoded as JSON; documents are
-    # bound as text and cast (``$2::text::jsonb``), and read back as their JSON text.
-    await conn.set_type_codec(
-        "jsonb", encoder=_jsonb, decoder=_text, schema="pg_catalog", format="text"
-    )
-
-
-def _pool_options(
-    url: str, pool_size: int | None, pool_timeout: float | None
-) -> tuple[str, int, float]:
-    """The DSN for asyncpg, the pool size and the pool timeout (``?pool_size=N`` and
-    ``?pool_timeout=S`` in the URL win)."""
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    size = pool_size or DEFAULT_POOL_SIZE
-    timeout = pool_timeout or DEFAULT_POOL_TIMEOUT
-    kept = []
-    for name, value in query:
-        if name == "pool_size":
-            size = int(value)
-        elif name == "pool_timeout":
-            timeout = float(value)
-        else:
-            kept.append((name, value))
-    scheme = "postgresql" if parts.scheme.startswith("postgres") else parts.scheme
-    dsn = urllib.parse.urlunsplit(
-        (scheme, parts.netloc, parts.path, urllib.parse.urlencode(kept), parts.fragment)
-    )
-    return dsn, max(1, size), max(0.001, timeout)
-
-
 _decode_json = msgspec.json.decode
 
 
@@ -143,7 +99,7 @@ class PostgresStorage(Storage):
         self, url: str, pool_size: int | None = None, pool_timeout: float | None = None
     ) -> None:
         self.url = url
-        self._dsn, self.pool_size, self.pool_timeout = _pool_options(url, pool_size, pool_timeout)
+        self._dsn, self.pool_size, self.pool_timeout = pool_options(url, pool_size, pool_timeout)
         self._pool: asyncpg.Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tables: dict[str, Statements] = {}
@@ -169,7 +125,7 @@ class PostgresStorage(Storage):
                 self._dsn,
                 min_size=min(2, self.pool_size),
                 max_size=self.pool_size,
-                init=_init_connection,
+                init=init_connection,
                 max_inactive_connection_lifetime=300,
             )
         except _DRIVER_ERRORS as exc:
@@ -431,9 +387,7 @@ class PostgresStorage(Storage):
         rows: bool = True,
         counted: bool = False,
     ) -> tuple[int, list[Row]]:
-        """On a pooled connection: BEGIN, the changes applied with the commit's code (rows
-        locked in the commit's order, so no deadlock with a commit), the query, ROLLBACK.
-        The rows it changes stay locked only while the query runs."""
+        """The changes applied and rolled back around the query (``postgres_pending``)."""
         if self._foreign():
             return await self._hop(
                 self.search_with(changes, schema, query, rows=rows, counted=counted)
@@ -444,29 +398,10 @@ class PostgresStorage(Storage):
         counting = (
             self._compile(compile_count(schema, query, POSTGRES, self.catalog)) if counted else None
         )
-        pending = as_pending(changes)
-        order = sorted(range(len(pending)), key=lambda i: _lock_order(pending[i]))
-
-        async def read(conn: Connection) -> tuple[int, list[Row]]:
-            transaction = conn.transaction()
-            await transaction.start()
-            try:
-                now = _now()
-                for i in order:
-                    with contextlib.suppress(MissingRecord):
-                        await self._apply(conn, pending[i], now)
-                total = 0
-                if counting is not None:
-                    total = int(await conn.fetchval(counting[0], *counting[1]))
-                found: list[Row] = []
-                if select is not None:
-                    records = await conn.fetch(select[0], *select[1])
-                    found = [self._row(schema.name, *record) for record in records]
-                return total, found
-            finally:
-                await transaction.rollback()
-
-        return await self._run(read)
+        pending = sorted(as_pending(changes), key=_lock_order)  # stable: the commit's order
+        return await self._run(
+            PendingRead(self._apply, self._row, schema.name, pending, select, counting)
+        )
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,13 +41,10 @@ from .base import (
     ConflictError,
     DuplicateKey,
     LoggedEvent,
-    MissingRecord,
     Row,
     Storage,
-    as_pending,
 )
 from .batcher import ReadBatcher, drain
-from .spill import Spill, batch_size, spilled
 from .sqlite_changes import increment, merge
 from .sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
 from .sqlite_connect import BUSY_TIMEOUT, path_from_url
@@ -63,8 +60,10 @@ from .sqlite_errors import (
     translated,
 )
 from .sqlite_inline import MISSED, InlineReader
+from .sqlite_pending import PendingRead
 from .sqlite_plans import Plan, choose
 from .sqlite_schema import Statistics, migrate, quote
+from .sqlite_stream import stream
 
 if TYPE_CHECKING:
     from ..query.model import Query
@@ -76,8 +75,6 @@ log = logging.getLogger("charter.storage")
 T = TypeVar("T")
 _BATCH = 256
 _SMALL_RESULT = 1000  # a query limited to this many rows is read in one go
-_FIRST_BATCH = 256
-_BATCH_ROWS = 1000
 _READERS = 4
 _PLANS = 2048  # planned queries remembered (see sqlite_plans.Plan)
 _THREADED_USES = 100  # uses of a plan sent to a thread after it ran past the inline budget
@@ -300,65 +297,10 @@ class SQLiteStorage(Storage):
             for row in rows:
                 yield Row(*row)
             return
-        async with contextlib.aclosing(self._stream(compiled.sql, compiled.params)) as stream:
-            async for row in stream:
+        rows = stream(self._acquire, self._release, self._on_reader, compiled.sql, compiled.params)
+        async with contextlib.aclosing(rows) as streamed:
+            async for row in streamed:
                 yield row
-
-    def _stream(
-        self, sql: str, params: Sequence[Any], count: tuple[str, Sequence[Any]] | None = None
-    ) -> AsyncGenerator[Any, None]:
-        """Rows read in batches on one connection (first the count, when ``count`` is given,
-        from the same snapshot), drained into a ``Spill`` at SQLite's pace: the connection and
-        its snapshot (which holds back WAL checkpoints) are let go as soon as the cursor is
-        exhausted, however slowly the rows are read. Closing the iterator stops the reading."""
-
-        def finish(conn: sqlite3.Connection, cursor: sqlite3.Cursor | None) -> None:
-            if cursor is not None:
-                cursor.close()
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-            self._release(conn)
-
-        def first() -> tuple[sqlite3.Connection | None, sqlite3.Cursor | None, int, list[Any]]:
-            conn = self._acquire()
-            cursor = None
-            try:
-                total = 0
-                if count is not None:
-                    conn.execute("BEGIN")  # one snapshot for the count and the rows
-                    total = int(conn.execute(count[0], count[1]).fetchone()[0])
-                cursor = conn.execute(sql, params)
-                rows = cursor.fetchmany(_FIRST_BATCH)
-            except BaseException:
-                finish(conn, cursor)
-                raise
-            if len(rows) < _FIRST_BATCH:
-                finish(conn, cursor)
-                return None, None, total, rows
-            return conn, cursor, total, rows
-
-        async def produce(spill: Spill) -> None:
-            conn, cursor, total, rows = await self._on_reader(retrying, first)
-            try:
-                if count is not None:
-                    spill.put_total(total)
-                await spill.put([Row(*row) for row in rows])
-                size = _BATCH_ROWS
-                while cursor is not None:
-                    # Read on demand while the client keeps up (a reader thread running ahead
-                    # would contend with the event loop for the GIL); drain once it does not.
-                    await spill.wanted()
-                    rows = await self._on_reader(cursor.fetchmany, size)
-                    batch = [Row(*row) for row in rows]
-                    await spill.put(batch)
-                    if len(rows) < size:
-                        return
-                    size = batch_size(batch, _BATCH_ROWS)
-            finally:
-                if conn is not None:
-                    finish(conn, cursor)
-
-        return spilled(produce, counted=count is not None)
 
     async def _on_reader(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on a reader thread, SQLite errors translated (not retried: the next
@@ -378,7 +320,10 @@ class SQLiteStorage(Storage):
     ) -> tuple[int, AsyncIterator[Row]]:
         compiled = compile_select(schema, query, catalog=self.catalog)
         counting = compile_count(schema, query, catalog=self.catalog)
-        rows = self._stream(compiled.sql, compiled.params, (counting.sql, counting.params))
+        count = (counting.sql, counting.params)
+        rows = stream(
+            self._acquire, self._release, self._on_reader, compiled.sql, compiled.params, count
+        )
         total = await rows.__anext__()
         return int(total), rows
 
@@ -451,41 +396,17 @@ class SQLiteStorage(Storage):
         rows: bool = True,
         counted: bool = False,
     ) -> tuple[int, list[Row]]:
-        """A job on the writer (the one connection that may write): under a savepoint of its
-        own, the changes are applied with the commit's code, the query is run, and the
-        savepoint is rolled back. It holds the writer while the query runs (the price of a
-        read of one's own pending writes; such reads are rare and their results are read whole
-        anyway). It sees what the jobs before it in the same group commit wrote."""
+        """A job on the writer that applies the changes, queries and rolls them back
+        (``sqlite_pending``)."""
         if self._writer is None:
             raise RuntimeError("storage is not open")
-        select = compile_select(schema, query, catalog=self.catalog) if rows else None
-        counting = compile_count(schema, query, catalog=self.catalog) if counted else None
-        pending = as_pending(changes)
-        result: list[tuple[int, list[Row]]] = []
-
-        def read(conn: sqlite3.Connection) -> None:
-            conn.execute("SAVEPOINT pending")
-            try:
-                now = int(time.time() * 1000)
-                for change in pending:
-                    with contextlib.suppress(MissingRecord):
-                        self._write(conn, change, now)
-                total = 0
-                if counting is not None:
-                    total = int(conn.execute(counting.sql, counting.params).fetchone()[0])
-                found: list[Row] = []
-                if select is not None:
-                    found = [Row(*row) for row in conn.execute(select.sql, select.params)]
-                result[:] = [(total, found)]
-            finally:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK TO pending")
-                    conn.execute("RELEASE pending")
-
+        read = PendingRead(
+            self._write, changes, schema, query, self.catalog, rows=rows, counted=counted
+        )
         job = _Job([_Callable(read, writes=False)], asyncio.get_running_loop())
         self._queue.put(job)
         await job.future
-        return result[0]
+        return read.result
 
     async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the writer connection, committed like any transaction (storage proxy)."""

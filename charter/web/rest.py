@@ -13,8 +13,6 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import msgspec
-
 from ..errors import HttpError, MethodNotAllowed, NotFound, PreconditionFailed
 from ..http.codecs import CSV, JSON, MSGPACK, SUFFIXES, Codec, Form, for_request, negotiate
 from ..http.request import Request
@@ -23,7 +21,7 @@ from ..http.routing import Route, Router, decode_segment
 from ..model.table import maybe_await
 from ..query import parse_query_string
 from ..query.cache import LRU, copy_query
-from ..query.model import Condition, Query, Select
+from ..query.model import Condition, Query
 from ..query.sql import compile_select
 from ..runtime.access import DELETE, INSERT, READ, UPDATE, Access, forbidden_attributes
 from ..runtime.context import RequestContext, current_context
@@ -32,6 +30,7 @@ from ..schema.describe import describe
 from ..storage import Row
 from .rest_access import RoleFaces, masked_plan, reaches_related
 from .rest_headers import etag, etag_matches, prefers_representation, record_headers, split_suffix
+from .rest_results import stream_rows, stream_values
 from .streams import content_range, nothing, peeked, shown_count, until_disconnect
 from .websocket import subscribe, subscribe_at, wants_subscription
 
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["add_table_routes", "describe_table"]
 
-_json_decode = msgspec.json.decode
 _WHOLE_RESULT = 100  # a page up to this many records is sent in one piece, not streamed
 _CHECKED_QUERIES = 1024  # query strings remembered parsed and valid, per table
 
@@ -491,86 +489,20 @@ class TableResource:
                 await rows.aclose()  # type: ignore[attr-defined]
             collection = self.runtime.cls._blank(None, context, acting=True)
             values = collection.search(query)
-            stream = self._stream_values(values, codec, access, known, query.selection)
+            stream = stream_values(self, values, codec, access, known, query.selection)
         elif query.select is not None:
             if rows is not None:
                 await rows.aclose()  # type: ignore[attr-defined]
             values = self.runtime.search(query, check_read=True, context=context)
-            stream = self._stream_values(values, codec, access, selection=query.selection)
+            stream = stream_values(self, values, codec, access, selection=query.selection)
         else:
             if rows is None:
                 rows = self.database.search(self.schema, query)
-            stream = self._stream_rows(rows, codec, access, known)
+            stream = stream_rows(self, rows, codec, access, known)
         # Run the query up to its first chunk before the status line is sent: an error there
         # is still an error response, not a 200 with a cut body.
         primed = await peeked(stream)
         return Response(200, stream=until_disconnect(request, primed), headers=headers)
-
-    async def _stream_rows(
-        self, rows: AsyncIterator[Row], codec: Codec, access: Access, count: int | None
-    ) -> AsyncIterator[bytes]:
-        if self._raw_for(access) and codec is JSON and not self.checks_read:
-            first = True
-            batch: list[bytes] = []
-            async for row in rows:
-                batch.append(row.data.encode())
-                if len(batch) >= 200:
-                    yield (b"[" if first else b",") + b",".join(batch)
-                    first = False
-                    batch = []
-            if batch:
-                yield (b"[" if first else b",") + b",".join(batch) + b"]"
-            else:
-                yield b"[]" if first else b"]"
-            return
-
-        async def values() -> AsyncIterator[Any]:
-            async for row in rows:
-                key = _json_decode(row.data).get(self.schema.primary_key)
-                instance = self.runtime.instance(key, row)
-                if self.checks_read:
-                    try:
-                        await self.runtime._hook(instance, "allow_read")
-                    except HttpError:
-                        continue
-                yield instance
-
-        async for chunk in self._stream_values(values(), codec, access, count):
-            yield chunk
-
-    async def _stream_values(
-        self,
-        values: Any,
-        codec: Codec,
-        access: Access,
-        count: int | None = None,
-        selection: Select | None = None,
-    ) -> AsyncIterator[bytes]:
-        """The values (records or what ``select`` made of them) as one array in ``codec``.
-
-        The query runs to its first value before a header or bracket is sent; ``count``, when
-        known, lets MessagePack write its array length first (see ``Codec.stream_array``).
-        """
-        shown = self._shown
-        values = await peeked(values)
-
-        async def items() -> AsyncIterator[Any]:
-            async for value in values:
-                yield shown(value._values(), access) if hasattr(value, "_values") else value
-
-        columns = None
-        if codec is CSV:  # one column per selected attribute, or per attribute it may read
-            if selection is None:
-                table = None if access.unrestricted else access.table(self.name)
-                columns = [
-                    f
-                    for f in self.schema.fields
-                    if f not in self.runtime.hidden and (table is None or table.sees(f))
-                ]
-            else:
-                columns = [i.name for i in selection.items]
-        async for chunk in codec.stream_array(items(), count=count, columns=columns):
-            yield chunk
 
     async def delete_matching(self, request: Request) -> Response:
         access = self._allowed(current_context(), DELETE)

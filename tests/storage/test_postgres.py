@@ -11,9 +11,10 @@ import pytest
 from charter import App, Field, Table
 from charter.errors import Conflict, Unavailable, ValidationError
 from charter.storage import ConflictError, StorageFull, open_storage
-from charter.storage.postgres import PostgresStorage, _pool_options
+from charter.storage.postgres import PostgresStorage
 from charter.storage.postgres_dialect import POSTGRES, adapt
 from charter.storage.postgres_errors import Outcome, outcome, translate
+from charter.storage.postgres_pool import pool_options
 from charter.testing import TestClient
 
 
@@ -86,12 +87,12 @@ def test_open_storage_picks_the_backend_and_the_pool_size(monkeypatch: pytest.Mo
     storage = open_storage("postgresql://u@h/db", pool_size=7)
     assert isinstance(storage, PostgresStorage) and storage.pool_size == 7
     assert isinstance(open_storage("postgres://u@h/db"), PostgresStorage)
-    assert _pool_options("postgresql://u@h/db?pool_size=3&search_path=s", 9, None) == (
+    assert pool_options("postgresql://u@h/db?pool_size=3&search_path=s", 9, None) == (
         "postgresql://u@h/db?search_path=s",
         3,
         10.0,
     )
-    assert _pool_options("postgresql://u@h/db?pool_timeout=2.5", None, 7) == (
+    assert pool_options("postgresql://u@h/db?pool_timeout=2.5", None, 7) == (
         "postgresql://u@h/db",
         10,
         2.5,
