@@ -156,6 +156,9 @@ class SQLiteStorage(Storage):
         if not self.path.startswith("file:"):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
+            # The writer's statement and savepoint journals in memory: a job's savepoint made
+            # SQLite create, write and delete a temporary file every few commits.
+            conn.execute("PRAGMA temp_store = MEMORY")
             self._checkpointer = Checkpointer(
                 lambda: _connect(self.path, timeout=self.busy_timeout)
             )
