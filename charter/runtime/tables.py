@@ -24,6 +24,7 @@ from ..schema.bounds import key_problem, value_problems
 from ..schema.validation import details_from_message, validate_object
 from ..storage import Row, Storage
 from .access import DELETE, INSERT, READ, UPDATE, forbidden_attributes
+from .cached import CachingTable
 from .checks import AccessChecks
 from .context import RequestContext, current_context
 from .events import EventBus
@@ -42,7 +43,7 @@ _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.decode
 
 
-class TableRuntime(AccessChecks):
+class TableRuntime(AccessChecks, CachingTable):
     """Binds a table class to its schema, a storage and an event bus.
 
     Args:
@@ -176,28 +177,6 @@ class TableRuntime(AccessChecks):
             instance._from_source = loaded
             return instance
         return self.instance(key, row, context)
-
-    def cache_serves(self, txn: Transaction | None, key: Any, row: Row | None) -> bool:
-        """Whether a caching table's read of ``key`` goes through the cache: a miss or an
-        expired ``row``, unless the transaction staged a write of the record (its own write,
-        version 0 until commit, is what it must read, not the origin's record)."""
-        assert self.cache is not None
-        if txn is not None and txn.touches(self.name, key):
-            return False
-        return row is None or not self.cache.fresh(row)
-
-    async def through_cache(
-        self, key: Any, row: Row | None, txn: Transaction | None
-    ) -> tuple[Row | None, bool]:
-        """A caching table's record for a miss or an expired ``row`` (``charter.sources``), and
-        whether it came from the origin. The transaction that read ``row`` learns the version
-        stored meanwhile, so a write of it in the same transaction does not conflict with the
-        load."""
-        assert self.cache is not None
-        found, loaded = await self.cache.resolve(key, row)
-        if txn is not None and found is not row:
-            txn._seen[(self.name, key)] = found.version if found is not None else 0
-        return found, loaded
 
     async def load_for(self, key: Any, context: RequestContext | None, right: str) -> Any:
         """The record ``key`` for a write needing ``right``, as ``context``'s user may reach
@@ -547,24 +526,6 @@ class TableRuntime(AccessChecks):
 
         await self._in_txn(write)
 
-    def _through(self, txn: Transaction, key: Any) -> None:
-        """A caching table's write of ``key`` goes to the origin just before ``txn`` commits,
-        once, as the transaction leaves the record (put, or delete when it is gone): a rolled
-        back write (savepoint, atomic flow) never reaches it, and its failure (502/504)
-        commits nothing."""
-        cache = self.cache
-        if cache is None or not (cache.writes or cache.deletes):
-            return
-
-        async def write(done: Transaction) -> None:
-            row = await done.read(self.name, key)
-            if row is None:
-                await cache.delete_through(key)
-            else:
-                await cache.put_through(key, _json_decode(row.data))
-
-        txn.before_commit((self.name, key), write)
-
     def _write(
         self, txn: Transaction, instance: Any, record: dict[str, Any], kind: str, event: Any
     ) -> None:
@@ -610,27 +571,8 @@ class TableRuntime(AccessChecks):
 
         cache = self.cache
         if cache is not None and (cache.writes or cache.deletes):
-            # Writes pass through: the origin gets the record, so the increment is a read
-            # through the cache (the record may be only at the origin) and a checked write.
-            async def write_through(txn: Transaction) -> None:
-                current = await self.load(key)
-                if not current._exists:
-                    raise NotFound(f"{self.name} {key!r} not found")
-                values = current._values()
-                value = values.get(field)
-                value = 0 if value is None else value
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValidationError(
-                        f"add_to() cannot add to {self.name}.{field} of {key!r}: "
-                        f"it holds {type(value).__name__}, not a number"
-                    )
-                values[field] = value + amount
-                self._stamp(values, created=False)
-                self._write(txn, current, values, "patch", None)
-                self._through(txn, key)
-
-            write = write_through
-
+            await self._in_txn(self._add_through(key, field, amount))  # (cached.py)
+            return
         await self._in_txn(write)
 
     def subscribe(self, key: Any, **options: Any) -> AsyncIterator[Any]:
