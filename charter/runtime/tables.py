@@ -6,7 +6,6 @@ once, whichever way a write arrives (REST, a Python static helper, a method or a
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import time
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import CharterError, Conflict, Forbidden, HttpError, NotFound, ValidationError
+from ..errors import CharterError, Conflict, Forbidden, NotFound, ValidationError
 from ..model.table import maybe_await
 from ..query.model import Query
 from ..schema import TableSchema
@@ -25,12 +24,11 @@ from ..schema.validation import details_from_message, validate_object
 from ..storage import Row, Storage
 from .access import DELETE, INSERT, READ, UPDATE, forbidden_attributes
 from .cached import CachingTable
-from .checks import AccessChecks
 from .context import RequestContext, current_context
 from .events import EventBus
 from .lifecycle import Lifecycle
 from .pending import PendingReads
-from .projection import Projector
+from .searches import TableSearch
 from .transaction import Transaction, current_transaction, run_in_transaction
 
 if TYPE_CHECKING:
@@ -43,7 +41,7 @@ _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.decode
 
 
-class TableRuntime(AccessChecks, CachingTable):
+class TableRuntime(TableSearch, CachingTable):
     """Binds a table class to its schema, a storage and an event bus.
 
     Args:
@@ -206,68 +204,6 @@ class TableRuntime(AccessChecks, CachingTable):
             raise NotFound(f"{self.name} {raw_key!r} not found")
         await self._hook(instance, "allow_read")
         return instance
-
-    async def search(
-        self,
-        query: Query | dict[str, Any] | None,
-        *,
-        check_read: bool = False,
-        context: RequestContext | None = None,
-    ) -> AsyncIterator[Any]:
-        """Records matching ``query``: instances, or what its ``select`` shapes (related records
-        included, in the same SQL statement), or its plan when ``explain``.
-
-        Args:
-            check_read: apply the ``allow_read`` hooks to every record, related ones included
-                (what a request does); a denied record is left out.
-            context: search as this request's user (its read right, views and row rules);
-                None: server code, unrestricted.
-        """
-        compiled = Query.coerce(query)
-        if not self.lifecycle.started:
-            await self.lifecycle.startup()
-        access = self.access(context)
-        if not access.unrestricted and compiled.scope is None:
-            access.require(context, self.name, READ)
-            scope = await access.scope(context, self.name)
-            compiled = dataclasses.replace(compiled, scope=scope)
-        if compiled.explain:
-            yield await self.storage.explain(self.schema, compiled)
-            return
-        selection = compiled.selection
-        projector = None
-        if selection is not None:
-            allow = self._allows if check_read else None
-            projector = Projector(self.catalog, self.schema, selection, allow, access)
-        hooked = check_read and "allow_read" in self.cls.__charter_overrides__
-        # Every record read inside a transaction is version-checked if the transaction then
-        # writes it, whichever API read it: a search is a read like ``get``. A record the
-        # transaction wrote comes back with version 0 (``charter.runtime.pending``).
-        txn = self._txn()
-        async for row in self.reads.search(self.schema, compiled):
-            data = _json_decode(row.data)
-            key = data.get(self.key)
-            if txn is not None and row.version and not txn.committed:
-                txn.saw(self.name, key, row.version)
-            instance = self.instance(key, row)
-            if hooked:
-                try:
-                    await self._hook(instance, "allow_read")
-                except HttpError:
-                    continue
-            yield instance if projector is None else await projector(data, row.version, row.related)
-
-    async def _allows(self, table: str, doc: dict[str, Any], version: int) -> bool:
-        """Whether ``table``'s ``allow_read`` lets the current user read a related record."""
-        runtime = self.tables[table]
-        if "allow_read" not in runtime.cls.__charter_overrides__:
-            return True
-        instance = runtime.instance(doc.get(runtime.key), Row(_json_encode(doc).decode(), version))
-        try:
-            await runtime._hook(instance, "allow_read")
-        except HttpError:
-            return False
-        return True
 
     # -- validation ----------------------------------------------------------------------------
 
