@@ -185,6 +185,144 @@ async def test_invalidate_makes_the_next_read_load_again(origin: Origin, databas
         assert origin.gets("paris") == 2
 
 
+@pytest.mark.parametrize("expiration", [3600, None])
+async def test_invalidate_keeps_a_stale_copy_that_is_never_served_as_fresh(
+    origin: Origin, database: str, expiration: float | None
+) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=expiration)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        first = await client.get("/Weather/paris")
+        origin.records["paris"] = {"id": "paris", "temp": 5.0}
+        await Weather.invalidate("paris")
+        # Kept, as it was: queries list it (they never call the origin), version and all.
+        assert (await client.get("/Weather/")).json() == [first.json()]
+        assert origin.gets("paris") == 1
+        # The Table API's next read calls the origin, as REST's does.
+        record = await Weather.get("paris")
+        assert record is not None and record.was_loaded_from_source() and record.temp == 5.0
+        assert origin.gets("paris") == 2
+        again = await client.get("/Weather/paris")  # the refresh cleared the mark: a hit
+        assert again.json()["temp"] == 5.0 and again.headers["etag"] != first.headers["etag"]
+        assert origin.gets("paris") == 2
+        # Twice over: one origin call, once.
+        await Weather.invalidate("paris")
+        await Weather.invalidate("paris")
+        assert (await client.get("/Weather/paris")).status_code == 200
+        assert (await client.get("/Weather/paris")).status_code == 200
+        assert origin.gets("paris") == 3
+        # An id that is not cached: nothing to do (no record, no origin call).
+        await Weather.invalidate("lyon")
+        assert origin.gets("lyon") == 0
+        assert [r["id"] for r in (await client.get("/Weather/")).json()] == ["paris"]
+
+
+async def test_a_write_after_invalidate_clears_the_mark(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=3600)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        await client.get("/Weather/paris")
+        await Weather.invalidate("paris")
+        put = await client.put("/Weather/paris", json={"temp": 8.0})
+        assert put.status_code == 204
+        assert (await client.get("/Weather/paris")).json()["temp"] == 8.0
+        assert origin.gets("paris") == 1  # the write is newer than the mark: fresh
+
+
+async def test_an_invalidation_is_in_the_database_for_every_worker(
+    origin: Origin, database: str
+) -> None:
+    """Another app on the same database (its own connections and caches, as another worker
+    process has) invalidates; this one's next read calls the origin."""
+    Weather = weather(OriginApi(origin.url), expiration=3600)
+    Elsewhere = weather(OriginApi(origin.url), expiration=3600)
+    async with (
+        TestClient(App(tables=[Weather], database=database)) as client,
+        TestClient(App(tables=[Elsewhere], database=database)),
+    ):
+        assert (await client.get("/Weather/paris")).status_code == 200
+        assert (await client.get("/Weather/paris")).status_code == 200
+        assert origin.gets("paris") == 1
+        origin.records["paris"] = {"id": "paris", "temp": 5.0}
+        await Elsewhere.invalidate("paris")
+        assert (await client.get("/Weather/paris")).json()["temp"] == 5.0
+        assert origin.gets("paris") == 2
+
+
+async def test_a_table_that_becomes_a_caching_one_gets_the_stale_mark(
+    origin: Origin, database: str
+) -> None:
+    """A table stored before it had a source (or before the mark existed) is given it at
+    start; SQLite's rebuild for a new index keeps the marks."""
+
+    class Weather(Table, name="Weather"):
+        id: str = Field(primary_key=True)
+        temp: float = 0
+        note: str = ""
+
+    async with TestClient(App(tables=[Weather], database=database)):
+        await Weather.put({"id": "paris", "temp": 1.0})
+    Cached = weather(OriginApi(origin.url), expiration=3600)
+    async with TestClient(App(tables=[Cached], database=database)) as client:
+        assert (await client.get("/Weather/paris")).json()["temp"] == 1.0  # fresh: stored
+        await Cached.invalidate("paris")
+    source = OriginApi(origin.url)
+
+    class Indexed(Table, source=source, expiration=3600, name="Weather"):
+        id: str = Field(primary_key=True)
+        temp: float = Field(0, indexed=True)
+        note: str = ""
+
+    async with TestClient(App(tables=[Indexed], database=database)) as client:
+        assert (await client.get("/Weather/paris")).json()["temp"] == 21.5  # still stale
+        assert origin.gets("paris") == 1
+
+
+class InvalidatedOk(OriginApi):
+    """Serves an invalidated copy while it refreshes (an expired one, not)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.entries: list[CacheEntry] = []
+
+    def allow_stale_while_revalidate(self, entry: CacheEntry, id: Any) -> bool:
+        self.entries.append(entry)
+        return entry.invalidated
+
+
+async def test_an_invalidated_record_may_be_served_stale_while_it_refreshes(
+    origin: Origin, database: str
+) -> None:
+    source = InvalidatedOk(origin.url)
+    Weather = weather(source, expiration=3600)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        first = await client.get("/Weather/paris")
+        origin.records["paris"] = {"id": "paris", "temp": 30.0}
+        origin.delay = 0.5
+        await Weather.invalidate("paris")
+        started = asyncio.get_running_loop().time()
+        stale = await asyncio.gather(*(client.get("/Weather/paris") for _ in range(50)))
+        assert asyncio.get_running_loop().time() - started < 0.45  # not waiting for the origin
+        assert {r.json()["temp"] for r in stale} == {21.5}
+        assert {r.headers["etag"] for r in stale} == {first.headers["etag"]}  # as it was
+        entry = source.entries[0]
+        assert (entry.id, entry.value["temp"], entry.invalidated) == ("paris", 21.5, True)
+        assert entry.loaded == int(first.headers["etag"].strip('"'))
+        assert entry.loaded <= entry.expires < entry.loaded + 3_600_000
+        await asyncio.sleep(0.8)  # the one background refresh has landed
+        assert (await client.get("/Weather/paris")).json()["temp"] == 30.0
+        assert origin.gets("paris") == 2
+
+
+async def test_an_expired_record_is_not_an_invalidated_one(origin: Origin, database: str) -> None:
+    source = InvalidatedOk(origin.url)
+    Weather = weather(source, expiration=0.2)
+    async with TestClient(App(tables=[Weather], database=database)) as client:
+        assert (await client.get("/Weather/paris")).status_code == 200
+        await asyncio.sleep(0.3)
+        origin.records["paris"] = {"id": "paris", "temp": 30.0}
+        assert (await client.get("/Weather/paris")).json()["temp"] == 30.0  # waited: not served
+        assert [e.invalidated for e in source.entries] == [False]
+
+
 async def test_writes_pass_through_to_the_source(origin: Origin, database: str) -> None:
     Weather = weather(OriginApi(origin.url), expiration=3600)
     async with TestClient(App(tables=[Weather], database=database)) as client:

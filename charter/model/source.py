@@ -16,19 +16,24 @@ __all__ = ["CacheEntry", "Source"]
 
 @dataclass(frozen=True, slots=True)
 class CacheEntry:
-    """A cached record past its expiration, as ``allow_stale_while_revalidate`` sees it.
+    """A cached record past its expiration, or invalidated, as ``allow_stale_while_revalidate``
+    sees it.
 
     Attributes:
         id: the record's primary key.
         value: the cached record (a dict of its attributes).
         loaded: when it was stored, in ms since the epoch.
-        expires: when it expired, in ms since the epoch.
+        expires: when it expired, in ms since the epoch (an invalidated record: its expiration
+            if that came first, else the time of this read).
+        invalidated: whether ``invalidate(id)`` marked it stale (the origin is known to have
+            changed it), rather than its age.
     """
 
     id: Any
     value: dict[str, Any]
     loaded: int
     expires: int
+    invalidated: bool = False
 
 
 class Source:
@@ -53,8 +58,8 @@ class Source:
         raise NotImplementedError
 
     def allow_stale_while_revalidate(self, entry: CacheEntry, id: Any) -> bool:
-        """Whether an expired ``entry`` may be served while it is refreshed in the background
-        (default: no, a read of an expired record waits for the origin)."""
+        """Whether an expired or invalidated ``entry`` may be served while it is refreshed in
+        the background (default: no, a read of such a record waits for the origin)."""
         return False
 
     def subscribe(self) -> AsyncIterator[Any] | None:

@@ -408,8 +408,9 @@ class Table:
 
     @classmethod
     async def invalidate(cls, id: Any) -> None:
-        """Caching tables: drop the cached copy of ``id``; the next read loads it from the
-        source again (docs/caching.md)."""
+        """Caching tables: mark the cached copy of ``id`` stale (on every worker); the next
+        read loads it from the source again, or serves the stale copy while it does if the
+        source's ``allow_stale_while_revalidate`` says so (docs/caching.md)."""
         cache = _runtime(cls).cache
         if cache is None:
             raise CharterError(f"{cls.__name__} is not a caching table (it has no source=)")

@@ -6,7 +6,6 @@ once, whichever way a write arrives (REST, a Python static helper, a method or a
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import time
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..errors import CharterError, Conflict, Forbidden, HttpError, NotFound, ValidationError
+from ..errors import CharterError, Conflict, Forbidden, NotFound, ValidationError
 from ..model.table import maybe_await
 from ..query.model import Query
 from ..schema import TableSchema
@@ -24,12 +23,12 @@ from ..schema.bounds import key_problem, value_problems
 from ..schema.validation import details_from_message, validate_object
 from ..storage import Row, Storage
 from .access import DELETE, INSERT, READ, UPDATE, forbidden_attributes
-from .checks import AccessChecks
+from .cached import CachingTable
 from .context import RequestContext, current_context
 from .events import EventBus
 from .lifecycle import Lifecycle
 from .pending import PendingReads
-from .projection import Projector
+from .searches import TableSearch
 from .transaction import Transaction, current_transaction, run_in_transaction
 
 if TYPE_CHECKING:
@@ -42,7 +41,7 @@ _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.decode
 
 
-class TableRuntime(AccessChecks):
+class TableRuntime(TableSearch, CachingTable):
     """Binds a table class to its schema, a storage and an event bus.
 
     Args:
@@ -177,28 +176,6 @@ class TableRuntime(AccessChecks):
             return instance
         return self.instance(key, row, context)
 
-    def cache_serves(self, txn: Transaction | None, key: Any, row: Row | None) -> bool:
-        """Whether a caching table's read of ``key`` goes through the cache: a miss or an
-        expired ``row``, unless the transaction staged a write of the record (its own write,
-        version 0 until commit, is what it must read, not the origin's record)."""
-        assert self.cache is not None
-        if txn is not None and txn.touches(self.name, key):
-            return False
-        return row is None or not self.cache.fresh(row)
-
-    async def through_cache(
-        self, key: Any, row: Row | None, txn: Transaction | None
-    ) -> tuple[Row | None, bool]:
-        """A caching table's record for a miss or an expired ``row`` (``charter.sources``), and
-        whether it came from the origin. The transaction that read ``row`` learns the version
-        stored meanwhile, so a write of it in the same transaction does not conflict with the
-        load."""
-        assert self.cache is not None
-        found, loaded = await self.cache.resolve(key, row)
-        if txn is not None and found is not row:
-            txn._seen[(self.name, key)] = found.version if found is not None else 0
-        return found, loaded
-
     async def load_for(self, key: Any, context: RequestContext | None, right: str) -> Any:
         """The record ``key`` for a write needing ``right``, as ``context``'s user may reach
         it (an instance that does not exist when there is none): 401/403 before anything is
@@ -227,68 +204,6 @@ class TableRuntime(AccessChecks):
             raise NotFound(f"{self.name} {raw_key!r} not found")
         await self._hook(instance, "allow_read")
         return instance
-
-    async def search(
-        self,
-        query: Query | dict[str, Any] | None,
-        *,
-        check_read: bool = False,
-        context: RequestContext | None = None,
-    ) -> AsyncIterator[Any]:
-        """Records matching ``query``: instances, or what its ``select`` shapes (related records
-        included, in the same SQL statement), or its plan when ``explain``.
-
-        Args:
-            check_read: apply the ``allow_read`` hooks to every record, related ones included
-                (what a request does); a denied record is left out.
-            context: search as this request's user (its read right, views and row rules);
-                None: server code, unrestricted.
-        """
-        compiled = Query.coerce(query)
-        if not self.lifecycle.started:
-            await self.lifecycle.startup()
-        access = self.access(context)
-        if not access.unrestricted and compiled.scope is None:
-            access.require(context, self.name, READ)
-            scope = await access.scope(context, self.name)
-            compiled = dataclasses.replace(compiled, scope=scope)
-        if compiled.explain:
-            yield await self.storage.explain(self.schema, compiled)
-            return
-        selection = compiled.selection
-        projector = None
-        if selection is not None:
-            allow = self._allows if check_read else None
-            projector = Projector(self.catalog, self.schema, selection, allow, access)
-        hooked = check_read and "allow_read" in self.cls.__charter_overrides__
-        # Every record read inside a transaction is version-checked if the transaction then
-        # writes it, whichever API read it: a search is a read like ``get``. A record the
-        # transaction wrote comes back with version 0 (``charter.runtime.pending``).
-        txn = self._txn()
-        async for row in self.reads.search(self.schema, compiled):
-            data = _json_decode(row.data)
-            key = data.get(self.key)
-            if txn is not None and row.version and not txn.committed:
-                txn.saw(self.name, key, row.version)
-            instance = self.instance(key, row)
-            if hooked:
-                try:
-                    await self._hook(instance, "allow_read")
-                except HttpError:
-                    continue
-            yield instance if projector is None else await projector(data, row.version, row.related)
-
-    async def _allows(self, table: str, doc: dict[str, Any], version: int) -> bool:
-        """Whether ``table``'s ``allow_read`` lets the current user read a related record."""
-        runtime = self.tables[table]
-        if "allow_read" not in runtime.cls.__charter_overrides__:
-            return True
-        instance = runtime.instance(doc.get(runtime.key), Row(_json_encode(doc).decode(), version))
-        try:
-            await runtime._hook(instance, "allow_read")
-        except HttpError:
-            return False
-        return True
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -547,24 +462,6 @@ class TableRuntime(AccessChecks):
 
         await self._in_txn(write)
 
-    def _through(self, txn: Transaction, key: Any) -> None:
-        """A caching table's write of ``key`` goes to the origin just before ``txn`` commits,
-        once, as the transaction leaves the record (put, or delete when it is gone): a rolled
-        back write (savepoint, atomic flow) never reaches it, and its failure (502/504)
-        commits nothing."""
-        cache = self.cache
-        if cache is None or not (cache.writes or cache.deletes):
-            return
-
-        async def write(done: Transaction) -> None:
-            row = await done.read(self.name, key)
-            if row is None:
-                await cache.delete_through(key)
-            else:
-                await cache.put_through(key, _json_decode(row.data))
-
-        txn.before_commit((self.name, key), write)
-
     def _write(
         self, txn: Transaction, instance: Any, record: dict[str, Any], kind: str, event: Any
     ) -> None:
@@ -610,27 +507,8 @@ class TableRuntime(AccessChecks):
 
         cache = self.cache
         if cache is not None and (cache.writes or cache.deletes):
-            # Writes pass through: the origin gets the record, so the increment is a read
-            # through the cache (the record may be only at the origin) and a checked write.
-            async def write_through(txn: Transaction) -> None:
-                current = await self.load(key)
-                if not current._exists:
-                    raise NotFound(f"{self.name} {key!r} not found")
-                values = current._values()
-                value = values.get(field)
-                value = 0 if value is None else value
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ValidationError(
-                        f"add_to() cannot add to {self.name}.{field} of {key!r}: "
-                        f"it holds {type(value).__name__}, not a number"
-                    )
-                values[field] = value + amount
-                self._stamp(values, created=False)
-                self._write(txn, current, values, "patch", None)
-                self._through(txn, key)
-
-            write = write_through
-
+            await self._in_txn(self._add_through(key, field, amount))  # (cached.py)
+            return
         await self._in_txn(write)
 
     def subscribe(self, key: Any, **options: Any) -> AsyncIterator[Any]:

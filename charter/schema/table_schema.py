@@ -76,6 +76,12 @@ class TableSchema:
     bounded: tuple[tuple[str, bool, bool], ...] = ()
 
     @property
+    def cached(self) -> bool:
+        """Whether this is a caching table (it has a ``source``): its records carry a stale
+        mark in storage (``Storage.mark_stale``)."""
+        return self.options.source is not None
+
+    @property
     def generates_key(self) -> bool:
         return self.key_type in (str, uuid.UUID)
 

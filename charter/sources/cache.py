@@ -3,10 +3,14 @@
 Where freshness lives: in the record's version. Every stored record's version is the time of
 its last write in ms (``storage.base``), so a record loaded from the source is fresh while
 ``version + expiration`` is in the future: the check on a hit is one comparison with the clock,
-no extra column, no extra query (``fresh``). ``invalidate`` drops the cached copy (the next read
-loads it again; see docs/caching.md for why it is not kept as a stale copy).
+no extra query (``fresh``). ``invalidate`` marks the record stale in the database
+(``Storage.mark_stale``: a caching table's ``stale`` column holds the version it was
+invalidated at, and reading it by id tells whether that is still the version): an invalidated
+record is an expired one, whatever its age, on every worker. The version is left alone (it is
+what writes are checked against), and the next write of the record, a refresh included, gives
+it a new version, which clears the mark.
 
-A miss or an expired record (``resolve``):
+A miss, an expired or an invalidated record (``resolve``):
 
 1. joins the load of that id already running in this worker (``Flights``), else starts one;
 2. the load takes the id's lock across workers (``Leases``), reads the record again (another
@@ -16,8 +20,9 @@ A miss or an expired record (``resolve``):
 3. an origin failure is 502 ``UPSTREAM_FAILED``, a timeout 504 ``UPSTREAM_TIMEOUT``; nothing
    is stored. ``get`` answering None drops a cached copy and is a 404.
 
-An expired record the source lets be served stale (``allow_stale_while_revalidate``) is
-answered at once while the same load runs in the background (one per id, as above).
+An expired or invalidated record the source lets be served stale
+(``allow_stale_while_revalidate``) is answered at once while the same load runs in the
+background (one per id, as above).
 """
 
 from __future__ import annotations
@@ -77,7 +82,10 @@ class Cache:
     # -- reads -------------------------------------------------------------------------------
 
     def fresh(self, row: Row) -> bool:
-        """Whether a stored record may be served as it is (the hit path: one comparison)."""
+        """Whether a stored record may be served as it is (the hit path: one comparison, and
+        the stale mark read with the record)."""
+        if row.stale:
+            return False
         expiration = self._expiration
         return expiration is None or row.version + expiration > _now_ms()
 
@@ -92,12 +100,17 @@ class Cache:
         return self._flights.start(key, lambda: self._load(key))
 
     def _may_serve_stale(self, key: Any, row: Row) -> bool:
-        assert self._expiration is not None  # (an expired record has an expiration)
+        expires = None if self._expiration is None else row.version + self._expiration
+        if row.stale:  # (invalidated: it expired when it was, or now if that was earlier)
+            now = _now_ms()
+            expires = now if expires is None else min(expires, now)
+        assert expires is not None  # (a record that is not fresh expired or was invalidated)
         entry = CacheEntry(
             id=key,
             value=self.runtime.decode(row.data),
             loaded=row.version,
-            expires=row.version + self._expiration,
+            expires=expires,
+            invalidated=row.stale,
         )
         try:
             return bool(self.source.allow_stale_while_revalidate(entry, key))
@@ -170,11 +183,13 @@ class Cache:
         await run_in_transaction(self.storage, write, join=False)
 
     async def invalidate(self, key: Any) -> None:
-        """``Table.invalidate``: the next read of ``key`` loads it from the source."""
+        """``Table.invalidate``: mark the cached copy of ``key`` stale (nothing when there is
+        none), so its next read loads it from the source, or serves it stale while it does if
+        the source allows. Not an event: the record has not changed."""
         key = self.runtime.check_key(key)
         if not self.runtime.lifecycle.started:
             await self.runtime.lifecycle.startup()
-        await self.drop(key)
+        await self.storage.mark_stale(self.name, key)
 
     # -- writes through --------------------------------------------------------------------------
 

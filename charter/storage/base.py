@@ -46,11 +46,14 @@ PUT, INSERT, DELETE, INCREMENT, MERGE, PUBLISH = 1, 2, 3, 4, 5, 6
 
 class Row(NamedTuple):
     """A stored record: its JSON document and its version (and, for a query that selects
-    relationships, the JSON of the related records: see ``charter.query.select``)."""
+    relationships, the JSON of the related records: see ``charter.query.select``). ``stale``:
+    a caching table's record read by id was invalidated (``Storage.mark_stale``) at this
+    version."""
 
     data: str
     version: int
     related: str | None = None
+    stale: bool = False
 
 
 @dataclass(slots=True)
@@ -170,6 +173,13 @@ class Storage(ABC):
         """The plan of ``query``: its conditions in execution order and how each is served."""
         compiled = compile_select(schema, query, catalog=getattr(self, "catalog", None))
         return {"table": schema.name, "conditions": compiled.plan, "sql": compiled.sql}
+
+    async def mark_stale(self, table: str, key: Any) -> None:
+        """Mark a caching table's record stale at its current version (nothing when there is
+        none): ``fetch`` answers it with ``stale`` until a write gives it a new version. The
+        version and the document stay as they are, so no reader's version check is affected
+        and no event is logged."""
+        raise NotImplementedError(f"{type(self).__name__} does not keep caching tables")
 
     # -- the event log (realtime): written by ``commit``, read by every worker's hub --------
 

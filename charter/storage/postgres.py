@@ -210,12 +210,14 @@ class PostgresStorage(Storage):
             raise nul_in_query()
         return _adapt(compiled.sql), compiled.params
 
-    def _row(self, table: str, data: str, version: int, related: str | None = None) -> Row:
+    def _row(
+        self, table: str, data: str, version: int, related: str | None = None, stale: bool = False
+    ) -> Row:
         """A stored row as Charter returns it: float attributes rendered as floats again."""
         floats = self._floats.get(table)
         if floats is not None and LONG_NUMBER.search(data) is not None:
             data = render_floats(data, floats)
-        return Row(data, version, related)
+        return Row(data, version, related, stale)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -241,6 +243,20 @@ class PostgresStorage(Storage):
         waiting.setdefault(key, []).append(future)
         return await future
 
+    async def mark_stale(self, table: str, key: Any) -> None:
+        if self._foreign():
+            return await self._hop(self.mark_stale(table, key))
+        spec = self._tables[table]
+        key = spec.key(key)
+        if _holds_nul(key):  # no stored key can hold one
+            return None
+
+        async def mark(conn: Connection) -> None:
+            await conn.execute(spec.mark_stale, key)
+
+        await self._run(mark)
+        return None
+
     def _flush_soon(self, table: str) -> None:
         waiting = self._waiting.pop(table, None)
         if waiting:
@@ -260,11 +276,13 @@ class PostgresStorage(Storage):
                         (key,) = waiting
                         record = await conn.fetchrow(spec.select, key)
                         if record is not None:
-                            found[key] = self._row(table, record[0], record[1])
+                            stale = len(record) > 2 and record[2] is True
+                            found[key] = self._row(table, record[0], record[1], None, stale)
                     else:
                         for record in await conn.fetch(spec.select_many, list(waiting)):
                             key = spec.key(_decode_json(record[0]))
-                            found[key] = self._row(table, record[1], record[2])
+                            stale = len(record) > 3 and record[3] is True
+                            found[key] = self._row(table, record[1], record[2], None, stale)
             except _DRIVER_ERRORS as exc:
                 _raise(exc)
         except BaseException as exc:  # every waiting request gets the error

@@ -1,6 +1,7 @@
 """Create and migrate PostgreSQL tables and indexes to match the declared schemas.
 
-Each table is ``(id JSONB PRIMARY KEY, data JSONB, version BIGINT)``, as on SQLite with JSONB
+Each table is ``(id JSONB PRIMARY KEY, data JSONB, version BIGINT)`` (a caching table has one
+more column, ``stale BIGINT``: the version its record was invalidated at), as on SQLite with JSONB
 for TEXT (the key is JSONB too, so it compares with document attributes without casts; see
 ``postgres_dialect``). Declared indexes are B-tree expression indexes on exactly the expression
 the query compiler emits for the attribute; a GIN index (``jsonb_path_ops``) on ``data`` serves
@@ -84,6 +85,12 @@ async def _migrate_table(conn: Connection, schema: TableSchema) -> None:
         f"CREATE TABLE IF NOT EXISTS {table} "
         "(id JSONB PRIMARY KEY, data JSONB NOT NULL, version BIGINT NOT NULL)"
     )
+    if schema.cached and not await conn.fetchval(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = $1 AND column_name = 'stale'",
+        schema.name,
+    ):  # (checked first: ALTER locks the table out even when it has the column)
+        await conn.execute(f"ALTER TABLE {table} ADD COLUMN stale BIGINT")
     before = await conn.fetchval(
         "SELECT fields::text FROM _charter_tables WHERE name = $1", schema.name
     )

@@ -28,6 +28,7 @@ class Statements:
         "logged_insert",
         "logged_update_if",
         "logged_upsert",
+        "mark_stale",
         "merge",
         "merge_if",
         "select",
@@ -40,8 +41,11 @@ class Statements:
     def __init__(self, schema: TableSchema) -> None:
         t = quote(schema.name)
         self.key_type = schema.key_type
-        self.select = f"SELECT data, version FROM {t} WHERE id = $1"
-        self.select_many = f"SELECT id, data, version FROM {t} WHERE id = ANY($1::jsonb[])"
+        # A caching table's reads by id carry its stale mark (a third or fourth column).
+        stale = ", stale = version" if schema.cached else ""
+        self.select = f"SELECT data, version{stale} FROM {t} WHERE id = $1"
+        self.select_many = f"SELECT id, data, version{stale} FROM {t} WHERE id = ANY($1::jsonb[])"
+        self.mark_stale = f"UPDATE {t} SET stale = version WHERE id = $1"
         self.version = f"SELECT version FROM {t} WHERE id = $1"
         self.exists = f"SELECT 1 FROM {t} WHERE id = $1"
         values = f"INSERT INTO {t} (id, data, version) VALUES ($1, $2::text::jsonb, $3)"

@@ -137,6 +137,7 @@ class SQLiteStorage(Storage):
         self._write_conn: sqlite3.Connection | None = None
         self._stats: Statistics | None = None
         self._select: dict[str, str] = {}
+        self._fetch: dict[str, str] = {}  # ``_select``, with the stale mark of a caching table
         self._sql: dict[str, dict[int, str]] = {}
         self._plans: LRU[Hashable, Plan] = LRU(_PLANS)
         self._written: dict[str, int] = {}  # writes applied per table, ever (see Plan)
@@ -178,6 +179,11 @@ class SQLiteStorage(Storage):
         for schema in schemas:
             table = quote(schema.name)
             self._select[schema.name] = f"SELECT data, version FROM {table} WHERE id = ?"
+            self._fetch[schema.name] = (
+                f"SELECT data, version, stale = version FROM {table} WHERE id = ?"
+                if schema.cached
+                else self._select[schema.name]
+            )
             self._sql[schema.name] = {
                 PUT: f"INSERT INTO {table} (id, data, version) VALUES (?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET data = excluded.data, "
@@ -251,11 +257,13 @@ class SQLiteStorage(Storage):
         return await loop.run_in_executor(self._executor, retrying, run)
 
     async def fetch(self, table: str, key: Any) -> Row | None:
-        sql = self._select[table]
+        sql = self._fetch[table]
 
         def run(conn: sqlite3.Connection) -> Row | None:
             row = conn.execute(sql, (key,)).fetchone()
-            return Row(row[0], row[1]) if row is not None else None
+            if row is None:
+                return None
+            return Row(row[0], row[1]) if len(row) == 2 else Row(row[0], row[1], None, row[2] == 1)
 
         found = self._inline.run(run)
         if found is not MISSED:
@@ -410,6 +418,17 @@ class SQLiteStorage(Storage):
         self._queue.put(job)
         await job.future
         return read.result
+
+    async def mark_stale(self, table: str, key: Any) -> None:
+        """(``Storage.mark_stale``) One statement on the writer connection; it changes no
+        document, so the query plans stay as they are."""
+        if self._writer is None:
+            raise RuntimeError("storage is not open")
+        sql = f"UPDATE {quote(table)} SET stale = version WHERE id = ?"
+        mark = _Callable(lambda conn: conn.execute(sql, (key,)), writes=False)
+        job = _Job([mark], asyncio.get_running_loop())
+        self._queue.put(job)
+        await job.future
 
     async def run_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` on the writer connection, committed like any transaction (storage proxy)."""

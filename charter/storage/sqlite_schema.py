@@ -1,7 +1,8 @@
 """Create and migrate SQLite tables and indexes to match the declared schemas.
 
 Each table is ``(id PRIMARY KEY, data TEXT, version INTEGER)`` with the record as a JSON
-document, so a new field needs no ALTER: existing documents are given the field's default. A
+document, so a new field needs no ALTER: existing documents are given the field's default (a
+caching table has one more column, ``stale``: the version its record was invalidated at). A
 declared index is on a stored generated column ``"$.field"`` holding
 ``json_extract(data, '$.field')`` (``query.dialect.index_columns``), followed by ``id``; the
 query compiler reads that column for the attribute. A change of the indexed fields rebuilds the
@@ -81,10 +82,16 @@ def columns(schema: TableSchema) -> str:
         f", {quote(column)} GENERATED ALWAYS AS (json_extract(data, '$.{field}')) STORED"
         for field, column in index_columns(schema).items()
     )
+    stale = ", stale INTEGER" if schema.cached else ""
     return (
         f"(id {key_type} PRIMARY KEY NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL"
-        f"{generated})"
+        f"{stale}{generated})"
     )
+
+
+def _has_stale(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether ``table`` has the ``stale`` column of a caching table."""
+    return any(row[1] == "stale" for row in conn.execute(f"PRAGMA table_info({table})"))
 
 
 def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
@@ -103,6 +110,8 @@ def _migrate_table(conn: sqlite3.Connection, schema: TableSchema) -> None:
         or _generated(conn, table) != list(index_columns(schema).values())
     ):
         _rebuild(conn, schema)
+    if schema.cached and not _has_stale(conn, table):  # (a table that became a caching one)
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN stale INTEGER")
     if row is not None:
         for name in fields:
             if name not in before:
@@ -207,10 +216,10 @@ def _rebuild(conn: sqlite3.Connection, schema: TableSchema) -> None:
     staging = quote(f"_charter_rebuild {schema.name}")
     conn.execute(f"DROP TABLE IF EXISTS {staging}")
     conn.execute(f"CREATE TABLE {staging} {columns(schema)}")
+    kept = "id, data, version" + (", stale" if schema.cached and _has_stale(conn, table) else "")
     try:
         copied = conn.execute(
-            f"INSERT INTO {staging} (id, data, version) "
-            f"SELECT id, data, version FROM {table} ORDER BY id"
+            f"INSERT INTO {staging} ({kept}) SELECT {kept} FROM {table} ORDER BY id"
         ).rowcount
     except sqlite3.IntegrityError as exc:  # an integer key column holding a non-integer
         raise RuntimeError(
