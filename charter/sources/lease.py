@@ -36,7 +36,7 @@ __all__ = ["Leases", "leases_for"]
 _FIRST_PAUSE = 0.001
 _LONGEST_PAUSE = 0.02
 _SLOTS = 1 << 40  # bytes of the lock file a (table, id) may lock
-_pending: set[asyncio.Future[None]] = set()  # give-backs under way (a task must be referenced)
+_CLOSE_WAIT = 5.0  # seconds closing waits for a lock statement under way
 
 
 def _digest(*parts: str) -> bytes:
@@ -121,11 +121,16 @@ class AdvisoryLeases(Leases):
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self._loops: dict[asyncio.AbstractEventLoop, _Session] = {}
+        self._calls: set[asyncio.Future[Any]] = set()  # statements under way (see close)
+        self._giving_back: set[asyncio.Future[None]] = set()
+        self._closed = False
 
     def _number(self, table: str, key: Any) -> int:
         return int.from_bytes(_digest(self.dsn, table, repr(key)), "big", signed=True)
 
     async def _call(self, sql: str, number: int) -> Any:
+        if self._closed:  # shut down: no new connection (nothing would close it)
+            return False
         session = self._loops.setdefault(asyncio.get_running_loop(), _Session())
         async with session.using:  # one statement at a time on the connection
             if session.conn is None or session.conn.is_closed():
@@ -138,6 +143,8 @@ class AdvisoryLeases(Leases):
         call = asyncio.ensure_future(
             self._call("SELECT pg_try_advisory_lock($1)", self._number(table, key))
         )
+        self._calls.add(call)
+        call.add_done_callback(self._calls.discard)
         try:
             return bool(await asyncio.shield(call))
         except asyncio.CancelledError:
@@ -149,14 +156,21 @@ class AdvisoryLeases(Leases):
     def _give_back_if_taken(self, call: asyncio.Future[Any], table: str, key: Any) -> None:
         if not call.cancelled() and call.exception() is None and call.result():
             task = asyncio.ensure_future(self.give_back(table, key))
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
+            self._giving_back.add(task)
+            task.add_done_callback(self._giving_back.discard)
 
     async def give_back(self, table: str, key: Any) -> None:
         with contextlib.suppress(Exception):  # a lost connection has released it already
             await self._call("SELECT pg_advisory_unlock($1)", self._number(table, key))
 
     async def close(self) -> None:
+        """Close the lock connections, once the statements under way (a cancelled waiter's
+        among them) and the give-backs they lead to have ended."""
+        for _ in range(3):  # (a call's end may start a give-back)
+            under_way = self._calls | self._giving_back
+            if under_way:
+                await asyncio.wait(under_way, timeout=_CLOSE_WAIT)
+        self._closed = True
         loops, self._loops = self._loops, {}
         for session in loops.values():
             if session.conn is not None and not session.conn.is_closed():
