@@ -119,12 +119,15 @@ class Cache:
             return False
 
     async def _load(self, key: Any) -> Loaded:
-        wait = self.policy.timeout + _LEASE_MARGIN
-        async with self.leases.held(self.name, key, wait):
+        # One bound for the whole load: the wait for another worker's call of this id and
+        # then, if that one failed, this worker's own call share it.
+        deadline = time.monotonic() + self.policy.timeout + _LEASE_MARGIN
+        async with self.leases.held(self.name, key, deadline - time.monotonic()):
             row = await self.storage.fetch(self.name, key)
             if row is not None and self.fresh(row):
                 return row, False  # another worker loaded it while this one waited
-            record = await self._call(self.source.get(key), "get", key)
+            left = min(self.policy.timeout, deadline - time.monotonic())
+            record = await self._call(self.source.get(key), "get", key, left)
             if record is None:
                 if row is not None:  # the origin has it no more
                     await self.drop(key, event=True)
@@ -207,12 +210,20 @@ class Cache:
 
     # -- the origin ------------------------------------------------------------------------------
 
-    async def _call(self, call: Awaitable[T], what: str, key: Any) -> T:
-        """An origin call bounded by ``source_timeout``; its failures as 502/504 (an
-        ``HttpError`` it raises on purpose goes through as it is)."""
-        timeout = self.policy.timeout
+    async def _call(
+        self, call: Awaitable[T], what: str, key: Any, timeout: float | None = None
+    ) -> T:
+        """An origin call bounded by ``source_timeout`` (or the ``timeout`` left of a load);
+        its failures as 502/504 (an ``HttpError`` it raises on purpose goes through as it
+        is)."""
+        if timeout is None:
+            timeout = self.policy.timeout
         if not inspect.isawaitable(call):  # a plain def: it has answered already
             return call
+        if timeout <= 0:  # the load's time went on waiting for another worker's call
+            if inspect.iscoroutine(call):
+                call.close()  # (never awaited: closed, not left to warn)
+            raise UpstreamTimeout(f"the source of {self.name} did not answer in time")
         try:
             return await asyncio.wait_for(call, timeout)
         except TimeoutError:
