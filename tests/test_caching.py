@@ -394,7 +394,8 @@ async def test_a_subscribed_source_refreshes_and_invalidates_in_real_time(
 ) -> None:
     feed = Feed(origin.url)
     Weather = weather(feed, expiration=3600)
-    async with TestClient(App(tables=[Weather], database=database)) as client:
+    app = App(tables=[Weather], database=database)
+    async with TestClient(app) as client:
         await client.get("/Weather/paris")
         events: AsyncIterator[Event] = Weather.subscribe("paris", omit_current=True)
         first = asyncio.ensure_future(events.__anext__())
@@ -404,14 +405,24 @@ async def test_a_subscribed_source_refreshes_and_invalidates_in_real_time(
         assert (event.type, event.value["temp"]) == ("put", 12.0)
         assert (await client.get("/Weather/paris")).json()["temp"] == 12.0
         origin.records["paris"] = {"id": "paris", "temp": 13.0}
-        feed.changes.put_nowait("paris")  # an id: the cached copy is dropped
+        feed.changes.put_nowait("paris")  # an id: the cached copy is marked stale
         for _ in range(50):
             await asyncio.sleep(0.05)
             if (await client.get("/Weather/paris")).json()["temp"] == 13.0:
                 break
         assert (await client.get("/Weather/paris")).json()["temp"] == 13.0
+        origin.records["paris"] = {"id": "paris", "temp": 14.0}
+        feed.changes.put_nowait("paris")  # marked stale, kept: queries still list it
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            row = await app.database.fetch("Weather", "paris")
+            if row is None or row.stale:
+                break
+        assert row is not None and row.stale
+        assert [r["temp"] for r in (await client.get("/Weather/")).json()] == [13.0]
+        assert (await client.get("/Weather/paris")).json()["temp"] == 14.0
         await events.aclose()
-        assert origin.gets("paris") == 2
+        assert origin.gets("paris") == 3
 
 
 async def test_a_load_is_an_event_for_subscribers(origin: Origin, database: str) -> None:

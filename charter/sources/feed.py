@@ -21,7 +21,8 @@ RETRY = 1.0
 
 
 async def apply(cache: Cache, item: Any) -> None:
-    """One change: an id (drop the copy) or ``(id, record)`` (store it; None drops it)."""
+    """One change: an id (the copy is marked stale, as ``invalidate`` does) or
+    ``(id, record)`` (store it; None drops it)."""
     if isinstance(item, tuple) and len(item) == 2:
         key, record = item
         if record is None:
@@ -29,7 +30,7 @@ async def apply(cache: Cache, item: Any) -> None:
         else:
             await cache.store(cache.runtime.check_key(key), record)
         return
-    await cache.drop(cache.runtime.check_key(item))
+    await cache.invalidate(item)
 
 
 async def follow(cache: Cache) -> None:
