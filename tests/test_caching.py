@@ -721,3 +721,15 @@ async def test_add_to_passes_through_to_the_source(origin: Origin, database: str
         assert origin.records["paris"]["temp"] == 25.5
         assert origin.calls[("PUT", "paris")] == 2  # once per transaction
         assert (await client.get("/Weather/paris")).json()["temp"] == 25.5
+
+
+async def test_an_app_started_again_loads_through_the_source(origin: Origin, database: str) -> None:
+    Weather = weather(OriginApi(origin.url), expiration=3600, source_timeout=0.5)
+    app = App(tables=[Weather], database=database)
+    async with TestClient(app) as client:
+        assert (await client.get("/Weather/paris")).status_code == 200
+    origin.records["lyon"] = {"id": "lyon", "temp": 18.0}
+    async with TestClient(app) as client:  # the same app, shut down and started again
+        response = await client.get("/Weather/lyon")
+        assert response.status_code == 200, response.text
+        assert origin.gets("lyon") == 1

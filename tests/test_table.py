@@ -807,3 +807,24 @@ def test_a_failed_app_leaves_no_trace_on_its_tables(tmp_path):
         Lonely.primary_key  # noqa: B018
     App(tables=[Brand, Lonely], database=f"sqlite:///{tmp_path}/b.db")
     assert Lonely.primary_key == "id"
+
+
+def test_a_forked_worker_does_not_repeat_its_parents_keys(serve):
+    import os
+
+    client = serve(Brand, Product)
+    client.post("/Product/", json={"name": "before the fork", "price": 1})  # draws randomness
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next key, to the parent
+        try:
+            from charter.schema.keys import new_uuid
+
+            os.write(write, new_uuid().encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    childs = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    response = client.post("/Product/", json={"name": "after the fork", "price": 1})
+    assert response.json()["id"] != childs

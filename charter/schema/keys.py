@@ -19,6 +19,16 @@ _offset = 0
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's unused randomness would give both the same keys (and
+    its lock may have been held by a thread the child does not have)."""
+    global _pool, _offset, _lock
+    _pool, _offset, _lock = "", 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def new_uuid() -> str:
     """A random UUID (version 4) as a canonical string: 122 random bits, the version digit
     4 and the variant digit written over the digits drawn for them."""

@@ -223,6 +223,8 @@ class Cache:
         if timeout <= 0:  # the load's time went on waiting for another worker's call
             if inspect.iscoroutine(call):
                 call.close()  # (never awaited: closed, not left to warn)
+            elif isinstance(call, asyncio.Future):
+                call.cancel()  # (a task the source started: not left running)
             raise UpstreamTimeout(f"the source of {self.name} did not answer in time")
         try:
             return await asyncio.wait_for(call, timeout)

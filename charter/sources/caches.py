@@ -64,6 +64,7 @@ class Caches:
 
     async def start(self) -> None:
         """Start the sweeps and change streams (on the worker that leads)."""
+        self.leases.open()  # (closed by an earlier stop: the app is started again)
         if self._work() and self._task is None:
             self._task = asyncio.create_task(self._lead())
 

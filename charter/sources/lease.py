@@ -52,6 +52,9 @@ class Leases:
     async def give_back(self, table: str, key: Any) -> None:
         return None
 
+    def open(self) -> None:
+        """Usable again after ``close`` (an app started again)."""
+
     async def close(self) -> None:
         return None
 
@@ -159,6 +162,9 @@ class AdvisoryLeases(Leases):
             self._giving_back.add(task)
             task.add_done_callback(self._giving_back.discard)
 
+    def open(self) -> None:
+        self._closed = False
+
     async def give_back(self, table: str, key: Any) -> None:
         with contextlib.suppress(Exception):  # a lost connection has released it already
             await self._call("SELECT pg_advisory_unlock($1)", self._number(table, key))
@@ -166,10 +172,13 @@ class AdvisoryLeases(Leases):
     async def close(self) -> None:
         """Close the lock connections, once the statements under way (a cancelled waiter's
         among them) and the give-backs they lead to have ended."""
-        for _ in range(3):  # (a call's end may start a give-back)
-            under_way = self._calls | self._giving_back
-            if under_way:
-                await asyncio.wait(under_way, timeout=_CLOSE_WAIT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CLOSE_WAIT
+        while loop.time() < deadline:  # (a call's end may start a give-back: look again)
+            mine = {f for f in self._calls | self._giving_back if f.get_loop() is loop}
+            if not mine:
+                break
+            await asyncio.wait(mine, timeout=deadline - loop.time())
         self._closed = True
         loops, self._loops = self._loops, {}
         for session in loops.values():

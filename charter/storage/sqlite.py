@@ -47,7 +47,7 @@ from .base import (
 from .batcher import ReadBatcher, drain
 from .sqlite_changes import increment, merge
 from .sqlite_checkpoint import BACKSTOP_PAGES, Checkpointer
-from .sqlite_connect import BUSY_TIMEOUT, path_from_url
+from .sqlite_connect import BUSY_TIMEOUT, journals_in_memory, path_from_url
 from .sqlite_connect import connect as _connect  # a module global: tests trace it
 from .sqlite_errors import (
     RETRY_DELAYS,
@@ -157,9 +157,6 @@ class SQLiteStorage(Storage):
         if not self.path.startswith("file:"):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
-            # The writer's statement and savepoint journals in memory: a job's savepoint made
-            # SQLite create, write and delete a temporary file every few commits.
-            conn.execute("PRAGMA temp_store = MEMORY")
             self._checkpointer = Checkpointer(
                 lambda: _connect(self.path, timeout=self.busy_timeout)
             )
@@ -168,6 +165,7 @@ class SQLiteStorage(Storage):
             await asyncio.to_thread(migrate, conn, schemas)
             await asyncio.to_thread(event_log.create_event_log, conn)
             self._stats = await asyncio.to_thread(Statistics, conn, names)
+            journals_in_memory(conn, True)  # (after the migration: see sqlite_connect)
         except BaseException:  # a refused migration leaves nothing open
             conn.close()
             self._checkpointer = None
@@ -453,6 +451,10 @@ class SQLiteStorage(Storage):
             if job is None:
                 break
             batch, stop = drain(self._queue, job, _BATCH)
+            # A statement of the app's own may rewrite a whole table: its journals on disk.
+            raw = any(isinstance(c, _Callable) and c.writes for j in batch for c in j.changes)
+            if raw:
+                journals_in_memory(conn, False)
             try:
                 self._commit_batch(conn, batch)
             except Exception as exc:  # the writer itself failed (a ROLLBACK TO, say)
@@ -461,6 +463,8 @@ class SQLiteStorage(Storage):
                         conn.execute("ROLLBACK")
                 for failed in batch:  # (a job answered already keeps its answer)
                     failed.resolve(None, exc)
+            if raw:
+                journals_in_memory(conn, True)
             if self._stats is not None:
                 self._stats.refresh(conn)
 

@@ -35,3 +35,12 @@ def connect(
     if readonly:
         conn.execute("PRAGMA query_only = 1")
     return conn
+
+
+def journals_in_memory(conn: sqlite3.Connection, yes: bool) -> None:
+    """Keep the writer's statement and savepoint journals in memory (``yes``) or let SQLite
+    spill them to temporary files. In memory while it commits requests: each job's savepoint
+    journal outgrew SQLite's 64 KiB and made it create, write and delete a file every few
+    commits. On disk for a migration or a statement of the app's own (the storage proxy), whose
+    journal may hold a whole table."""
+    conn.execute(f"PRAGMA temp_store = {'MEMORY' if yes else 'DEFAULT'}")
