@@ -136,7 +136,9 @@ def hkdf(secret: bytes, info: bytes, length: int, salt: bytes = b"") -> bytes:
         raise CryptoParameterError(f"length must be an int, not {type(length).__name__}")
     if not 1 <= length <= HKDF_MAX_LENGTH:
         raise CryptoParameterError(f"length must be 1 to {HKDF_MAX_LENGTH}, not {length}")
-    derive = HKDF(algorithm=hashes.SHA256(), length=length, salt=bytes(salt) or None, info=info)
+    derive = HKDF(
+        algorithm=hashes.SHA256(), length=length, salt=bytes(salt) or None, info=bytes(info)
+    )
     return derive.derive(bytes(secret))
 
 
@@ -151,10 +153,11 @@ def encrypt(
     same bytes, which binds the message to that context.
 
     A nonce must never repeat under one key: two messages sealed with the same key and nonce
-    give away the XOR of their plaintexts and let anyone forge tags for that key. The default,
-    12 random bytes from ``os.urandom``, makes a repeat negligible for up to about 2**32
-    messages per key. Pass ``nonce`` only to use a counter that is never reset for the key's
-    life (the encrypted channel's per-direction message counter), never a value of your own.
+    give away the XOR of their plaintexts and reveal that nonce's one-time Poly1305 key, with
+    which anyone can forge messages that open. The default, 12 random bytes from
+    ``os.urandom``, makes a repeat negligible for up to about 2**32 messages per key. Pass
+    ``nonce`` only for a counter that is never reset nor reused for the key's whole life (as the
+    encrypted channel's per-direction message counters will be), never a fixed value.
 
     Args:
         payload: the plaintext.

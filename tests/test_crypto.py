@@ -213,6 +213,8 @@ def test_bytes_like_inputs_are_accepted() -> None:
     key = bytearray(new_key())
     sealed = encrypt(memoryview(b"payload"), key, associated_data=bytearray(b"ad"))
     assert decrypt(sealed, bytes(key), associated_data=b"ad") == b"payload"
+    derived = hkdf(bytearray(b"s"), memoryview(b"i"), 32, salt=bytearray(b"x"))
+    assert derived == hkdf(b"s", b"i", 32, salt=b"x")
 
 
 def test_sealed_travels_in_json_and_msgpack_and_is_immutable() -> None:
