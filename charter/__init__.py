@@ -4,7 +4,7 @@ Declare tables and typed methods in Python; Charter serves them as REST resource
 query language, with validation and transactions enforced from the declarations.
 """
 
-from . import auth
+from . import auth, crypto
 from .app import App
 from .errors import (
     CharterError,
@@ -89,6 +89,7 @@ __all__ = [
     "User",
     "ValidationError",
     "auth",
+    "crypto",
     "current_context",
     "delete",
     "endpoint_error_schema",

@@ -11,6 +11,7 @@ class is defined in, when not this one):
 CharterError
 ├── HttpError                   any status, code from the status
 │   ├── MalformedInput          400 MALFORMED_INPUT
+│   │   └── DecryptionError     400 DECRYPTION_FAILED a sealed message that does not open (crypto)
 │   ├── InvalidQuery            400 INVALID_QUERY
 │   ├── Unauthorized            401 UNAUTHORIZED
 │   │   └── InvalidToken        401 a token not signed here, expired or signed out (auth.tokens)
@@ -35,6 +36,7 @@ CharterError
 │   └── UpstreamTimeout         504 UPSTREAM_TIMEOUT a caching table's source took too long
 ├── InputError                  input that does not validate, with details (schema.validation)
 ├── Unconvertible               a stored value a new field type cannot hold (schema.type_changes)
+├── CryptoParameterError        also a ValueError: a bad key, nonce or HKDF length (crypto)
 ├── ConnectionDropped           also a ConnectionError: closed mid-stream (http.response)
 └── Closed                      a subscription ended by the server, with its position (realtime)
     └── Overflow                the subscriber fell behind: resume from .position (realtime)

@@ -14,6 +14,7 @@ LAYERS: dict[str, int] = {
     "limits": 0,
     "config": 0,
     "redaction": 0,
+    "crypto": 0,
     "model": 1,
     "schema": 2,
     "query": 2,

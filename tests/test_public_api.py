@@ -49,6 +49,7 @@ PUBLIC = [
     "User",
     "ValidationError",
     "auth",
+    "crypto",
     "current_context",
     "delete",
     "endpoint_error_schema",
