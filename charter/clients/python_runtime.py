@@ -1,0 +1,401 @@
+"""The fixed part of every generated Python client: the query builder, the error, and the
+sync and async transports with sign-in. ``charter gen client --lang python`` copies this file
+as ``_runtime.py`` into the package it writes (so it imports nothing from charter: the client
+needs only httpx and msgspec); charter itself never imports it.
+
+Extension point: ``Transport.request`` is the one place a request is sent. The encrypted RPC
+channel (SPEC section 11) will seal RPC bodies there; subscriptions are not built yet.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Generic, Literal, Self, TypeVar, cast
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+__all__ = [
+    "AsyncTransport",
+    "CharterClientError",
+    "Comparator",
+    "Condition",
+    "Query",
+    "Tokens",
+    "Transport",
+]
+
+Comparator = Literal["eq", "ne", "lt", "le", "gt", "ge", "sw", "ew", "ct", "bt"]
+"""Equals, not equal, less than (or equal), greater than (or equal), starts with, ends with,
+contains (a substring, or an element of a list), between (inclusive; the value is a pair)."""
+
+_OPERATORS: dict[str, str] = {
+    "eq": "=", "ne": "=ne=", "lt": "=lt=", "le": "=le=", "gt": "=gt=", "ge": "=ge=",
+    "sw": "=sw=", "ew": "=ew=", "ct": "=ct=", "bt": "=bt=",
+}  # fmt: skip
+
+
+class CharterClientError(Exception):
+    """An error answer, with the envelope every Charter error has (SPEC section 2).
+
+    Attributes:
+        status: the HTTP status.
+        code: ``NOT_FOUND``, ``INVALID_PROPERTIES``... (``HTTP_ERROR`` when the body was not
+            an envelope, from a proxy say).
+        message: the server's message.
+        details: the envelope's ``details`` (for a 422, one dict per problem), or None.
+    """
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> CharterClientError:
+        try:
+            error = msgspec.json.decode(response.content)["error"]
+            return cls(int(error["status"]), str(error["code"]), str(error["message"]),
+                       error.get("details"))  # fmt: skip
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+            text = response.text[:200]
+            return cls(response.status_code, "HTTP_ERROR", text or response.reason_phrase)
+
+
+def _value(value: object) -> str:
+    """A value in the URL query language, typed by prefix so the server reads it as sent."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean:true" if value else "boolean:false"
+    if isinstance(value, int | float):
+        return f"number:{value!r}"
+    if isinstance(value, str):
+        return "string:" + quote(value, safe="")
+    if isinstance(value, datetime.date | datetime.time):
+        return quote(value.isoformat(), safe="")  # typed by the attribute's declared type
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return quote(str(value), safe="")
+    raise TypeError(f"a query value is a str, number, bool, date or None, not {value!r}")
+
+
+class Condition:
+    """One condition, for ``Query.any_of`` (build it with a table query's ``cond``)."""
+
+    def __init__(self, attribute: str, op: Comparator, value: object) -> None:
+        if op not in _OPERATORS:
+            raise ValueError(f"unknown comparator {op!r}")
+        self.attribute = attribute
+        self.op = op
+        self.value = value
+
+    def render(self) -> str:
+        name = quote(self.attribute, safe=".$")
+        if self.op == "bt":
+            low, high = cast("tuple[object, object]", self.value)
+            return f"{name}=bt={_value(low)},{_value(high)}"
+        return f"{name}{_OPERATORS[self.op]}{_value(self.value)}"
+
+
+A = TypeVar("A", bound=str)  # the attribute names a query may name
+S = TypeVar("S", bound=str)  # the sort keys: names, +names and -names
+
+
+class Query(Generic[A, S]):
+    """A query in the URL language of SPEC section 4: conditions (and-ed), any-of groups,
+    ``sort``, ``select``, ``limit`` and ``offset``. Each method returns the query itself."""
+
+    def __init__(self) -> None:
+        self._terms: list[str] = []
+        self._sort: list[str] = []
+        self._select: list[str] | None = None
+        self._limit: tuple[int, int | None] | None = None
+        self._offset: int | None = None
+
+    def _where(self, attribute: str, op: Comparator, value: object) -> Self:
+        self._terms.append(Condition(attribute, op, value).render())
+        return self
+
+    def any_of(self, *conditions: Condition) -> Self:
+        """Records matching at least one of ``conditions`` (an ``|`` group)."""
+        if conditions:
+            self._terms.append("[" + "|".join(c.render() for c in conditions) + "]")
+        return self
+
+    def sort(self, *keys: S) -> Self:
+        """Order by ``keys``: ``"price"`` or ``"+price"`` ascending, ``"-price"`` descending."""
+        self._sort.extend(k if k[:1] in "+-" else f"+{k}" for k in keys)
+        return self
+
+    def select(self, *attributes: A) -> Self:
+        """Only these attributes (a list's ``values`` then answers objects, not records)."""
+        self._select = list(attributes)
+        return self
+
+    def limit(self, count: int, end: int | None = None) -> Self:
+        """``limit(n)``: the first n; ``limit(start, end)``: from start (inclusive) to end."""
+        self._limit = (count, end)
+        return self
+
+    def offset(self, count: int) -> Self:
+        """Skip ``count`` records."""
+        self._offset = count
+        return self
+
+    @property
+    def selects(self) -> bool:
+        return self._select is not None
+
+    def to_query_string(self) -> str:
+        """The query string (without ``?``)."""
+        parts = list(self._terms)
+        if self._sort:
+            parts.append("sort(" + ",".join(quote(k, safe="+-.") for k in self._sort) + ")")
+        if self._select is not None:
+            parts.append("select(" + ",".join(quote(a, safe="$") for a in self._select) + ")")
+        if self._limit is not None:
+            count, end = self._limit
+            parts.append(f"limit({count})" if end is None else f"limit({count},{end})")
+        if self._offset is not None:
+            parts.append(f"offset({self._offset})")
+        return "&".join(parts)
+
+
+class Tokens(msgspec.Struct):
+    """A signed-in session's tokens (``POST /auth/login``, docs/auth.md)."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int = 900
+
+
+def _body(value: object) -> bytes:
+    return msgspec.json.encode(value)
+
+
+def check(response: httpx.Response) -> httpx.Response:
+    """``response``, or ``CharterClientError`` when it is an error."""
+    if response.status_code >= 400:
+        raise CharterClientError.from_response(response)
+    return response
+
+
+def path_segment(value: object) -> str:
+    """A value as one URL path segment."""
+    return quote(str(value), safe="")
+
+
+def decode(response: httpx.Response, type_: Any) -> Any:
+    """A response's JSON body as ``type_`` (no body: None)."""
+    if not response.content:
+        return None
+    return msgspec.json.decode(response.content, type=type_)
+
+
+class _Session:
+    """Tokens and when the access token expires; refreshed a little before it does."""
+
+    def __init__(self) -> None:
+        self.tokens: Tokens | None = None
+        self.expires_at = 0.0
+
+    def set(self, tokens: Tokens) -> None:
+        self.tokens = tokens
+        self.expires_at = time.monotonic() + tokens.expires_in - 30
+
+    def stale(self) -> bool:
+        return self.tokens is not None and time.monotonic() >= self.expires_at
+
+    def headers(self) -> dict[str, str]:
+        if self.tokens is None:
+            return {}
+        return {"authorization": f"Bearer {self.tokens.access_token}"}
+
+
+_JSON = {"content-type": "application/json", "accept": "application/json"}
+
+
+class Transport:
+    """Sends requests with ``httpx.Client``: signs in, refreshes the access token before it
+    expires (and once more on a 401), and raises ``CharterClientError`` on errors.
+
+    Args:
+        base_url: the server, ``http://127.0.0.1:8000``.
+        http: an ``httpx.Client`` to use (its base URL is ignored); by default one is made.
+        headers: sent with every request.
+        timeout: seconds, for the client made here.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: httpx.Client | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._own = http is None
+        self.http = http if http is not None else httpx.Client(timeout=timeout)
+        self.headers = dict(headers or {})
+        self.session = _Session()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        json: object = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send one request; an error answer raises ``CharterClientError``."""
+        if retry and self.session.stale():
+            self.refresh()
+        url = self.base_url + path + (f"?{query}" if query else "")
+        sent = {**_JSON, **self.headers, **self.session.headers(), **(headers or {})}
+        body = content if content is not None else (None if json is None else _body(json))
+        if content is not None:
+            sent["content-type"] = "application/octet-stream"
+        response = self.http.request(method, url, content=body, headers=sent)
+        if response.status_code == 401 and retry and self.session.tokens is not None:
+            self.refresh()
+            return self.request(method, path, query=query, json=json, content=content,
+                                headers=headers, retry=False)  # fmt: skip
+        return check(response)
+
+    def sign_in(self, username: str, password: str) -> Tokens:
+        """Sign in (``POST /auth/login``); later requests carry the access token."""
+        body = {"username": username, "password": password}
+        response = self.request("POST", "/auth/login", json=body, retry=False)
+        tokens = msgspec.json.decode(response.content, type=Tokens)
+        self.session.set(tokens)
+        return tokens
+
+    def refresh(self) -> Tokens:
+        """New tokens for the old refresh token (``POST /auth/refresh``)."""
+        current = self.session.tokens
+        if current is None:
+            raise CharterClientError(401, "UNAUTHORIZED", "not signed in")
+        body = {"refresh_token": current.refresh_token}
+        try:
+            response = self.request("POST", "/auth/refresh", json=body, retry=False)
+        except CharterClientError:
+            self.session.tokens = None
+            raise
+        tokens = msgspec.json.decode(response.content, type=Tokens)
+        self.session.set(tokens)
+        return tokens
+
+    def sign_out(self) -> None:
+        """End the session (``POST /auth/logout``)."""
+        if self.session.tokens is not None:
+            try:
+                self.request("POST", "/auth/logout", retry=False)
+            finally:
+                self.session.tokens = None
+
+    def close(self) -> None:
+        if self._own:
+            self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncTransport:
+    """``Transport`` on ``httpx.AsyncClient``: the same methods, awaited."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._own = http is None
+        self.http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self.headers = dict(headers or {})
+        self.session = _Session()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        json: object = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool = True,
+    ) -> httpx.Response:
+        """Send one request; an error answer raises ``CharterClientError``."""
+        if retry and self.session.stale():
+            await self.refresh()
+        url = self.base_url + path + (f"?{query}" if query else "")
+        sent = {**_JSON, **self.headers, **self.session.headers(), **(headers or {})}
+        body = content if content is not None else (None if json is None else _body(json))
+        if content is not None:
+            sent["content-type"] = "application/octet-stream"
+        response = await self.http.request(method, url, content=body, headers=sent)
+        if response.status_code == 401 and retry and self.session.tokens is not None:
+            await self.refresh()
+            return await self.request(method, path, query=query, json=json, content=content,
+                                      headers=headers, retry=False)  # fmt: skip
+        return check(response)
+
+    async def sign_in(self, username: str, password: str) -> Tokens:
+        """Sign in (``POST /auth/login``); later requests carry the access token."""
+        body = {"username": username, "password": password}
+        response = await self.request("POST", "/auth/login", json=body, retry=False)
+        tokens = msgspec.json.decode(response.content, type=Tokens)
+        self.session.set(tokens)
+        return tokens
+
+    async def refresh(self) -> Tokens:
+        """New tokens for the old refresh token (``POST /auth/refresh``)."""
+        current = self.session.tokens
+        if current is None:
+            raise CharterClientError(401, "UNAUTHORIZED", "not signed in")
+        body = {"refresh_token": current.refresh_token}
+        try:
+            response = await self.request("POST", "/auth/refresh", json=body, retry=False)
+        except CharterClientError:
+            self.session.tokens = None
+            raise
+        tokens = msgspec.json.decode(response.content, type=Tokens)
+        self.session.set(tokens)
+        return tokens
+
+    async def sign_out(self) -> None:
+        """End the session (``POST /auth/logout``)."""
+        if self.session.tokens is not None:
+            try:
+                await self.request("POST", "/auth/logout", retry=False)
+            finally:
+                self.session.tokens = None
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
