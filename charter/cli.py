@@ -1,4 +1,4 @@
-"""The ``charter`` command: serve, develop and inspect an app.
+"""The ``charter`` command: serve, develop and inspect an app, and generate its clients.
 
 ``APP`` is ``module:attr``, ``path/to/file.py:attr`` or ``path/to/file.py`` (attr ``app``).
 """
@@ -18,6 +18,7 @@ from typing import Any
 
 from . import __version__, auth
 from .auth.directory import check_roles
+from .clients.output import drift, generate_client, write
 from .errors import CharterError
 from .model import perms
 from .model.roles import Grant, Role
@@ -145,6 +146,28 @@ def _routes(args: argparse.Namespace) -> None:
         )
         table.add_row(route.method, route.path, route.name, route.kind, details)
     Console(width=160).print(table)
+
+
+def _gen(args: argparse.Namespace) -> None:
+    """``charter gen client``: write a typed client, or check that a folder holds one."""
+    app = load_app(args.app)
+    try:
+        files = generate_client(app, args.lang)
+    except CharterError as exc:
+        raise SystemExit(f"charter: {exc}") from None
+    folder = Path(args.output)
+    if args.check:
+        problems = drift(files, folder)
+        if problems:
+            lines = "\n".join(f"  {p}" for p in problems)
+            raise SystemExit(
+                f"charter: the {args.lang} client in {folder} is out of date:\n{lines}\n"
+                f"run `charter gen client --lang {args.lang} -o {folder} {args.app}` to update it"
+            )
+        print(f"the {args.lang} client in {folder} is up to date")
+        return
+    written = write(files, folder)
+    print(f"wrote the {args.lang} client: {', '.join(str(p) for p in written)}")
 
 
 def _shown(key: str, value: Any) -> str:
@@ -348,6 +371,26 @@ def _parser() -> argparse.ArgumentParser:
         "routes", help="list every endpoint of an app", formatter_class=help_format
     )
     routes.add_argument("app", help="module:attr, file.py:attr or file.py")
+    gen = commands.add_parser("gen", help="generate code from an app", formatter_class=help_format)
+    kinds = gen.add_subparsers(dest="kind", required=True)
+    client = kinds.add_parser(
+        "client",
+        help="write a typed client of every table, method, RPC and route (docs/clients.md)",
+        formatter_class=help_format,
+    )
+    client.add_argument(
+        "--lang",
+        choices=["python", "ts"],
+        required=True,
+        help="python; ts is not built yet (an error says so)",
+    )
+    client.add_argument("-o", "--output", required=True, help="the folder to write")
+    client.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when the folder differs from what the app generates now",
+    )
+    client.add_argument("app", help="module:attr, file.py:attr or file.py")
     _user_commands(commands, help_format)
     return parser
 
@@ -448,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _serve(args, reload=True)
     elif args.command == "routes":
         _routes(args)
+    elif args.command == "gen":
+        _gen(args)
     elif args.command in ("users", "roles"):
         _manage(args)
 

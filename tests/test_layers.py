@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "model": 1,
     "schema": 2,
     "query": 2,
+    "clients": 2,
     "storage": 3,
     "http": 3,
     "runtime": 4,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from ..http.routing import Route
 from ..model.contracts import Contract, ErrorSchema
 from ..schema.signature import BODY, QUERY, STREAM, Param, Signature
 from .types import DictOf, Prim, Ref, TypeNamer, TypeRef, UnionOf
+
+if TYPE_CHECKING:
+    from ..http.routing import Route
 
 __all__ = ["Operation", "Parameter", "app_operations"]
 

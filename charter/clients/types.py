@@ -22,6 +22,8 @@ from typing import Any, Literal, get_args, get_origin
 
 import msgspec
 
+from ..schema.from_json_schema import type_from_json_schema
+
 __all__ = [
     "DictOf",
     "ListOf",
@@ -200,8 +202,6 @@ class TypeNamer:
 
     def convert_schema(self, schema: dict[str, Any], name: str) -> TypeRef:
         """A JSON Schema (a contract's) as a wire type, its object types named from ``name``."""
-        from ..schema.from_json_schema import type_from_json_schema
-
         return self.convert(type_from_json_schema(schema, name))
 
     def _object(self, tp: type) -> str:
