@@ -163,7 +163,9 @@ def _table(
         if spec.name not in schema.hidden:
             record.append(Property(spec.name, tp, True))
         if spec.info.input:
-            required = spec.name in schema.required_on_create
+            required = spec.name in schema.required_on_create or (
+                spec.info.primary_key and not schema.generates_key
+            )  # an integer key is not generated: a create names it
             create.append(Property(spec.name, tp, required))
             patch.append(Property(spec.name, tp, False))
     key_type = namer.convert(schema.key_type)

@@ -464,12 +464,21 @@ def _first(api: ApiDescription) -> str:
 
 
 def _init(api: ApiDescription) -> str:
+    names = ["AsyncClient", "CharterClientError", "Client", "Condition", "Query", "Tokens"]
+    models = []
+    for table in api.tables:
+        base = _class(table.name)
+        models += [base, f"{base}Create", f"{base}Patch"]
+    models += [_class(o.name) for o in api.objects]
+    exported = "\n".join(f'    "{n}",' for n in sorted(names + models))
+    imports = "\n".join(f"    {n}," for n in sorted(models))
     return (
         HEADER
         + '"""A typed client of a Charter app (docs/clients.md)."""\n\n'
         + "from ._runtime import CharterClientError, Condition, Query, Tokens\n"
         + "from .client import AsyncClient, Client\n"
-        + "from .models import *  # noqa: F403\n"
+        + (f"from .models import (\n{imports}\n)\n" if models else "")
+        + f"\n__all__ = [\n{exported}\n]\n"
     )
 
 

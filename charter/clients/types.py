@@ -142,6 +142,7 @@ class TypeNamer:
         self.objects: dict[str, ObjectType] = {}
         self._names: dict[Any, str] = {}
         self.reserved: set[str] = set()
+        self._from_schema = False  # naming types built from a JSON Schema (numbered names)
 
     def convert(self, tp: Any) -> TypeRef:
         """The wire type of the annotation ``tp``."""
@@ -158,6 +159,8 @@ class TypeNamer:
         if origin in (typing.Union, types.UnionType):
             options: list[TypeRef] = []
             for arg in args:
+                if arg is msgspec.UnsetType:  # an optional attribute: absent, not a value
+                    continue
                 converted = self.convert(arg)
                 if converted == Prim("any"):
                     return converted
@@ -202,13 +205,20 @@ class TypeNamer:
 
     def convert_schema(self, schema: dict[str, Any], name: str) -> TypeRef:
         """A JSON Schema (a contract's) as a wire type, its object types named from ``name``."""
-        return self.convert(type_from_json_schema(schema, name))
+        self._from_schema = True
+        try:
+            return self.convert(type_from_json_schema(schema, name))
+        finally:
+            self._from_schema = False
 
     def _object(self, tp: type) -> str:
         known = self._names.get(tp)
         if known is not None:
             return known
-        name = base = _identifier(getattr(tp, "__name__", "Object"))
+        name = _identifier(getattr(tp, "__name__", "Object"))
+        if self._from_schema:  # ``type_from_json_schema`` numbers its types process-wide
+            name = name.rstrip("0123456789") or "Object"
+        base = name
         counter = 2
         while name in self.objects or name in self.reserved:
             name, counter = f"{base}{counter}", counter + 1
