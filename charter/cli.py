@@ -18,7 +18,7 @@ from typing import Any
 
 from . import __version__, auth
 from .auth.directory import check_roles
-from .clients.output import drift, generate_client, write
+from .clients.output import client_drift, generate_client, write_client
 from .errors import CharterError
 from .model import perms
 from .model.roles import Grant, Role
@@ -157,7 +157,7 @@ def _gen(args: argparse.Namespace) -> None:
         raise SystemExit(f"charter: {exc}") from None
     folder = Path(args.output)
     if args.check:
-        problems = drift(files, folder)
+        problems = client_drift(files, folder)
         if problems:
             lines = "\n".join(f"  {p}" for p in problems)
             raise SystemExit(
@@ -166,7 +166,7 @@ def _gen(args: argparse.Namespace) -> None:
             )
         print(f"the {args.lang} client in {folder} is up to date")
         return
-    written = write(files, folder)
+    written = write_client(files, folder)
     print(f"wrote the {args.lang} client: {', '.join(str(p) for p in written)}")
 
 

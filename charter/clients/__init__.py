@@ -6,5 +6,6 @@ socket or imports an event loop: the generated code does that, in the user's pro
 """
 
 from .describe import ApiDescription, describe_app
+from .output import client_drift, generate_client, write_client
 
-__all__ = ["ApiDescription", "describe_app"]
+__all__ = ["ApiDescription", "client_drift", "describe_app", "generate_client", "write_client"]

@@ -10,7 +10,7 @@ from ..errors import CharterError
 from .describe import describe_app
 from .python import generate
 
-__all__ = ["LANGUAGES", "drift", "generate_client", "write"]
+__all__ = ["LANGUAGES", "client_drift", "generate_client", "write_client"]
 
 LANGUAGES = ("python", "ts")
 
@@ -29,7 +29,7 @@ def generate_client(app: Any, lang: str) -> dict[str, str]:
     raise CharterError(f"no client language {lang!r}; choose one of {', '.join(LANGUAGES)}")
 
 
-def write(files: dict[str, str], folder: Path) -> list[Path]:
+def write_client(files: dict[str, str], folder: Path) -> list[Path]:
     """Write ``files`` into ``folder`` (made when missing); the paths written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -40,7 +40,7 @@ def write(files: dict[str, str], folder: Path) -> list[Path]:
     return written
 
 
-def drift(files: dict[str, str], folder: Path) -> list[str]:
+def client_drift(files: dict[str, str], folder: Path) -> list[str]:
     """What differs between ``files`` and ``folder``: one line per file missing or changed
     (none: the folder is up to date). Files the generator does not write are left alone."""
     problems = []

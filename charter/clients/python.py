@@ -4,8 +4,8 @@
 a create and a patch type, and the object types signatures use), ``client.py`` (per table a
 query builder whose attribute names and values a type checker checks, a table client, and
 ``Client``/``AsyncClient`` with the RPC functions and routes), ``_runtime.py`` (a copy of
-``python_runtime.py``) and ``__init__.py``. The text depends only on the app, so a drift check
-compares it byte for byte.
+``templates/python_runtime.py``) and ``__init__.py``. The text depends only on the app, so a
+drift check compares it byte for byte.
 """
 
 from __future__ import annotations
@@ -484,7 +484,7 @@ def _init(api: ApiDescription) -> str:
 
 def generate(api: ApiDescription) -> dict[str, str]:
     """The package's files: name -> text."""
-    runtime = (Path(__file__).parent / "python_runtime.py").read_text()
+    runtime = (Path(__file__).parent / "templates" / "python_runtime.py").read_text()
     return {
         "__init__.py": _init(api),
         "_runtime.py": HEADER + runtime,

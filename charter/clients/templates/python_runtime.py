@@ -1,7 +1,8 @@
 """The fixed part of every generated Python client: the query builder, the error, and the
 sync and async transports with sign-in. ``charter gen client --lang python`` copies this file
 as ``_runtime.py`` into the package it writes (so it imports nothing from charter: the client
-needs only httpx and msgspec); charter itself never imports it.
+needs only httpx and msgspec). ``templates/`` is not a package: charter never imports it; mypy
+and ruff still check it.
 
 Extension point: ``Transport.request`` is the one place a request is sent. The encrypted RPC
 channel (SPEC section 11) will seal RPC bodies there; subscriptions are not built yet.
