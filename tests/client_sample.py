@@ -105,6 +105,10 @@ async def async_part(url: str, password: str) -> None:
             assert (error.status, error.code) == (404, "NOT_FOUND"), error
         else:
             raise AssertionError("no 404")
+        assert client.session.tokens is not None  # refused at once: refreshed once, not 5 times
+        client.session.tokens.access_token = "not-a-token"
+        labels = await asyncio.gather(*(client.Gadget.label("yo") for _ in range(5)))
+        assert labels == ["Yo-yo (3.0)"] * 5
         await client.Gadget.delete("yo")
         await client.sign_out()
 

@@ -212,11 +212,10 @@ def _query_class(table: TableDescription) -> list[str]:
     return lines
 
 
-def _signature(op: Operation, *, skip: frozenset[str] = frozenset()) -> tuple[str, str]:
-    """The parameters as Python (required first, then optional keyword-only) and the call's
-    arguments to ``_call``."""
-    required = [p for p in op.params if p.required and p.name not in skip]
-    optional = [p for p in op.params if not p.required and p.name not in skip]
+def _signature(op: Operation) -> str:
+    """The parameters as Python: required ones first, then optional ones keyword-only."""
+    required = [p for p in op.params if p.required]
+    optional = [p for p in op.params if not p.required]
     parts = ["self"]
     for p in required:
         parts.append(f"{_ident(p.name)}: {_param_annotation(p)}")
@@ -224,7 +223,7 @@ def _signature(op: Operation, *, skip: frozenset[str] = frozenset()) -> tuple[st
         parts.append("*")
         for p in optional:
             parts.append(f"{_ident(p.name)}: {_param_annotation(p)} | UnsetType = UNSET")
-    return ", ".join(parts), ""
+    return ", ".join(parts)
 
 
 def _param_annotation(p: Parameter) -> str:
@@ -282,9 +281,13 @@ def _result(op: Operation) -> str:
 
 
 def _function(op: Operation, name: str, transport: str, is_async: bool) -> list[str]:
-    params, _ = _signature(op)
+    params = _signature(op)
     prefix, awaiting = ("async def", "await ") if is_async else ("def", "")
     doc = op.description or f"{op.http_method} {op.path}."
+    if op.egroup is not None or op.perm is not None:
+        doc += f" (egroup {op.egroup or '-'}, permission bits {op.perm})"
+    if op.roles is not None:
+        doc += f" (roles: {op.roles})"
     returns = _result(op)
     lines = [f"    {prefix} {name}({params}) -> {returns}:", f'        """{_escape(doc)}"""']
     return lines + _call_body(op, transport, awaiting)

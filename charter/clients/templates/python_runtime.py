@@ -10,8 +10,10 @@ channel (SPEC section 11) will seal RPC bodies there; subscriptions are not buil
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import decimal
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -248,6 +250,7 @@ class Transport:
         self.http = http if http is not None else httpx.Client(timeout=timeout)
         self.headers = dict(headers or {})
         self.session = _Session()
+        self._renewing = threading.Lock()
 
     def request(
         self,
@@ -262,15 +265,17 @@ class Transport:
     ) -> httpx.Response:
         """Send one request; an error answer raises ``CharterClientError``."""
         if retry and self.session.stale():
-            self.refresh()
+            self._renew(self.session.tokens)
         url = self.base_url + path + (f"?{query}" if query else "")
-        sent = {**_JSON, **self.headers, **self.session.headers(), **(headers or {})}
+        used = self.session.tokens
+        signed = self.session.headers() if path != "/auth/refresh" else {}
+        sent = {**_JSON, **self.headers, **signed, **(headers or {})}
         body = content if content is not None else (None if json is None else _body(json))
         if content is not None:
             sent["content-type"] = "application/octet-stream"
         response = self.http.request(method, url, content=body, headers=sent)
-        if response.status_code == 401 and retry and self.session.tokens is not None:
-            self.refresh()
+        if response.status_code == 401 and retry and used is not None:
+            self._renew(used)
             return self.request(method, path, query=query, json=json, content=content,
                                 headers=headers, retry=False)  # fmt: skip
         return check(response)
@@ -282,6 +287,13 @@ class Transport:
         tokens = msgspec.json.decode(response.content, type=Tokens)
         self.session.set(tokens)
         return tokens
+
+    def _renew(self, seen: Tokens | None) -> None:
+        """Refresh once for every request that found the tokens ``seen`` stale or refused (a
+        refresh token used twice ends the session, docs/auth.md)."""
+        with self._renewing:
+            if seen is not None and self.session.tokens is seen:
+                self.refresh()
 
     def refresh(self) -> Tokens:
         """New tokens for the old refresh token (``POST /auth/refresh``)."""
@@ -333,6 +345,7 @@ class AsyncTransport:
         self.http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self.headers = dict(headers or {})
         self.session = _Session()
+        self._renewing = asyncio.Lock()
 
     async def request(
         self,
@@ -347,15 +360,17 @@ class AsyncTransport:
     ) -> httpx.Response:
         """Send one request; an error answer raises ``CharterClientError``."""
         if retry and self.session.stale():
-            await self.refresh()
+            await self._renew(self.session.tokens)
         url = self.base_url + path + (f"?{query}" if query else "")
-        sent = {**_JSON, **self.headers, **self.session.headers(), **(headers or {})}
+        used = self.session.tokens
+        signed = self.session.headers() if path != "/auth/refresh" else {}
+        sent = {**_JSON, **self.headers, **signed, **(headers or {})}
         body = content if content is not None else (None if json is None else _body(json))
         if content is not None:
             sent["content-type"] = "application/octet-stream"
         response = await self.http.request(method, url, content=body, headers=sent)
-        if response.status_code == 401 and retry and self.session.tokens is not None:
-            await self.refresh()
+        if response.status_code == 401 and retry and used is not None:
+            await self._renew(used)
             return await self.request(method, path, query=query, json=json, content=content,
                                       headers=headers, retry=False)  # fmt: skip
         return check(response)
@@ -367,6 +382,13 @@ class AsyncTransport:
         tokens = msgspec.json.decode(response.content, type=Tokens)
         self.session.set(tokens)
         return tokens
+
+    async def _renew(self, seen: Tokens | None) -> None:
+        """Refresh once for every request that found the tokens ``seen`` stale or refused (a
+        refresh token used twice ends the session, docs/auth.md)."""
+        async with self._renewing:
+            if seen is not None and self.session.tokens is seen:
+                await self.refresh()
 
     async def refresh(self) -> Tokens:
         """New tokens for the old refresh token (``POST /auth/refresh``)."""
