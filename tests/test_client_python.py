@@ -136,6 +136,17 @@ def test_the_package_and_a_usage_sample_pass_mypy_strict(generated: Path) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_the_example_apps_clients_pass_mypy_strict(tmp_path: Path) -> None:
+    examples = HERE.parent / "examples"
+    apps = {"shop_client": examples / "shop" / "app.py", "signup_client": examples / "signup"
+            / "signup.py"}  # fmt: skip
+    for name, app in apps.items():
+        done = _charter("gen", "client", "--lang", "python", "-o", name, str(app), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    checked = _mypy(tmp_path, *apps)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 MISUSE = """
 from gadgets import Client, GadgetCreate, Quote
 
