@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from charter.clients import describe_app
@@ -219,3 +220,22 @@ def test_typescript_is_refused_until_it_is_built(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert "TypeScript client is not built yet" in done.stderr
     assert not out.exists()
+
+
+def test_errors_hold_the_envelope_or_say_what_came_instead() -> None:
+    runtime = _runtime()
+    envelope = b'{"error": {"status": 409, "code": "CONFLICT", "message": "taken", "details": [1]}}'
+    error = runtime.CharterClientError.from_response(httpx.Response(409, content=envelope))
+    assert (error.status, error.code, error.message, error.details) == (
+        409,
+        "CONFLICT",
+        "taken",
+        [1],
+    )
+    proxy = runtime.CharterClientError.from_response(httpx.Response(502, content=b"<html>bad"))
+    assert (proxy.status, proxy.code, proxy.message) == (502, "HTTP_ERROR", "<html>bad")
+    with pytest.raises(runtime.CharterClientError) as caught:
+        runtime.decode(httpx.Response(200, content=b'{"id": "a"}'), runtime.Tokens)
+    assert (caught.value.status, caught.value.code) == (200, "UNEXPECTED_RESPONSE")
+    assert "regenerate" in caught.value.message
+    assert runtime.decode(httpx.Response(204), runtime.Tokens) is None

@@ -49,7 +49,8 @@ class CharterClientError(Exception):
     Attributes:
         status: the HTTP status.
         code: ``NOT_FOUND``, ``INVALID_PROPERTIES``... (``HTTP_ERROR`` when the body was not
-            an envelope, from a proxy say).
+            an envelope, from a proxy say; ``UNEXPECTED_RESPONSE`` when a success's body did
+            not have the declared type).
         message: the server's message.
         details: the envelope's ``details`` (for a 422, one dict per problem), or None.
     """
@@ -197,10 +198,18 @@ def path_segment(value: object) -> str:
 
 
 def decode(response: httpx.Response, type_: Any) -> Any:
-    """A response's JSON body as ``type_`` (no body: None)."""
+    """A response's JSON body as ``type_`` (no body: None); ``CharterClientError`` with the
+    code ``UNEXPECTED_RESPONSE`` when the body does not have that type."""
     if not response.content:
         return None
-    return msgspec.json.decode(response.content, type=type_)
+    try:
+        return msgspec.json.decode(response.content, type=type_)
+    except msgspec.DecodeError as exc:  # (msgspec.ValidationError is one)
+        message = (
+            f"the answer does not fit the client's types ({exc}): the client may be older than "
+            "the server (regenerate it), or the role may not read every attribute"
+        )
+        raise CharterClientError(response.status_code, "UNEXPECTED_RESPONSE", message) from exc
 
 
 class _Session:
