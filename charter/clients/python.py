@@ -251,8 +251,10 @@ def _call_body(op: Operation, transport: str, awaiting: str) -> list[str]:
     elif payload is not None and payload.type == Prim("stream"):
         args.append(f"content={_ident(payload.name)}")
     elif payload is not None:
-        lines.append(f"        body = msgspec.to_builtins({_ident(payload.name)})")
-        args.append("json=None if body is UNSET else body")
+        name = _ident(payload.name)
+        args.append(
+            f"json={name}" if payload.required else f"json=None if {name} is UNSET else {name}"
+        )
     elif op.http_method not in ("GET", "DELETE", "HEAD"):
         args.append("json={}")
     if query:
@@ -399,8 +401,10 @@ def _client(api: ApiDescription) -> str:
         "import datetime",
         "import decimal",
         "import uuid",
+        "from collections.abc import Mapping",
         "from typing import Any, Literal, Self, overload",
         "",
+        "import httpx",
         "import msgspec",
         "from msgspec import UNSET, UnsetType",
         "",
@@ -452,8 +456,17 @@ def _client_class(api: ApiDescription, is_async: bool) -> list[str]:
         "``client.rpc`` and ``client.routes``; ``sign_in``, ``sign_out`` when the app has "
         'sign-in."""',
         "",
-        "    def __init__(self, *args: Any, **kwargs: Any) -> None:",
-        "        super().__init__(*args, **kwargs)",
+        "    def __init__(",
+        "        self,",
+        "        base_url: str,",
+        "        *,",
+        f"        http: {http} | None = None,",
+        "        headers: Mapping[str, str] | None = None,",
+        "        timeout: float = 30.0,",
+        "    ) -> None:",
+        '        """``base_url``: the server; ``http``: a client of your own (else one is made'
+        ' and closed with this one); ``headers``: sent with every request."""',
+        "        super().__init__(base_url, http=http, headers=headers, timeout=timeout)",
     ]
     for table in api.tables:
         base = _class(table.name)
@@ -492,5 +505,5 @@ def generate(api: ApiDescription) -> dict[str, str]:
         "__init__.py": _init(api),
         "_runtime.py": HEADER + runtime,
         "models.py": _models(api),
-        "client.py": _client(api).replace("import msgspec\n", "import httpx\nimport msgspec\n", 1),
+        "client.py": _client(api),
     }
