@@ -239,3 +239,34 @@ def test_errors_hold_the_envelope_or_say_what_came_instead() -> None:
     assert (caught.value.status, caught.value.code) == (200, "UNEXPECTED_RESPONSE")
     assert "regenerate" in caught.value.message
     assert runtime.decode(httpx.Response(204), runtime.Tokens) is None
+
+
+REVEAL = """
+from gadgets import AsyncClient, Client
+
+client = Client("http://127.0.0.1:1")
+reveal_type(client.Gadget.get("x"))
+reveal_type(client.Gadget.list(client.Gadget.query().where("price", "lt", 3)))
+reveal_type(client.Counter.get(7).id)
+reveal_type(client.rpc.quote("x"))
+reveal_type(client.routes.greet("ann", times=1))
+
+
+async def main() -> None:
+    reveal_type(await AsyncClient("http://127.0.0.1:1").rpc.tags(["a"]))
+"""
+
+
+def test_what_a_type_checker_sees(generated: Path) -> None:
+    (generated / "reveal.py").write_text(REVEAL)
+    done = _mypy(generated, "reveal.py")
+    revealed = [line.split('Revealed type is "')[1].rstrip('"') for line in
+                done.stdout.splitlines() if "Revealed type is" in line]  # fmt: skip
+    assert revealed == [
+        "gadgets.models.Gadget",
+        "list[gadgets.models.Gadget]",
+        "int",
+        "gadgets.models.Priced",
+        "dict[str, str]",
+        "dict[str, int]",
+    ], done.stdout
