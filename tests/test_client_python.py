@@ -270,3 +270,32 @@ def test_what_a_type_checker_sees(generated: Path) -> None:
         "dict[str, str]",
         "dict[str, int]",
     ], done.stdout
+
+
+def test_names_that_would_clash_are_renamed(tmp_path: Path) -> None:
+    """A table named like a client attribute or a table client's own method gets a trailing
+    ``_``; a table named ``Client`` is ``models.Client``; the package still type-checks."""
+    (tmp_path / "clash.py").write_text(
+        "from charter import App, Field, Table, get\n\n\n"
+        "class session(Table):\n"
+        "    id: int = Field(primary_key=True)\n"
+        "    fr: str = ''\n\n"
+        "    @get\n"
+        "    def list(self) -> int:\n"
+        "        return 1\n\n\n"
+        "class rpc(Table):\n"
+        "    id: str = Field(primary_key=True)\n\n\n"
+        "class Client(Table):\n"
+        "    id: str = Field(primary_key=True)\n"
+        "    name: str = ''\n\n\n"
+        "app = App(tables=[session, rpc, Client])\n"
+    )
+    done = _charter("gen", "client", "--lang", "python", "-o", "clash_client", "clash.py",
+                    cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    client = (tmp_path / "clash_client" / "client.py").read_text()
+    assert "self.session_ = SessionTable(self)" in client and "self.rpc_ = RpcTable(self)" in client
+    assert "def list_(self, id: int) -> int:" in client
+    assert "self.Client = ClientTable(self)" in client  # the model is models.Client
+    checked = _mypy(tmp_path, "clash_client")
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -30,6 +30,9 @@ _PRIMS = {
 }  # fmt: skip
 _TABLE_CLIENT_NAMES = frozenset({"get", "list", "values", "create", "put", "patch", "delete",
                                  "query", "cond", "transport", "name"})  # fmt: skip
+_CLIENT_NAMES = frozenset({"base_url", "http", "headers", "session", "request", "sign_in",
+                           "sign_out", "refresh", "close", "aclose", "rpc", "routes"})  # fmt: skip
+"""Attributes of a ``Client`` a table of the same name must not hide (it gets a ``_``)."""
 _SCALARS = ("str", "int", "float", "bool", "datetime", "date", "time", "uuid", "decimal")
 
 
@@ -46,20 +49,22 @@ def _class(name: str) -> str:
     return ident[0].upper() + ident[1:]
 
 
-def render(tp: TypeRef, lst: str = "builtins.list") -> str:
-    """``tp`` as a Python annotation (``builtins.list``: a table client has a ``list`` method)."""
+def render(tp: TypeRef, lst: str = "builtins.list", ns: str = "models.") -> str:
+    """``tp`` as a Python annotation: in ``client.py`` by default, where a table client has a
+    ``list`` method (so ``builtins.list``) and the models are ``models.Name`` (a table may be
+    named ``Client``); in ``models.py`` with ``lst="list", ns=""``."""
     if isinstance(tp, Prim):
         return _PRIMS[tp.name]
     if isinstance(tp, ListOf):
-        return f"{lst}[{render(tp.item, lst)}]"
+        return f"{lst}[{render(tp.item, lst, ns)}]"
     if isinstance(tp, DictOf):
-        return f"dict[str, {render(tp.value, lst)}]"
+        return f"dict[str, {render(tp.value, lst, ns)}]"
     if isinstance(tp, UnionOf):
-        return " | ".join(render(o, lst) for o in tp.options)
+        return " | ".join(render(o, lst, ns) for o in tp.options)
     if isinstance(tp, LiteralOf):
         return f"Literal[{', '.join(repr(v) for v in tp.values)}]"
     suffix = {"record": "", "create": "Create", "patch": "Patch", "object": ""}[tp.kind]
-    return _class(tp.name) + suffix
+    return ns + _class(tp.name) + suffix
 
 
 def _decodable(tp: TypeRef) -> TypeRef:
@@ -81,7 +86,7 @@ def _struct(name: str, props: tuple[Property, ...], *, partial: bool, doc: str) 
     for prop in props:
         field = _ident(prop.name)
         rename = f'name="{prop.name}"' if field != prop.name else ""
-        annotation = render(prop.type, "list")
+        annotation = render(prop.type, "list", "")
         if prop.required and not partial:
             value = f" = msgspec.field({rename})" if rename else ""
             lines.append(f"    {field}: {annotation}{value}")
@@ -181,31 +186,30 @@ def _query_class(table: TableDescription) -> list[str]:
         ("cond", "_runtime.Condition", "return _runtime.Condition(attribute, op, value)"),
     ):
         typed = [(p.name, _scalar(p.type)) for p in attrs]
-        typed = [(n, t) for n, t in typed if t is not None]
-        if not typed:
-            lines += [
-                "",
-                f"    def {method}(self, attribute: str, op: Comparator, value: Any) -> {returns}:",
-                f"        {call}",
-            ]
-            continue
-        for name, scalar in typed:
-            assert scalar is not None
-            value = render(scalar)
-            lines += [
-                "",
-                "    @overload",
-                f"    def {method}(self, attribute: Literal[{name!r}], op: Comparator, "
-                f"value: {value} | tuple[{value}, {value}] | None) -> {returns}: ...",
-            ]
+        pairs = [(n, render(t)) for n, t in typed if t is not None]
         doc = (
             "Records whose ``attribute`` compares with ``value`` (a pair for ``bt``)."
             if method == "where"
             else "A condition for ``any_of``."
         )
+        if len(pairs) > 1:  # one signature per attribute: its value's type is checked
+            for name, value in pairs:
+                lines += [
+                    "",
+                    "    @overload",
+                    f"    def {method}(self, attribute: Literal[{name!r}], op: Comparator, "
+                    f"value: {value} | tuple[{value}, {value}] | None) -> {returns}: ...",
+                ]
+            attribute, value = "str", "Any"
+        elif pairs:  # (an overload needs two signatures)
+            name, one = pairs[0]
+            attribute, value = f"Literal[{name!r}]", f"{one} | tuple[{one}, {one}] | None"
+        else:
+            attribute, value = f"{base}Attribute", "Any"
         lines += [
             "",
-            f"    def {method}(self, attribute: str, op: Comparator, value: Any) -> {returns}:",
+            f"    def {method}(self, attribute: {attribute}, op: Comparator, value: {value}) "
+            f"-> {returns}:",
             f'        """{doc}"""',
             f"        {call}",
         ]
@@ -304,6 +308,7 @@ def _table_client(table: TableDescription, is_async: bool) -> list[str]:
     kind = "Async" if is_async else ""
     prefix, awaiting = ("async def", "await ") if is_async else ("def", "")
     key = render(table.key_type)
+    model = f"models.{base}"
     name = table.name
     t = "self.transport"
     lines = [
@@ -317,20 +322,22 @@ def _table_client(table: TableDescription, is_async: bool) -> list[str]:
         '        """A new query, for ``list`` and ``values``."""',
         f"        return {base}Query()",
         "",
-        f"    {prefix} get(self, key: {key}) -> {base}:",
+        f"    {prefix} get(self, key: {key}) -> {model}:",
         f'        """The {name} with this key (``CharterClientError`` 404 when there is none)."""',
         f'        path = f"/{name}/{{_runtime.path_segment(key)}}"',
         f'        response = {awaiting}{t}.request("GET", path)',
-        f"        result: {base} = _runtime.decode(response, {base})",
+        f"        result: {model} = _runtime.decode(response, {model})",
         "        return result",
         "",
-        f"    {prefix} list(self, query: {base}Query | None = None) -> builtins.list[{base}]:",
+        f"    {prefix} list(self, query: {base}Query | None = None) -> builtins.list[{model}]:",
         '        """The records matching ``query`` (all of them without one)."""',
         "        if query is not None and query.selects:",
         '            raise ValueError("a query that selects answers values: call values()")',
         '        text = "" if query is None else query.to_query_string()',
         f'        response = {awaiting}{t}.request("GET", "/{name}/", query=text)',
-        f"        result: builtins.list[{base}] = _runtime.decode(response, builtins.list[{base}])",
+        f"        result: builtins.list[{model}] = _runtime.decode(",
+        f"            response, builtins.list[{model}]",
+        "        )",
         "        return result",
         "",
         f"    {prefix} values(self, query: {base}Query) -> builtins.list[Any]:",
@@ -340,28 +347,28 @@ def _table_client(table: TableDescription, is_async: bool) -> list[str]:
         "        result: builtins.list[Any] = _runtime.decode(response, builtins.list[Any])",
         "        return result",
         "",
-        f"    {prefix} create(self, record: {base}Create) -> {base}:",
+        f"    {prefix} create(self, record: {model}Create) -> {model}:",
         '        """Create a record (its key generated when absent); the record as stored."""',
         f'        response = {awaiting}{t}.request("POST", "/{name}/", json=record)',
-        f"        result: {base} = _runtime.decode(response, {base})",
+        f"        result: {model} = _runtime.decode(response, {model})",
         "        return result",
         "",
-        f"    {prefix} put(self, key: {key}, record: {base}Create) -> {base}:",
+        f"    {prefix} put(self, key: {key}, record: {model}Create) -> {model}:",
         '        """Replace (or create) the record with this key; the record as stored."""',
         f'        path = f"/{name}/{{_runtime.path_segment(key)}}"',
         f"        response = {awaiting}{t}.request(",
         '            "PUT", path, json=record, headers={"prefer": "return=representation"}',
         "        )",
-        f"        result: {base} = _runtime.decode(response, {base})",
+        f"        result: {model} = _runtime.decode(response, {model})",
         "        return result",
         "",
-        f"    {prefix} patch(self, key: {key}, changes: {base}Patch) -> {base}:",
+        f"    {prefix} patch(self, key: {key}, changes: {model}Patch) -> {model}:",
         '        """Change some attributes (404 when absent); the record as stored."""',
         f'        path = f"/{name}/{{_runtime.path_segment(key)}}"',
         f"        response = {awaiting}{t}.request(",
         '            "PATCH", path, json=changes, headers={"prefer": "return=representation"}',
         "        )",
-        f"        result: {base} = _runtime.decode(response, {base})",
+        f"        result: {model} = _runtime.decode(response, {model})",
         "        return result",
         "",
         f"    {prefix} delete(self, key: {key}) -> None:",
@@ -380,7 +387,7 @@ def _namespace(
     cls: str, ops: tuple[Operation, ...], kind: str, is_async: bool, doc: str
 ) -> list[str]:
     lines = [
-        f"class {kind}{cls}:",
+        f"class {cls[0]}{kind}{cls[1:]}:",
         f'    """{doc}"""',
         "",
         f"    def __init__(self, transport: _runtime.{kind}Transport) -> None:",
@@ -408,9 +415,8 @@ def _client(api: ApiDescription) -> str:
         "import msgspec",
         "from msgspec import UNSET, UnsetType",
         "",
-        "from . import _runtime",
+        "from . import _runtime, models",
         "from ._runtime import Comparator",
-        "from .models import *  # noqa: F403",
         "",
         '__all__ = ["AsyncClient", "Client"]',
         "",
@@ -439,9 +445,9 @@ def _client(api: ApiDescription) -> str:
         kind = "Async" if is_async else ""
         for table in api.tables:
             out += ["", "", *_table_client(table, is_async)]
-        out += ["", "", *_namespace("Rpc", api.rpcs(), kind, is_async,
+        out += ["", "", *_namespace("_Rpc", api.rpcs(), kind, is_async,
                                       "RPC functions: ``POST /rpc/{name}``.")]  # fmt: skip
-        out += ["", "", *_namespace("Routes", api.routes(), kind, is_async,
+        out += ["", "", *_namespace("_Routes", api.routes(), kind, is_async,
                                       "Contract routes and mapped routes.")]  # fmt: skip
         out += ["", "", *_client_class(api, is_async)]
     return "\n".join(out) + "\n"
@@ -470,13 +476,18 @@ def _client_class(api: ApiDescription, is_async: bool) -> list[str]:
     ]
     for table in api.tables:
         base = _class(table.name)
-        lines.append(f"        self.{_ident(table.name)} = {kind}{base}Table(self)")
-    lines += [f"        self.rpc = {kind}Rpc(self)", f"        self.routes = {kind}Routes(self)"]
+        lines.append(f"        self.{_table_attribute(table)} = {kind}{base}Table(self)")
+    lines += [f"        self.rpc = _{kind}Rpc(self)", f"        self.routes = _{kind}Routes(self)"]
     return lines
 
 
+def _table_attribute(table: TableDescription) -> str:
+    name = _ident(table.name)
+    return f"{name}_" if name in _CLIENT_NAMES or name.startswith("_") else name
+
+
 def _first(api: ApiDescription) -> str:
-    return _ident(api.tables[0].name) if api.tables else "Table"
+    return _table_attribute(api.tables[0]) if api.tables else "Table"
 
 
 def _init(api: ApiDescription) -> str:
@@ -486,6 +497,7 @@ def _init(api: ApiDescription) -> str:
         base = _class(table.name)
         models += [base, f"{base}Create", f"{base}Patch"]
     models += [_class(o.name) for o in api.objects]
+    models = [m for m in models if m not in names]  # a table named Client: in .models only
     exported = "\n".join(f'    "{n}",' for n in sorted(names + models))
     imports = "\n".join(f"    {n}," for n in sorted(models))
     return (
