@@ -5,6 +5,7 @@ and a mapped route."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -58,6 +59,25 @@ class Gadget(Table):
                 await Gadget.patch(gadget.get_id(), {"price": gadget.price * (1 - percent / 100)})
                 changed += 1
         return changed
+
+
+class Blob(Table):
+    id: str = Field(primary_key=True)
+
+    @post
+    @staticmethod
+    async def size(data: AsyncIterator[bytes]) -> int:
+        """The size of the body."""
+        total = 0
+        async for chunk in data:
+            total += len(chunk)
+        return total
+
+    @get
+    @staticmethod
+    async def count(n: int) -> AsyncIterator[bytes]:
+        for i in range(n):
+            yield f"{i}\n".encode()
 
 
 class Counter(Table):
@@ -121,7 +141,7 @@ new_brand = map_route(
 )
 
 app = App(
-    tables=[Brand, Gadget, Counter],
+    tables=[Brand, Gadget, Blob, Counter],
     services=[Shop],
     routes=[checkout, greet, new_brand],
     database="sqlite:///./data/client-app.db",

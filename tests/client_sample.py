@@ -69,6 +69,8 @@ def sync_part(url: str, password: str) -> None:
         created = client.routes.new_brand(payload={"id": "zeta", "name": "Zeta"})
         assert created["name"] == "Zeta"
         assert client.Counter.create(CounterCreate(id=7, value=1)).id == 7
+        assert client.Blob.size(b"x" * 1000) == 1000  # byte streams, whole
+        assert client.Blob.count(3) == b"0\n1\n2\n"
 
         try:
             client.Gadget.get("nope")
