@@ -89,6 +89,10 @@ def sync_part(url: str, password: str) -> None:
         assert client.session.tokens is not None  # an access token refused: refreshed, retried
         client.session.tokens.access_token = "not-a-token"
         assert client.Gadget.get("kite").name == "Kite"
+        before = client.session.tokens
+        client.session.expires_at = 0.0  # about to expire: renewed before the request
+        assert client.Gadget.get("kite").name == "Kite"
+        assert client.session.tokens is not before and client.session.tokens is not None
         client.Gadget.delete("kite")
         client.sign_out()
 
