@@ -82,7 +82,9 @@ def _path(route: Route) -> str:
 
 def _doc(fn: Any) -> str | None:
     doc = getattr(fn, "__doc__", None)
-    return doc.strip().splitlines()[0].strip() or None if doc and doc.strip() else None
+    if not isinstance(doc, str) or not doc.strip():
+        return None
+    return doc.strip().splitlines()[0].strip()
 
 
 def _params(signature: Signature, namer: TypeNamer, path_names: list[str]) -> list[Parameter]:
