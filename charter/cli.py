@@ -382,7 +382,7 @@ def _parser() -> argparse.ArgumentParser:
         "--lang",
         choices=["python", "ts"],
         required=True,
-        help="python; ts is not built yet (an error says so)",
+        help="python (a package on httpx and msgspec) or ts (an ESM TypeScript package on fetch)",
     )
     client.add_argument("-o", "--output", required=True, help="the folder to write")
     client.add_argument(

@@ -8,7 +8,8 @@ from typing import Any
 
 from ..errors import CharterError
 from .describe import describe_app
-from .python import generate
+from .python import generate as generate_python
+from .typescript import generate as generate_typescript
 
 __all__ = ["LANGUAGES", "client_drift", "generate_client", "write_client"]
 
@@ -16,16 +17,11 @@ LANGUAGES = ("python", "ts")
 
 
 def generate_client(app: Any, lang: str) -> dict[str, str]:
-    """The files of ``app``'s client in ``lang``: name -> text.
-
-    ``CharterError`` for ``ts``: its emitter is not built yet, and an accepted option must work.
-    """
+    """The files of ``app``'s client in ``lang`` (``python`` or ``ts``): name -> text."""
     if lang == "python":
-        return generate(describe_app(app))
+        return generate_python(describe_app(app))
     if lang == "ts":
-        raise CharterError(
-            "the TypeScript client is not built yet (issue 14); --lang python is available"
-        )
+        return generate_typescript(describe_app(app))
     raise CharterError(f"no client language {lang!r}; choose one of {', '.join(LANGUAGES)}")
 
 
