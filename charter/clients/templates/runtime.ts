@@ -295,7 +295,7 @@ export class Transport {
     const init: RequestInit & { duplex?: "half" } = { method, headers: sent };
     if (options.bytes !== undefined) {
       sent["content-type"] = "application/octet-stream";
-      body = options.bytes;
+      body = options.bytes as BodyInit; // (TypeScript 5.7+: Uint8Array<ArrayBufferLike> is not BodyInit)
       if (options.bytes instanceof ReadableStream) init.duplex = "half"; // streamed up
     } else if (options.json !== undefined) {
       body = JSON.stringify(options.json);
