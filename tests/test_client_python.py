@@ -210,18 +210,6 @@ def test_the_drift_check(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "client.py: missing" in missing.stderr
 
 
-def test_typescript_is_refused_until_it_is_built(tmp_path: Path) -> None:
-    out = tmp_path / "ts"
-    for extra in ([], ["--check"]):
-        done = _charter(
-            "gen", "client", "--lang", "ts", "-o", str(out), *extra,
-            str(HERE / "client_app.py"), cwd=tmp_path,
-        )  # fmt: skip
-        assert done.returncode == 1
-        assert "TypeScript client is not built yet" in done.stderr
-    assert not out.exists()
-
-
 def test_errors_hold_the_envelope_or_say_what_came_instead() -> None:
     runtime = _runtime()
     envelope = b'{"error": {"status": 409, "code": "CONFLICT", "message": "taken", "details": [1]}}'

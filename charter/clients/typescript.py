@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .describe import ApiDescription, TableDescription
 from .operations import Operation, Parameter
-from .types import DictOf, ListOf, LiteralOf, ObjectType, Prim, Property, Ref, TypeRef, UnionOf
+from .types import DictOf, ListOf, LiteralOf, ObjectType, Prim, Property, TypeRef, UnionOf
 
 __all__ = ["HEADER", "generate"]
 
@@ -34,12 +34,14 @@ _PRIMS = {
 """On the wire: bytes as base64, dates and times as ISO 8601 text, decimals as text."""
 _QUERY_PRIMS = {**_PRIMS, "datetime": "string | Date", "date": "string | Date"}
 _SCALARS = ("str", "int", "float", "bool", "datetime", "date", "time", "uuid", "decimal")
-_RESERVED = frozenset(
-    "break case catch class const continue debugger default delete do else enum export extends "
-    "false finally for function if import in instanceof new null return super switch this throw "
-    "true try typeof var void while with as implements interface let package private protected "
-    "public static yield await arguments eval".split()
-)
+_RESERVED = frozenset({
+    "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete",
+    "do", "else", "enum", "export", "extends", "false", "finally", "for", "function", "if",
+    "import", "in", "instanceof", "new", "null", "return", "super", "switch", "this", "throw",
+    "true", "try", "typeof", "var", "void", "while", "with", "as", "implements", "interface",
+    "let", "package", "private", "protected", "public", "static", "yield", "await", "arguments",
+    "eval",
+})  # fmt: skip
 _TABLE_CLIENT_NAMES = frozenset({"get", "list", "values", "create", "put", "patch", "delete",
                                  "query", "transport", "name", "constructor"})  # fmt: skip
 _CLIENT_NAMES = frozenset({"baseUrl", "headers", "session", "request", "signIn", "signOut",
@@ -275,7 +277,9 @@ def _table_client(table: TableDescription) -> list[str]:
         "",
         "  /** The records matching `query` (all of them without one). */",
         f"  async list(query?: {base}Query): Promise<{model}[]> {{",
-        "    if (query?.selects) throw new TypeError(\"a query that selects answers values: call values()\");",
+        "    if (query?.selects) {",
+        '      throw new TypeError("a query that selects answers values: call values()");',
+        "    }",
         f'    const response = await this.transport.request("GET", "{collection}", {{',
         '      query: query?.toQueryString() ?? "" });',
         f"    return decode<{model}[]>(response);",
@@ -375,12 +379,22 @@ def _table_attribute(table: TableDescription) -> str:
     return f"{name}_" if name in _CLIENT_NAMES or name.startswith("_") else name
 
 
-def _index() -> str:
+def _index(api: ApiDescription) -> str:
+    """Everything, from one module. A model named like a class of the client (a table named
+    ``Client``) is ``models.Client``: a named export wins over ``export *``."""
+    names = ["Client", "Routes", "Rpc"]
+    types = ["Bytes"]
+    for table in api.tables:
+        base = _class(table.name)
+        names.append(f"{base}Table")
+        types += [f"{base}Attribute", f"{base}Fields", f"{base}Query"]
+    listed = ", ".join([*sorted(names), *(f"type {t}" for t in sorted(types))])
     return (
         HEADER
         + "// A typed client of a Charter app (docs/clients.md).\n\n"
         + 'export * from "./models.js";\n'
-        + 'export * from "./client.js";\n'
+        + 'export type * as models from "./models.js";\n'
+        + f'export {{ {listed} }} from "./client.js";\n'
         + "export {\n  CharterError, Condition, Query, Session, Transport, type Comparator,\n"
         + "  type ErrorEnvelope, type RequestOptions, type Tokens, type TransportOptions,\n"
         + "  type ValueFor,\n"
@@ -415,7 +429,7 @@ def generate(api: ApiDescription) -> dict[str, str]:
     """The package's files: name -> text."""
     runtime = (Path(__file__).parent / "templates" / "runtime.ts").read_text()
     return {
-        "index.ts": _index(),
+        "index.ts": _index(api),
         "runtime.ts": HEADER + runtime,
         "models.ts": _models(api),
         "client.ts": _client(api),
