@@ -29,7 +29,12 @@ async function text(stream: ReadableStream<Uint8Array>): Promise<string> {
 }
 
 test("the client drives the app", async () => {
-  const client = new Client(url);
+  const refreshes: string[] = [];
+  const counting: typeof fetch = (input, init) => {
+    if (String(input).endsWith("/auth/refresh")) refreshes.push(String(input));
+    return fetch(input, init);
+  };
+  const client = new Client(url, { fetch: counting });
   // not signed in: the anonymous role may not read
   await refused(client.Gadget.list(), 401, "UNAUTHORIZED");
   const tokens = await client.signIn("admin", password);
@@ -108,10 +113,12 @@ test("the client drives the app", async () => {
   // twice ends the session)
   const current = client.session.tokens;
   assert.ok(current !== null);
+  refreshes.length = 0;
   current.access_token = "not-a-token";
   const labels = await Promise.all([1, 2, 3, 4, 5].map(() => client.Gadget.label("kite")));
   assert.deepEqual(labels, Array(5).fill("Kite (11.25)"));
   assert.ok(client.session.tokens !== null && client.session.tokens !== current);
+  assert.equal(refreshes.length, 1);
 
   await client.Gadget.delete("kite");
   await refused(client.Gadget.get("kite"), 404, "NOT_FOUND");
