@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -309,4 +310,23 @@ def test_names_that_would_clash_are_renamed(tmp_path: Path, node_modules: Path) 
     assert "readonly Client: ClientTable;" in client  # the model is models.Client
     assert "readonly placeOrder = async (default_: number, options: { new?: string }" in client
     checked = _tsc(node_modules, tmp_path / "clash_client", "-p", ".", "--noEmit")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_docs_front_end_example_type_checks(tmp_path: Path, node_modules: Path) -> None:
+    """docs/clients.md: its ``ts`` blocks, against the client of the page's app."""
+    page = (HERE.parent / "docs" / "clients.md").read_text()
+    app = re.findall(r"```python\n(.*?)```", page, re.DOTALL)[0]
+    app = app.split("server = TestClient(app)")[0]  # the app, without the in-process server
+    (tmp_path / "app.py").write_text(app)
+    done = _charter("gen", "client", "--lang", "ts", "-o", "shop_client", "app.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    blocks = re.findall(r"```ts\n(.*?)```", page, re.DOTALL)
+    assert blocks and "./shop_client/index.js" in blocks[0]
+    (tmp_path / "shop.ts").write_text("\n".join(blocks))
+    (tmp_path / "node_modules").symlink_to(node_modules, target_is_directory=True)
+    options = {**TSCONFIG["compilerOptions"], "types": []}  # a browser's: no Node types
+    config = {"compilerOptions": options, "include": ["shop_client/*.ts", "shop.ts"]}
+    (tmp_path / "tsconfig.json").write_text(json.dumps(config))
+    checked = _tsc(node_modules, tmp_path, "-p", ".", "--noEmit")
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -4,7 +4,7 @@ sign-in and error envelope, in the neutral types of ``charter.clients.types``.
 Built from the app's own declarations (table schemas, route metadata, signatures and
 contracts), not from its OpenAPI document, so a generator knows what OpenAPI cannot say: which
 attributes a query may name, which fields are input-only, how RPC arguments are passed. Every
-emitter (Python here; TypeScript next) renders the same ``ApiDescription``.
+emitter (``python.py``, ``typescript.py``) renders the same ``ApiDescription``.
 """
 
 from __future__ import annotations
