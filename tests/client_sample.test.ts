@@ -48,7 +48,8 @@ test("the client drives the app", async () => {
   assert.equal(anvil.stock, 0);
   assert.equal(anvil.owner, null);
   assert.ok(!("cost" in anvil)); // input-only: never returned
-  let kite = await client.Gadget.put("kite", { name: "Kite", price: 12.5, kind: "toy" });
+  let kite = await client.Gadget.put("kite", {
+    name: "Kite", price: 12.5, kind: "toy", made: "2026-01-01T10:00:00+00:00" });
   assert.deepEqual([kite.id, kite.kind], ["kite", "toy"]);
   const change: GadgetPatch = { stock: 3 };
   kite = await client.Gadget.patch("kite", change);
@@ -67,6 +68,11 @@ test("the client drives the app", async () => {
   assert.deepEqual(await client.Gadget.values(names), ["Anvil", "Kite"]);
   const between = client.Gadget.query().where("price", "bt", [12, 13]);
   assert.deepEqual((await client.Gadget.list(between)).map((g) => g.id), ["kite"]);
+
+  const made = client.Gadget.query().where("made", "gt", new Date(Date.UTC(2025, 0, 1)));
+  assert.deepEqual((await client.Gadget.list(made)).map((g) => g.id), ["kite"]);
+  const madeText = client.Gadget.query().where("made", "lt", "2026-01-01T09:00:00+00:00");
+  assert.deepEqual(await client.Gadget.list(madeText), []);
 
   assert.equal(await client.Gadget.label("kite"), "Kite (12.5)");
   assert.equal(await client.Gadget.discount(10, { kind: "toy" }), 1);

@@ -204,6 +204,8 @@ console.log(JSON.stringify([
   either.toQueryString(),
   client.Gadget.query().limit(5, 10).toQueryString(),
   client.Gadget.query().where("made", "lt", new Date(Date.UTC(2026, 0, 2))).toQueryString(),
+  client.Gadget.query().where("made", "bt", ["2026-01-01", "2026-01-02T10:00:00+01:00"])
+    .toQueryString(),
 ]));
 """
 
@@ -219,7 +221,7 @@ def test_the_query_builder_speaks_the_url_language(
         ["node", "out/queries.js"], capture_output=True, text=True, timeout=60, cwd=generated
     )
     assert ran.returncode == 0, ran.stderr
-    text, either, window, dated = json.loads(ran.stdout)
+    text, either, window, dated, dated_text = json.loads(ran.stdout)
     assert text == (
         "price=gt=number:10&name=sw=string:A%26B%20%28x%29&brand_id=null"
         "&price=bt=number:1,number:2.5&stock=ne=number:3&name=ct=string:50%25%2A%21%27"
@@ -237,6 +239,10 @@ def test_the_query_builder_speaks_the_url_language(
     assert (window_query.limit, window_query.offset) == (5, 5)  # from 5, up to 10
     assert dated == "made=lt=2026-01-02T00%3A00%3A00.000Z"
     assert parse_query_string(dated).conditions[0].value == "2026-01-02T00:00:00.000Z"
+    # a date given as text: unprefixed too, read by the attribute's declared type (as Python's)
+    assert dated_text == "made=bt=2026-01-01,2026-01-02T10%3A00%3A00%2B01%3A00"
+    low, high = parse_query_string(dated_text).conditions[0].value
+    assert (str(low), str(high)) == ("2026-01-01", "2026-01-02T10:00:00+01:00")
 
 
 def test_the_client_drives_a_live_server(

@@ -159,6 +159,19 @@ def _scalar(tp: TypeRef) -> TypeRef | None:
     return None
 
 
+def _raw(table: TableDescription) -> str:
+    """The attributes whose values are text on the wire but not strings (dates, UUIDs...): a
+    query sends them unprefixed, for the server to read by the declared type."""
+    names = []
+    for p in table.record:
+        scalar = _scalar(p.type)
+        members = scalar.options if isinstance(scalar, UnionOf) else (scalar,)
+        if any(isinstance(m, Prim) and m.name not in ("str", "int", "float", "bool")
+               for m in members):  # fmt: skip
+            names.append(json.dumps(p.name))
+    return f"[{', '.join(names)}]" if names else ""
+
+
 def _query_types(table: TableDescription) -> list[str]:
     base = _class(table.name)
     names = " | ".join(json.dumps(p.name) for p in table.record)
@@ -267,7 +280,7 @@ def _table_client(table: TableDescription) -> list[str]:
         "",
         "  /** A new query, for `list` and `values`. */",
         f"  query(): {base}Query {{",
-        f"    return new Query<{base}Fields, {base}Attribute>();",
+        f"    return new Query<{base}Fields, {base}Attribute>({_raw(table)});",
         "  }",
         "",
         f"  /** The {name} with this key (`CharterError` 404 when there is none). */",

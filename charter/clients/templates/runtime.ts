@@ -73,22 +73,25 @@ function quote(text: string, safe = ""): string {
   return out;
 }
 
-/** A value in the URL query language, typed by prefix so the server reads it as sent. */
-function queryValue(value: unknown): string {
+/** A value in the URL query language, typed by prefix so the server reads it as sent; `raw`:
+ * a string left unprefixed, read by the attribute's declared type (a date, a UUID...). */
+function queryValue(value: unknown, raw = false): string {
   if (value === null || value === undefined) return "null";
   if (typeof value === "boolean") return value ? "boolean:true" : "boolean:false";
   if (typeof value === "number" || typeof value === "bigint") {
     return "number:" + quote(String(value));
   }
-  if (typeof value === "string") return "string:" + quote(value);
+  if (typeof value === "string") return (raw ? "" : "string:") + quote(value);
   if (value instanceof Date) return quote(value.toISOString()); // typed by the attribute
   throw new TypeError(`a query value is a string, number, boolean, Date or null, not ${
     String(value)}`);
 }
 
-/** One condition, for `Query.anyOf` (build it with a query's `cond`). */
+/** One condition, for `Query.anyOf` (build it with a query's `cond`). `raw`: the attribute's
+ * values are text on the wire but not strings (dates, times, UUIDs, decimals). */
 export class Condition {
-  constructor(readonly attribute: string, readonly op: Comparator, readonly value: unknown) {
+  constructor(readonly attribute: string, readonly op: Comparator, readonly value: unknown,
+              readonly raw = false) {
     if (!(op in OPERATORS)) throw new TypeError(`unknown comparator ${String(op)}`);
   }
 
@@ -96,9 +99,9 @@ export class Condition {
     const name = quote(this.attribute, ".$");
     if (this.op === "bt") {
       const [low, high] = this.value as readonly [unknown, unknown];
-      return `${name}=bt=${queryValue(low)},${queryValue(high)}`;
+      return `${name}=bt=${queryValue(low, this.raw)},${queryValue(high, this.raw)}`;
     }
-    return name + OPERATORS[this.op] + queryValue(this.value);
+    return name + OPERATORS[this.op] + queryValue(this.value, this.raw);
   }
 }
 
@@ -106,23 +109,29 @@ export class Condition {
  * `select`, `limit` and `offset`. `F` maps each attribute a condition may name to its value's
  * type; `A` names every attribute (for `sort` and `select`). Each method returns the query. */
 export class Query<F, A extends string> {
+  private readonly raw: ReadonlySet<string>;
   private readonly terms: string[] = [];
   private readonly sorts: string[] = [];
   private selected: string[] | null = null;
   private window: [number, number | null] | null = null;
   private skip: number | null = null;
 
+  /** `raw`: the attributes whose values are text on the wire but not strings. */
+  constructor(raw: readonly string[] = []) {
+    this.raw = new Set(raw);
+  }
+
   /** Records whose `attribute` compares with `value` (a pair for `bt`). */
   where<K extends keyof F & string, C extends Comparator>(
     attribute: K, op: C, value: ValueFor<F[K], C>): this {
-    this.terms.push(new Condition(attribute, op, value).render());
+    this.terms.push(this.cond(attribute, op, value).render());
     return this;
   }
 
   /** A condition for `anyOf`. */
   cond<K extends keyof F & string, C extends Comparator>(
     attribute: K, op: C, value: ValueFor<F[K], C>): Condition {
-    return new Condition(attribute, op, value);
+    return new Condition(attribute, op, value, this.raw.has(attribute));
   }
 
   /** Records matching at least one of `conditions` (an `|` group). */
