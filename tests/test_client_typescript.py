@@ -286,7 +286,8 @@ def test_the_drift_check(tmp_path: Path) -> None:
 
 def test_names_that_would_clash_are_renamed(tmp_path: Path, node_modules: Path) -> None:
     """A table named like a client member or a method named like a table client's own gets a
-    trailing ``_``; a table named ``Client`` is ``models.Client``; reserved words are safe."""
+    trailing ``_``; a table named ``Client`` is ``models.Client``; reserved words are safe, and
+    so are tables named like the global types the models would use (Record, Partial)."""
     (tmp_path / "clash.py").write_text(
         "from charter import App, Field, Service, Table, get, rpc\n\n\n"
         "class session(Table):\n"
@@ -300,11 +301,16 @@ def test_names_that_would_clash_are_renamed(tmp_path: Path, node_modules: Path) 
         "class Client(Table):\n"
         "    id: str = Field(primary_key=True)\n"
         "    name: str = ''\n\n\n"
+        "class Record(Table):\n"
+        "    id: str = Field(primary_key=True)\n"
+        "    data: dict[str, list[int | None]] = {}\n\n\n"
+        "class Partial(Table):\n"
+        "    id: str = Field(primary_key=True)\n\n\n"
         "class Ops(Service):\n"
         "    @rpc\n"
         "    async def place_order(self, default: int, new: str = 'x') -> int:\n"
         "        return default\n\n\n"
-        "app = App(tables=[session, routes, Client], services=[Ops])\n"
+        "app = App(tables=[session, routes, Client, Record, Partial], services=[Ops])\n"
     )
     done = _charter("gen", "client", "--lang", "ts", "-o", "clash_client", "clash.py",
                     cwd=tmp_path)  # fmt: skip
@@ -315,6 +321,9 @@ def test_names_that_would_clash_are_renamed(tmp_path: Path, node_modules: Path) 
     assert "readonly list_ = async (id: number): Promise<number>" in client
     assert "readonly Client: ClientTable;" in client  # the model is models.Client
     assert "readonly placeOrder = async (default_: number, options: { new?: string }" in client
+    models = (tmp_path / "clash_client" / "models.ts").read_text()
+    assert "data?: { [key: string]: (number | null)[] };" in models  # no global Record
+    assert "export type RecordPatch = { [K in keyof RecordCreate]?: RecordCreate[K] };" in models
     checked = _tsc(node_modules, tmp_path / "clash_client", "-p", ".", "--noEmit")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

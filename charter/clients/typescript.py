@@ -81,11 +81,11 @@ def render(tp: TypeRef, ns: str = "models.", prims: dict[str, str] = _PRIMS) -> 
     """``tp`` as a TypeScript type; ``ns`` prefixes named types (``models.`` in client.ts)."""
     if isinstance(tp, Prim):
         return prims[tp.name]
-    if isinstance(tp, ListOf):
+    if isinstance(tp, ListOf):  # (no global names: a table may be named Array or Record)
         item = render(tp.item, ns, prims)
-        return f"Array<{item}>" if " " in item else f"{item}[]"
+        return f"({item})[]" if " " in item else f"{item}[]"
     if isinstance(tp, DictOf):
-        return f"Record<string, {render(tp.value, ns, prims)}>"
+        return f"{{ [key: string]: {render(tp.value, ns, prims)} }}"
     if isinstance(tp, UnionOf):
         options = [render(o, ns, prims) for o in tp.options]
         if "unknown" in options:
@@ -115,6 +115,7 @@ def _interface(name: str, props: tuple[Property, ...], doc: str) -> list[str]:
 
 def _models(api: ApiDescription) -> str:
     out = [HEADER + "// The types of the API: per table a record, its create input and its patch."]
+    names = {_class(t.name) for t in api.tables} | {_class(o.name) for o in api.objects}
     for table in api.tables:
         base = _class(table.name)
         about = f" {table.description}" if table.description else ""
@@ -128,7 +129,9 @@ def _models(api: ApiDescription) -> str:
         out += [
             "",
             _doc(f"What updating some attributes of a {table.name} sends."),
-            f"export type {base}Patch = Partial<{base}Create>;",
+            f"export type {base}Patch = Partial<{base}Create>;"
+            if "Partial" not in names  # else the same, spelled out: a model is named Partial
+            else f"export type {base}Patch = {{ [K in keyof {base}Create]?: {base}Create[K] }};",
         ]
     for obj in api.objects:
         out += ["", *_object(obj)]
