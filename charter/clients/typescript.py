@@ -404,13 +404,13 @@ def _index(api: ApiDescription) -> str:
         base = _class(table.name)
         names.append(f"{base}Table")
         types += [f"{base}Attribute", f"{base}Fields", f"{base}Query"]
-    listed = ", ".join([*sorted(names), *(f"type {t}" for t in sorted(types))])
+    listed = "".join(f"  {n},\n" for n in [*sorted(names), *(f"type {t}" for t in sorted(types))])
     return (
         HEADER
         + "// A typed client of a Charter app (docs/clients.md).\n\n"
         + 'export * from "./models.js";\n'
         + 'export type * as models from "./models.js";\n'
-        + f'export {{ {listed} }} from "./client.js";\n'
+        + f'export {{\n{listed}}} from "./client.js";\n'
         + "export {\n  CharterError, Condition, Query, Session, Transport, type Comparator,\n"
         + "  type ErrorEnvelope, type RequestOptions, type Tokens, type TransportOptions,\n"
         + "  type ValueFor,\n"
