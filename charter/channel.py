@@ -77,11 +77,22 @@ _HEADER = SESSION_SIZE + COUNTER_SIZE
 
 
 class ChannelError(HttpError):
-    """400 from the channel: an unknown or expired session, or a replayed message."""
+    """400 ``CHANNEL_EXPIRED`` (an unknown or expired session) or ``CHANNEL_REPLAY`` (a counter
+    not above the last accepted): a genuine-looking call the channel cannot accept, unrun."""
 
     status_code = 400
     default_code = "CHANNEL_EXPIRED"
     default_message = "the channel session is unknown or has expired: open a new one"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(self.status_code, message, code, details, headers)
 
 
 def b64encode(raw: bytes) -> str:
