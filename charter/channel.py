@@ -26,9 +26,11 @@ from typing import Any
 
 import httpx
 import msgspec
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from .crypto import TAG_SIZE, DecryptionError, Sealed, decrypt, encrypt, hkdf
+from .crypto import KEY_SIZE, TAG_SIZE, CryptoParameterError, DecryptionError, hkdf
 from .errors import CharterError, HttpError, MalformedInput
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "HandshakeReply",
     "HandshakeRequest",
     "SyncChannel",
+    "aead",
     "b64decode",
     "b64encode",
     "derive_keys",
@@ -160,44 +163,51 @@ def derive_keys(secret: bytes, transcript: bytes) -> tuple[bytes, bytes]:
     return c2s, s2c
 
 
-def _nonce(direction: int, counter: int) -> bytes:
-    return direction.to_bytes(4, "big") + counter.to_bytes(COUNTER_SIZE, "big")
+_DIRECTIONS = {d: d.to_bytes(4, "big") for d in (CLIENT_TO_SERVER, SERVER_TO_CLIENT)}
 
 
-def _associated(direction: int, session: bytes, counter: int, path: str) -> bytes:
-    return (
-        LABEL
-        + bytes([direction])
-        + session
-        + counter.to_bytes(COUNTER_SIZE, "big")
-        + path.encode("utf-8")
-    )
+def _associated(direction: int, session: bytes, counted: bytes, path: str) -> bytes:
+    return LABEL + bytes([direction]) + session + counted + path.encode("utf-8")
+
+
+def aead(key: bytes) -> ChaCha20Poly1305:
+    """The ChaCha20-Poly1305 object of a 32-byte key, to keep for a session's messages (making
+    one per message would cost more than sealing a small one)."""
+    if not isinstance(key, bytes) or len(key) != KEY_SIZE:
+        raise CryptoParameterError(f"a channel key is {KEY_SIZE} bytes")
+    return ChaCha20Poly1305(key)
 
 
 def seal_frame(
-    key: bytes, direction: int, session: bytes, counter: int, path: str, payload: bytes
+    key: bytes | ChaCha20Poly1305,
+    direction: int,
+    session: bytes,
+    counter: int,
+    path: str,
+    payload: bytes,
 ) -> bytes:
-    """``session || counter || ciphertext || tag``: ``payload`` sealed under ``key`` with the
-    nonce ``direction (4 bytes) || counter (8)`` and the associated data binding the label,
-    direction, session, counter and the RPC path."""
+    """``session || counter || ciphertext || tag``: ``payload`` sealed under ``key`` (bytes,
+    or its ``aead``) with the nonce ``direction (4 bytes) || counter (8)`` and the associated
+    data binding the label, direction, session, counter and the RPC path.
+
+    ChaCha20-Poly1305 as ``charter.crypto.encrypt`` does it, called directly: the nonce is the
+    counter, which the channel never repeats under one key."""
     if not 1 <= counter <= _MAX_COUNTER:
         raise CharterError(f"a channel counter is 1 to 2**64 - 1, not {counter}")
-    sealed = encrypt(
-        payload,
-        key,
-        nonce=_nonce(direction, counter),
-        associated_data=_associated(direction, session, counter, path),
-    )
-    return session + counter.to_bytes(COUNTER_SIZE, "big") + sealed.data + sealed.tag
+    cipher = aead(key) if isinstance(key, bytes) else key
+    counted = counter.to_bytes(COUNTER_SIZE, "big")
+    nonce = _DIRECTIONS[direction] + counted
+    sealed = cipher.encrypt(nonce, payload, _associated(direction, session, counted, path))
+    return session + counted + sealed
 
 
 class Frame(msgspec.Struct, frozen=True):
-    """A sealed body split (not yet opened): whose session, which counter, the sealed rest."""
+    """A sealed body split (not yet opened): whose session, which counter, the sealed rest
+    (ciphertext and tag)."""
 
     session: bytes
     counter: int
-    data: bytes
-    tag: bytes
+    sealed: bytes
 
 
 def parse_frame(body: bytes) -> Frame:
@@ -207,18 +217,22 @@ def parse_frame(body: bytes) -> Frame:
     counter = int.from_bytes(body[SESSION_SIZE:_HEADER], "big")
     if counter == 0:
         raise DecryptionError("a channel counter starts at 1")
-    return Frame(body[:SESSION_SIZE], counter, body[_HEADER:-TAG_SIZE], body[-TAG_SIZE:])
+    return Frame(body[:SESSION_SIZE], counter, body[_HEADER:])
 
 
-def open_frame(key: bytes, direction: int, frame: Frame, path: str) -> bytes:
-    """The payload of ``frame``; ``DecryptionError`` unless it is genuine for this key,
-    direction, session, counter and path."""
-    sealed = Sealed(_nonce(direction, frame.counter), frame.data, frame.tag)
-    return decrypt(
-        sealed,
-        key,
-        associated_data=_associated(direction, frame.session, frame.counter, path),
-    )
+def open_frame(key: bytes | ChaCha20Poly1305, direction: int, frame: Frame, path: str) -> bytes:
+    """The payload of ``frame``; ``DecryptionError`` unless it is genuine for this key (bytes,
+    or its ``aead``), direction, session, counter and path."""
+    cipher = aead(key) if isinstance(key, bytes) else key
+    counted = frame.counter.to_bytes(COUNTER_SIZE, "big")
+    try:
+        return cipher.decrypt(
+            _DIRECTIONS[direction] + counted,
+            frame.sealed,
+            _associated(direction, frame.session, counted, path),
+        )
+    except InvalidTag:
+        raise DecryptionError() from None
 
 
 class _Session:
@@ -226,8 +240,8 @@ class _Session:
 
     def __init__(self, reply: HandshakeReply, c2s: bytes, s2c: bytes) -> None:
         self.id = b64decode(reply.session, "session", SESSION_SIZE)
-        self.c2s = c2s
-        self.s2c = s2c
+        self.c2s = aead(c2s)
+        self.s2c = aead(s2c)
         self.counter = 0
 
 

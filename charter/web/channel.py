@@ -36,6 +36,7 @@ from ..channel import (
     Frame,
     HandshakeReply,
     HandshakeRequest,
+    aead,
     b64decode,
     b64encode,
     derive_keys,
@@ -82,6 +83,17 @@ class _Keys(msgspec.Struct, frozen=True):
     expires: float
 
 
+class _Live:
+    """A session's keys as a worker keeps them: ready cipher objects."""
+
+    __slots__ = ("c2s", "expires", "s2c")
+
+    def __init__(self, keys: _Keys) -> None:
+        self.c2s = aead(keys.c2s)
+        self.s2c = aead(keys.s2c)
+        self.expires = keys.expires
+
+
 _decode_keys = msgspec.json.Decoder(_Keys).decode
 _encode = msgspec.json.Encoder().encode
 
@@ -92,7 +104,7 @@ class Opened(msgspec.Struct, frozen=True):
     session: bytes
     counter: int
     path: str
-    s2c: bytes
+    s2c: Any  # the session's server-to-client cipher (charter.channel.aead)
 
 
 def is_sealed(request: Request) -> bool:
@@ -105,15 +117,16 @@ class _Sessions(ABC):
     """Where sessions are kept: created once, read by id, their counter advanced atomically."""
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, _Keys] = {}
+        self._cache: dict[bytes, _Live] = {}
 
-    async def keys(self, session: bytes) -> _Keys | None:
+    async def keys(self, session: bytes) -> _Live | None:
         """The session's keys while it lives (cached per worker: they never change)."""
         keys = self._cache.get(session)
         if keys is None:
-            keys = await self._load(session)
-            if keys is None:
+            stored = await self._load(session)
+            if stored is None:
                 return None
+            keys = _Live(stored)
             if len(self._cache) >= _CACHED:
                 self._cache.clear()
             self._cache[session] = keys
