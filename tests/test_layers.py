@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "clients": 2,
     "storage": 3,
     "http": 3,
+    "channel": 3,
     "runtime": 4,
     "sources": 4,
     "auth": 5,
