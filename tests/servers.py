@@ -108,6 +108,7 @@ class CuttingProxy:
         self.url = f"http://127.0.0.1:{self.port}"
         self._stopped = False
         self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
 
     def __enter__(self) -> CuttingProxy:
         threading.Thread(target=self._accept, daemon=True).start()
@@ -116,6 +117,11 @@ class CuttingProxy:
     def __exit__(self, *exc: object) -> None:
         self._stopped = True
         self._listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
     def _accept(self) -> None:
         while not self._stopped:
@@ -123,9 +129,14 @@ class CuttingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
             with self._lock:
                 self.connections += 1
+                self._open += [client, upstream]
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
             threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
 

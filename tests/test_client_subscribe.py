@@ -4,6 +4,7 @@ stream after two events, so every subscription below resumes several times."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.servers import CuttingProxy, Server
+from tests.test_client_typescript import _project, _tsc, node_modules
+
+__all__ = ["node_modules"]  # the fixture: TypeScript from npm, installed once
 
 HERE = Path(__file__).resolve().parent
 PASSWORD = "admin-password-1"
@@ -62,3 +66,41 @@ def test_python_subscriptions_resume_without_loss(
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "ok"
     assert proxy.cuts >= 8, proxy.cuts  # the streams were really cut, and resumed
+
+
+@pytest.fixture(scope="module")
+def ts_compiled(tmp_path_factory: pytest.TempPathFactory, node_modules: Path) -> Path:
+    """The TypeScript client and tests/subscribe_sample.test.ts, compiled (tsc --strict)."""
+    folder = tmp_path_factory.mktemp("tssubscribe")
+    done = _charter(
+        "gen", "client", "--lang", "ts", "-o", str(folder / "gadgets"),
+        str(HERE / "client_app.py"), cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shutil.copy(HERE / "subscribe_sample.test.ts", folder / "subscribe_sample.test.ts")
+    _project(folder, node_modules, "subscribe_sample.test.ts")
+    compiled = _tsc(node_modules, folder, "-p", ".")
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    (folder / "out" / "package.json").write_text('{"type": "module"}\n')
+    return folder / "out"
+
+
+def test_typescript_subscriptions_resume_without_loss(
+    ts_compiled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHARTER_AUTH", "true")
+    monkeypatch.setenv("CHARTER_ADMIN_PASSWORD", PASSWORD)
+    database = f"sqlite:///{tmp_path}/subscribe.db"
+    with (
+        Server(str(HERE / "client_app.py"), "--database", database) as server,
+        CuttingProxy(server.port, after=2) as proxy,
+    ):
+        env = {**os.environ, "CHARTER_URL": server.url, "CHARTER_PROXY_URL": proxy.url,
+               "CHARTER_PASSWORD": PASSWORD}  # fmt: skip
+        done = subprocess.run(
+            ["node", "--test", "subscribe_sample.test.js"],
+            capture_output=True, text=True, timeout=120, cwd=ts_compiled, env=env,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "# pass 2" in done.stdout and "# fail 0" in done.stdout, done.stdout
+    assert proxy.cuts >= 4, proxy.cuts  # the streams were really cut, and resumed

@@ -421,7 +421,7 @@ def _subscribe(table: TableDescription, kind: str) -> list[str]:
         "            previous_count=previous_count,",
         "        )",
         f"        return _runtime.{kind}Subscription(",
-        f"            self.transport, path, text, {model}, after=after",
+        f"            self.transport, path, text, {model}, after=after, current=not omit_current",
         "        )",
     ]
 

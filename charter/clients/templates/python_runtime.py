@@ -597,13 +597,22 @@ class _Follow(Generic[R]):
     """The part of a subscription that does no I/O: reads the SSE lines (the WHATWG format),
     remembers the last position and turns messages into events. A resume sends the position
     back (``Last-Event-ID``): the server replays exactly what was missed; an event at a
-    position before the last one is dropped (never twice)."""
+    position before the last one is dropped (never twice).
 
-    def __init__(self, record: Any, position: int | None) -> None:
+    The current records sent first share one position: until a later event shows they are
+    all in, a resume starts over (no ``Last-Event-ID``: the current records again) and the
+    ones already delivered unchanged are not repeated."""
+
+    def __init__(self, record: Any, position: int | None, *, current: bool) -> None:
         self.record = record
         self.position = position
+        self.exact = position is not None or not current  # the position resumes exactly
+        self._delivered: set[tuple[str, Any]] = set()  # current records, before ``exact``
         self.closes = 0
         self._reset()
+
+    def resume_from(self) -> int | None:
+        return self.position if self.exact else None
 
     def _reset(self) -> None:
         self._event = ""
@@ -641,7 +650,14 @@ class _Follow(Generic[R]):
             return None
         if position is not None and self.position is not None and position < self.position:
             return None  # one it already has
+        if not self.exact and self.position is not None and position is not None:
+            self.exact = position > self.position  # a live event: the current ones are in
         result = self._decode(data, position)
+        if not self.exact and result.type == "put":
+            seen = (msgspec.json.encode(result.id).decode(), result.timestamp)
+            if seen in self._delivered:
+                return None
+            self._delivered.add(seen)
         if position is not None:
             self.position = position
         self.closes = 0
@@ -687,12 +703,19 @@ class Subscription(Generic[R]):
     """
 
     def __init__(
-        self, transport: Transport, path: str, query: str, record: Any, *, after: int | None
+        self,
+        transport: Transport,
+        path: str,
+        query: str,
+        record: Any,
+        *,
+        after: int | None,
+        current: bool = True,
     ) -> None:
         self.transport = transport
         self.path = path
         self.query = query
-        self._follow: _Follow[R] = _Follow(record, after)
+        self._follow: _Follow[R] = _Follow(record, after, current=current)
         self._events = self._run()
         self._opened: httpx.Response | None = None
         self.connections = 0
@@ -702,7 +725,7 @@ class Subscription(Generic[R]):
         return self._follow.position
 
     def _open(self) -> httpx.Response:
-        response = self.transport.open_events(self.path, self.query, self._follow.position)
+        response = self.transport.open_events(self.path, self.query, self._follow.resume_from())
         self.connections += 1
         return response
 
@@ -772,12 +795,19 @@ class AsyncSubscription(Generic[R]):
     (or ``await open()``) connects at once, ``aclose()`` (or the block's end) stops it."""
 
     def __init__(
-        self, transport: AsyncTransport, path: str, query: str, record: Any, *, after: int | None
+        self,
+        transport: AsyncTransport,
+        path: str,
+        query: str,
+        record: Any,
+        *,
+        after: int | None,
+        current: bool = True,
     ) -> None:
         self.transport = transport
         self.path = path
         self.query = query
-        self._follow: _Follow[R] = _Follow(record, after)
+        self._follow: _Follow[R] = _Follow(record, after, current=current)
         self._events = self._run()
         self._opened: httpx.Response | None = None
         self.connections = 0
@@ -787,7 +817,8 @@ class AsyncSubscription(Generic[R]):
         return self._follow.position
 
     async def _open(self) -> httpx.Response:
-        response = await self.transport.open_events(self.path, self.query, self._follow.position)
+        position = self._follow.resume_from()
+        response = await self.transport.open_events(self.path, self.query, position)
         self.connections += 1
         return response
 

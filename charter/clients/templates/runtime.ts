@@ -3,8 +3,9 @@
 // the package it writes, so the client depends on nothing but `fetch` (browsers, Node 18+,
 // Deno, Bun). Python never reads it; the TypeScript tests compile it with `tsc --strict`.
 //
-// Extension point: `Transport.request` is the one place a request is sent. The encrypted RPC
-// channel (SPEC section 11) will seal RPC bodies there; subscriptions are not built yet.
+// Extension point: `Transport.request` is the one place a request is sent (`openEvents` opens
+// a subscription's stream through it). The encrypted RPC channel (SPEC section 11) will seal
+// RPC bodies there.
 
 /** Equals, not equal, less than (or equal), greater than (or equal), starts with, ends with,
  * contains (a substring, or an element of a list), between (inclusive; the value is a pair). */
@@ -219,6 +220,9 @@ export interface RequestOptions {
   bytes?: Bytes;
   headers?: Record<string, string>;
   retry?: boolean;
+  /** Cancels the request (and the reading of its answer); the client's timeout then does not
+   * apply: the caller decides when to give up (a subscription, say). */
+  signal?: AbortSignal;
 }
 
 /** How a client sends requests. */
@@ -310,7 +314,8 @@ export class Transport {
       body = JSON.stringify(options.json);
     }
     init.body = body;
-    if (this.timeout > 0) init.signal = AbortSignal.timeout(this.timeout);
+    if (options.signal !== undefined) init.signal = options.signal;
+    else if (this.timeout > 0) init.signal = AbortSignal.timeout(this.timeout);
     const response = await this.fetcher(url, init);
     const resendable = !(options.bytes instanceof ReadableStream); // a stream is read once
     if (response.status === 401 && retry && used !== null && resendable) {
@@ -320,6 +325,21 @@ export class Transport {
     }
     if (response.status >= 400) throw await CharterError.fromResponse(response);
     return response;
+  }
+
+  /** A subscription's event stream, open (read it, or abort `signal`): signed as a request
+   * is, with `Last-Event-ID` when resuming from `position`; an error answer throws. */
+  async openEvents(path: string, query: string, position: number | null,
+                   signal: AbortSignal): Promise<Response> {
+    const headers: Record<string, string> = { accept: "text/event-stream", "cache-control": "no-cache" };
+    if (position !== null) headers["last-event-id"] = String(position);
+    return this.request("GET", path, { query, headers, signal });
+  }
+
+  /** Refresh the tokens unless another caller just did (a subscription the server closed when
+   * its access token expired resumes with new ones). */
+  async renewTokens(): Promise<void> {
+    await this.renew(this.session.tokens);
   }
 
   /** Sign in (`POST /auth/login`); later requests carry the access token. */
@@ -374,4 +394,292 @@ export class Transport {
       this.session.tokens = null;
     }
   }
+}
+
+// -- subscriptions (docs/realtime.md) ---------------------------------------------------------
+
+/** `reset`: the server no longer holds the events since the position a subscription resumed
+ * from; the current records follow (drop what you kept: they may have changed). */
+export type EventType = "put" | "patch" | "delete" | "publish" | "reset";
+
+interface EventBase<K> {
+  /** The record's key. */
+  id: K;
+  /** When the change was made (ms since the epoch). */
+  timestamp: number;
+  /** Who made it. */
+  user: string | null;
+  /** A `delete` sent because the record stopped matching (or may no longer be read). */
+  leaving?: boolean;
+  /** The event's place in the server's log (a resume starts after it). */
+  position: number | null;
+}
+
+/** One change of a subscription (docs/realtime.md): narrow on `type` for its `value` (the
+ * record as a read shows it for `put` and `patch`, null for `delete`, what was published for
+ * `publish`). */
+export type RecordEvent<R, K = string> =
+  | (EventBase<K> & { type: "put" | "patch"; value: R })
+  | (EventBase<K> & { type: "delete"; value: null })
+  | (EventBase<K> & { type: "publish"; value: unknown })
+  | { type: "reset"; id: null; value: null; timestamp: number | null; user: null;
+      leaving?: boolean; position: number | null };
+
+/** What a table's `subscribe` takes beside the key. */
+export interface SubscribeOptions<Q> {
+  /** The records matching this query (a collection subscription; no `select`). */
+  query?: Q;
+  /** The records whose key starts with this. */
+  prefix?: string;
+  /** Resume after this position (a previous subscription's `position`). */
+  after?: number;
+  /** Do not send the current record(s) first. */
+  omitCurrent?: boolean;
+  /** Replay the events since this time (ms since the epoch) first. */
+  startTime?: number;
+  /** Replay the last N events first. */
+  previousCount?: number;
+  /** Milliseconds without a byte (the server sends a keep-alive every 15 s) before the
+   * connection is taken for dead and resumed: 45 000 by default. */
+  idleTimeout?: number;
+}
+
+interface SseMessage {
+  event: string;
+  data: string;
+  id: string | null;
+}
+
+/** Server-Sent Events as the WHATWG format reads them: lines to messages. */
+class SseParser {
+  private buffer = "";
+  private event = "";
+  private data: string[] = [];
+  private id: string | null = null;
+
+  feed(text: string): SseMessage[] {
+    this.buffer += text;
+    const out: SseMessage[] = [];
+    for (;;) {
+      const end = /\r\n|\r|\n/.exec(this.buffer);
+      if (end === null) break;
+      if (end[0] === "\r" && end.index === this.buffer.length - 1) break; // maybe \r\n, split
+      const line = this.buffer.slice(0, end.index);
+      this.buffer = this.buffer.slice(end.index + end[0].length);
+      const message = this.line(line);
+      if (message !== null) out.push(message);
+    }
+    return out;
+  }
+
+  private line(line: string): SseMessage | null {
+    if (line === "") {
+      const message = { event: this.event, data: this.data.join("\n"), id: this.id };
+      this.event = "";
+      this.data = [];
+      this.id = null;
+      return message;
+    }
+    if (line.startsWith(":")) return null; // a comment (keep-alive)
+    const colon = line.indexOf(":");
+    const name = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (name === "data") this.data.push(value);
+    else if (name === "event") this.event = value;
+    else if (name === "id" && !value.includes("\0")) this.id = value;
+    return null;
+  }
+}
+
+const FIRST_DELAY = 100;
+const MAX_DELAY = 5_000;
+const CLOSES = 3; // closes in a row without an event before giving up
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The events of a subscription, as an async iterable (`for await (const event of ...)`)
+ * that resumes by itself: after a dropped connection, an `overflow` or a close when the
+ * access token expired (the tokens are refreshed), it connects again from the last position
+ * and gets exactly the events it missed (an event before that position is dropped). Waits,
+ * with backoff, while the server cannot be reached.
+ *
+ * Throws `CharterError` when the server refuses it (401, 403, 404...), and with the code
+ * `SUBSCRIPTION_CLOSED` when the server keeps closing it (the session ended). It connects at
+ * `open()`, else when iterated first: events committed before then are not sent (the current
+ * record is). `close()` (or leaving the loop) stops it; `position` is where a later one may
+ * resume (`after`). Iterate it once. */
+export class Subscription<R, K = string> implements AsyncIterable<RecordEvent<R, K>> {
+  /** The last event's position (null before the first). */
+  position: number | null;
+  /** Connections made so far (1, plus one per resume). */
+  connections = 0;
+  private controller: AbortController | null = null;
+  private opened: Response | null = null;
+  private stopped = false;
+  private readonly idleTimeout: number;
+  /** Whether `position` resumes exactly: the current records sent first share one position,
+   * so until a later event shows they are all in, a resume starts over (the current records
+   * again, those already delivered unchanged not repeated). */
+  private exact: boolean;
+  private readonly delivered = new Set<string>();
+
+  constructor(readonly transport: Transport, readonly path: string, readonly query: string,
+              options: { after?: number; idleTimeout?: number; current?: boolean } = {}) {
+    this.position = options.after ?? null;
+    this.idleTimeout = options.idleTimeout ?? 45_000;
+    this.exact = this.position !== null || options.current === false;
+  }
+
+  /** Connect now (else the first iteration does): events from then on are received. */
+  async open(): Promise<this> {
+    if (this.opened === null && this.connections === 0) this.opened = await this.connect();
+    return this;
+  }
+
+  /** Stop: the connection is closed and the iteration ends. */
+  close(): void {
+    this.stopped = true;
+    this.controller?.abort();
+    this.opened = null;
+  }
+
+  private async connect(): Promise<Response> {
+    const controller = new AbortController();
+    this.controller = controller;
+    const response = await this.transport.openEvents(
+      this.path, this.query, this.exact ? this.position : null, controller.signal);
+    this.connections += 1;
+    return response;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<RecordEvent<R, K>, void, undefined> {
+    let delay = FIRST_DELAY;
+    let closes = 0;
+    try {
+      while (!this.stopped) {
+        let response: Response;
+        try {
+          response = this.opened ?? await this.connect();
+        } catch (error) {
+          if (error instanceof CharterError || this.stopped) throw error;
+          await sleep(delay); // unreachable: try again
+          delay = Math.min(delay * 2, MAX_DELAY);
+          continue;
+        }
+        this.opened = null;
+        let closed: string | null = null;
+        let overflow = false;
+        const controller = this.controller;
+        const parser = new SseParser();
+        const decoder = new TextDecoder();
+        const reader = (response.body ?? new ReadableStream<Uint8Array>()).getReader();
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const watch = (): void => {
+          clearTimeout(timer);
+          timer = setTimeout(() => controller?.abort(), this.idleTimeout);
+        };
+        try {
+          watch();
+          reading: for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            watch();
+            for (const message of parser.feed(decoder.decode(value, { stream: true }))) {
+              const at = message.id !== null && /^\d+$/.test(message.id) ? Number(message.id) : null;
+              if (message.event === "overflow") { // left behind: resume from its position
+                if (at !== null) this.position = at;
+                overflow = true;
+                break reading;
+              }
+              if (message.event === "close") {
+                closed = closeReason(message.data);
+                break reading;
+              }
+              if ((message.event !== "" && message.event !== "message") || !message.data) continue;
+              if (at !== null && this.position !== null && at < this.position) continue; // had it
+              if (!this.exact && at !== null && this.position !== null) {
+                this.exact = at > this.position; // a live event: the current records are in
+              }
+              const event = decodeEvent<R, K>(message.data, response.status, at);
+              if (!this.exact && event.type === "put") {
+                const seen = JSON.stringify([event.id, event.timestamp]);
+                if (this.delivered.has(seen)) continue;
+                this.delivered.add(seen);
+              }
+              if (at !== null) this.position = at;
+              closes = 0;
+              delay = FIRST_DELAY;
+              yield event;
+            }
+          }
+        } catch (error) {
+          if (error instanceof CharterError) throw error;
+          // dropped (or idle too long): resume below
+        } finally {
+          clearTimeout(timer);
+          controller?.abort();
+          reader.releaseLock();
+        }
+        if (this.stopped) break;
+        if (closed !== null) {
+          closes += 1;
+          if (closes >= CLOSES) throw new CharterError(401, "SUBSCRIPTION_CLOSED", closed);
+          if (this.transport.session.tokens !== null) await this.transport.renewTokens();
+          continue;
+        }
+        if (overflow) continue;
+        await sleep(delay);
+        delay = Math.min(delay * 2, MAX_DELAY);
+      }
+    } finally {
+      this.stopped = true;
+      this.controller?.abort();
+    }
+  }
+}
+
+function closeReason(data: string): string {
+  try {
+    const reason = (JSON.parse(data) as { reason?: unknown }).reason;
+    if (typeof reason === "string") return reason;
+  } catch {
+    // not JSON: below
+  }
+  return data || "the server closed the subscription";
+}
+
+function decodeEvent<R, K>(data: string, status: number, position: number | null): RecordEvent<R, K> {
+  let event: RecordEvent<R, K>;
+  try {
+    event = JSON.parse(data) as RecordEvent<R, K>;
+  } catch (error) {
+    throw new CharterError(status, "UNEXPECTED_RESPONSE", `an event is not JSON (${String(error)})`);
+  }
+  event.position = position;
+  return event;
+}
+
+/** A table's subscription: its path and query string from the key and options. */
+export function subscription<R, K, Q extends { toQueryString(): string; readonly selects: boolean }>(
+  transport: Transport, table: string, key: K | null | undefined, options: SubscribeOptions<Q>,
+): Subscription<R, K> {
+  const { query, prefix } = options;
+  if (query?.selects) throw new TypeError("a subscription receives records: its query has no select()");
+  if (key !== null && key !== undefined && (query !== undefined || prefix !== undefined)) {
+    throw new TypeError("a subscription to one record takes no query and no prefix");
+  }
+  let path = `/${table}/`;
+  if (key !== null && key !== undefined) path = `/${table}/${pathSegment(key)}`;
+  else if (prefix !== undefined) path = `/${table}/${pathSegment(prefix)}/`;
+  const parts = query !== undefined ? [query.toQueryString()] : [];
+  if (options.omitCurrent) parts.push("omitCurrent=true");
+  if (options.startTime !== undefined) parts.push(`startTime=${Math.trunc(options.startTime)}`);
+  if (options.previousCount !== undefined) {
+    parts.push(`previousCount=${Math.trunc(options.previousCount)}`);
+  }
+  return new Subscription<R, K>(transport, path, parts.filter((p) => p).join("&"), {
+    after: options.after, idleTimeout: options.idleTimeout, current: !options.omitCurrent });
 }
