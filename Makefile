@@ -36,6 +36,7 @@ bench: $(BIN)/charter-dev-installed
 	$(BIN)/python bench/realtime.py
 	$(BIN)/python bench/signup.py
 	$(BIN)/python bench/caching.py
+	$(BIN)/python bench/channel.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

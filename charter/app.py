@@ -34,6 +34,7 @@ from .runtime.transaction import Transaction, run_transaction, transaction_block
 from .schema import TableSchema, build_schema
 from .sources.caches import Caches
 from .storage import Storage, open_storage
+from .web.channel import ChannelServer
 from .web.dispatch import Dispatcher
 from .web.mapped import mapped_route
 from .web.middleware import Middleware, MiddlewareFn, as_middleware, check_filters
@@ -92,6 +93,8 @@ class App:
         subscriber_buffer: events a subscriber may have waiting (default 1,000); one that falls
             further behind is closed with its position, to resume without loss.
         keepalive: seconds between keep-alive comments on an idle event stream (default 15).
+        channel_ttl: seconds an encrypted RPC channel session lives from its handshake
+            (default 3600; docs/crypto.md).
         gc_threshold: objects Python's garbage collector lets accumulate before it runs its
             first generation, set at start (default 10,000, Python's own 700; 0: untouched).
     """
@@ -129,6 +132,7 @@ class App:
         event_retention_count: int | None = None,
         subscriber_buffer: int | None = None,
         keepalive: float | None = None,
+        channel_ttl: float | None = None,
         gc_threshold: int | None = None,
     ) -> None:
         self.config = Config.build(
@@ -157,6 +161,7 @@ class App:
             event_retention_count=event_retention_count,
             subscriber_buffer=subscriber_buffer,
             keepalive=keepalive,
+            channel_ttl=channel_ttl,
             gc_threshold=gc_threshold,
         )
         if cors is True:
@@ -214,6 +219,9 @@ class App:
         check_rate_limits(self.middleware)
         self.shared: SharedStore = open_shared(self.config.shared)
         self.sign_in.use_counter(self.shared)  # failed sign-ins counted across workers (Redis)
+        # -- the encrypted RPC channel (docs/crypto.md) --
+        self.channel = ChannelServer(self.database, self.shared, self.config.channel_ttl)
+        self._add_unique(self.channel.route())
         self._dispatcher = Dispatcher(
             self.router,
             self.database,
@@ -222,6 +230,7 @@ class App:
             identify,
             self.middleware,
             self.shared,
+            self.channel,
         )
         self._websocket = WebSocketEndpoint(self._dispatcher, _credential_origins(self.cors))
         self._started = False
@@ -305,7 +314,7 @@ class App:
             if self._started:
                 return
             schemas = [r.schema for r in self.tables.values()]
-            system = [*self.directory.schemas, *self.sign_in.schemas]
+            system = [*self.directory.schemas, *self.sign_in.schemas, *self.channel.schemas]
             if self.mqtt is not None:
                 system.extend(self.mqtt.schemas())
             await self.database.open([*schemas, *system])

@@ -55,6 +55,8 @@ class Config:
     event_retention_count: int = 100_000
     subscriber_buffer: int = 1000
     keepalive: float = 15.0
+    # The encrypted RPC channel (docs/crypto.md): seconds a session lives from its handshake.
+    channel_ttl: float = 3600.0
     # The garbage collector's first-generation threshold set at start (0: untouched); see
     # charter/runtime/collector.py.
     gc_threshold: int = 10_000
@@ -153,6 +155,7 @@ _POSITIVE = (
     "event_retention_count",
     "subscriber_buffer",
     "keepalive",
+    "channel_ttl",
 )
 
 
@@ -196,4 +199,5 @@ _SECONDS = (
     "signin_window",
     "event_retention",
     "keepalive",
+    "channel_ttl",
 )

@@ -2,7 +2,7 @@
 
 Thin, typed wrappers over the ``cryptography`` package, so that Charter code and apps never
 touch a cipher object, a nonce size or a tag split by hand. These are the building blocks of the
-encrypted RPC channel (issue 14, not built yet): it derives one key per direction with ``hkdf``
+encrypted RPC channel (``charter/channel.py``): it derives one key per direction with ``hkdf``
 over the handshake transcript, and seals each message with ``encrypt(..., nonce=counter)``.
 
 Errors: a ``Sealed`` that does not open is a ``DecryptionError``, a 400 ``DECRYPTION_FAILED``
@@ -157,7 +157,7 @@ def encrypt(
     which anyone can forge messages that open. The default, 12 random bytes from
     ``os.urandom``, makes a repeat negligible for up to about 2**32 messages per key. Pass
     ``nonce`` only for a counter that is never reset nor reused for the key's whole life (as the
-    encrypted channel's per-direction message counters will be), never a fixed value.
+    encrypted channel's per-direction message counters are), never a fixed value.
 
     Args:
         payload: the plaintext.

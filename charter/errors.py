@@ -13,6 +13,7 @@ CharterError
 │   ├── MalformedInput          400 MALFORMED_INPUT
 │   │   └── DecryptionError     400 DECRYPTION_FAILED a sealed message that does not open (crypto)
 │   ├── InvalidQuery            400 INVALID_QUERY
+│   ├── ChannelError            400 CHANNEL_EXPIRED, CHANNEL_REPLAY: session gone, replay (channel)
 │   ├── Unauthorized            401 UNAUTHORIZED
 │   │   └── InvalidToken        401 a token not signed here, expired or signed out (auth.tokens)
 │   ├── Forbidden               403 FORBIDDEN

@@ -359,3 +359,20 @@ def test_charter_serve_names_the_shared_store(
         log = server.read_log()
     assert shown in log
     assert "pw-never-shown" not in log
+
+
+async def test_raise_to_only_raises_and_concurrent_callers_accept_a_value_once(
+    shared: Any, prefix: str
+) -> None:
+    key = prefix + "mark"
+    assert await shared.raise_to(key, 3, ttl=60) is True
+    assert await shared.get(key) == 3
+    for lower in (3, 2, 0):
+        assert await shared.raise_to(key, lower) is False
+    assert await shared.get(key) == 3
+    # Many callers racing with the same values: each value is accepted at most once.
+    results = await asyncio.gather(*[shared.raise_to(key, 4 + i % 3) for i in range(30)])
+    assert sum(results) <= 3 and await shared.get(key) == 6
+    await shared.set(prefix + "text", "x")
+    with pytest.raises(CharterError):
+        await shared.raise_to(prefix + "text", 1)

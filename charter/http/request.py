@@ -71,6 +71,13 @@ class Request:
                 return value.decode("latin-1")  # type: ignore[no-any-return]
         return default
 
+    def substitute(self, body: bytes, headers: dict[str, str]) -> None:
+        """Read ``body`` instead of the one sent, and ``headers`` over the ones sent (lower-case
+        names): the encrypted channel hands an opened request on as the plain call it holds."""
+        self._body = body
+        self._pending = None
+        self._headers = {**self.headers, **headers}
+
     @property
     def query(self) -> dict[str, list[str]]:
         """Query parameters; repeated keys collect in a list."""

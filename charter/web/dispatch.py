@@ -26,6 +26,7 @@ from ..runtime.context import RequestContext
 from ..runtime.shared import SharedStore
 from ..runtime.transaction import Transaction, run_in_transaction
 from ..storage import Storage
+from .channel import ChannelServer, Opened, is_sealed
 from .middleware import Chain, Middleware, chain_for, run_chain
 
 __all__ = ["Dispatcher", "Identify", "error_response"]
@@ -90,8 +91,10 @@ class Dispatcher:
         identify: Identify | None = None,
         middleware: Sequence[Middleware] = (),
         shared: SharedStore | None = None,
+        channel: ChannelServer | None = None,
     ) -> None:
         self.router = router
+        self.channel = channel
         self.identify = identify
         self.database = database
         self.config = config
@@ -147,6 +150,7 @@ class Dispatcher:
 
     async def handle(self, request: Request) -> Response:
         """The response for one request (errors included)."""
+        opened: Opened | None = None
         try:
             route, params = self.router.match(request.method, request.raw_path)
             context = RequestContext(request, auth=self.config.auth, storage=self.database)
@@ -155,8 +159,27 @@ class Dispatcher:
             context.shared = self.shared
             if self.identify is not None:
                 await self.identify(request, context)
+            if self.channel is not None and route.kind == "rpc" and is_sealed(request):
+                # -- encrypted channel (web/channel.py): opened here, then the plain call's
+                # path from here on (middleware, permission checks, transaction) --
+                opened = await self.channel.open(request, route)
         except Exception as exc:
             return self._error(exc, request)
+        if opened is None:
+            return await self._handle(route, params, context)
+        assert self.channel is not None
+        response = await self._handle(route, params, context)
+        try:
+            return await self.channel.seal(opened, response)
+        except Exception as exc:
+            return self._error(exc, request)
+
+    async def _handle(
+        self, route: Route, params: dict[str, str], context: RequestContext
+    ) -> Response:
+        """The response of the route's middleware and handler (errors included)."""
+        request = context.request
+        assert request is not None
         with context:
             if not self.middleware:
                 return await self._respond(route, params, context)

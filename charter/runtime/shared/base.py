@@ -134,6 +134,16 @@ class SharedStore(ABC):
         count, left = await self._incr(check_key(key), check_amount(amount), checked)
         return count, checked if left is None else left
 
+    async def raise_to(self, key: str, value: int, ttl: float | None = None) -> bool:
+        """Set the integer at ``key`` to ``value`` only if ``value`` is greater than it (a
+        missing key counts as 0), atomically across every user of the store; whether it did.
+
+        Why: a high-water mark that concurrent workers advance (the encrypted channel's message
+        counters), where a read then a write would let two of them accept the same value.
+        ``ttl`` applies as in ``set`` when the value is written.
+        """
+        return await self._raise_to(check_key(key), check_amount(value), check_ttl(ttl))
+
     async def delete(self, key: str) -> bool:
         """Remove ``key``; whether it was there."""
         return await self._delete(check_key(key))
@@ -147,6 +157,9 @@ class SharedStore(ABC):
     @abstractmethod
     async def _incr(self, key: str, amount: int, ttl: float | None) -> tuple[int, float | None]:
         """The new count and, when the key expires, its seconds left."""
+
+    @abstractmethod
+    async def _raise_to(self, key: str, value: int, ttl: float | None) -> bool: ...
 
     @abstractmethod
     async def _delete(self, key: str) -> bool: ...

@@ -94,6 +94,23 @@ class MemoryStore(SharedStore):
                 self._data[key] = (b"%d" % count, deadline)
         return count, None if deadline is None else deadline - now
 
+    async def _raise_to(self, key: str, value: int, ttl: float | None) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            self._sweep(now)
+            entry = self._live(key, now)
+            if entry is not None:
+                try:
+                    current = int(entry[0])
+                except ValueError:
+                    raise CharterError(
+                        f"app.shared.raise_to: {key!r} holds a value that is not an integer"
+                    ) from None
+                if current >= value:
+                    return False
+            self._put(key, b"%d" % value, None if ttl is None else now + ttl)
+        return True
+
     async def _delete(self, key: str) -> bool:
         with self._lock:
             return self._live(key, time.monotonic()) is not None and bool(self._data.pop(key))

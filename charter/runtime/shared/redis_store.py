@@ -143,9 +143,30 @@ class RedisStore(SharedStore):
                 _, count, left = await pipe.execute()
         return int(count), left / 1000 if left >= 0 else None
 
+    async def _raise_to(self, key: str, value: int, ttl: float | None) -> bool:
+        with self._guard():
+            raised = await self._connection().eval(
+                _RAISE_TO, 1, key, value, 0 if ttl is None else _ms(ttl)
+            )
+        return bool(raised)
+
     async def _delete(self, key: str) -> bool:
         with self._guard():
             return bool(await self._connection().delete(key))
+
+
+# One script, so the compare and the write are one atomic step for every worker and host (a
+# value that is not an integer makes tonumber() nil and the script fail: a refused command).
+_RAISE_TO = """
+local current = redis.call('GET', KEYS[1])
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
 
 
 def _ms(ttl: float) -> int:
