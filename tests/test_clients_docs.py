@@ -18,10 +18,11 @@ def test_the_page_says_what_is_not_built() -> None:
     """Subscriptions are built, in both clients (tests/test_client_subscribe.py), and the page
     says what their resume cannot do. The TypeScript client is built (its example is
     type-checked by tests/test_client_typescript.py); the encrypted channel is not, in the
-    clients (change this test when it is)."""
+    TypeScript client (change this test when it is); the Python client speaks it."""
     text = DOC.read_text()
     assert "**TypeScript** (`--lang ts`): built." in text and "not built yet.**" not in text
     assert "the client has no `subscribe` yet" not in text
     assert "## Subscriptions" in text and "each arrives once, in order" in text
     assert "has no position, so a connection dropped then" in text
-    assert "- **The encrypted RPC channel**" in text.split("## Not built yet")[1]
+    assert "- **The encrypted RPC channel in TypeScript**" in text.split("## Not built yet")[1]
+    assert "`Client(..., encrypted=True)`" in text

@@ -32,7 +32,7 @@ _TABLE_CLIENT_NAMES = frozenset({"get", "list", "values", "create", "put", "patc
                                  "query", "cond", "transport", "name", "subscribe"})  # fmt: skip
 _CLIENT_NAMES = frozenset({"base_url", "http", "headers", "session", "request", "sign_in",
                            "sign_out", "refresh", "close", "aclose", "rpc", "routes",
-                           "open_events", "renew"})  # fmt: skip
+                           "open_events", "renew", "encrypted"})  # fmt: skip
 """Attributes of a ``Client`` a table of the same name must not hide (it gets a ``_``)."""
 _SCALARS = ("str", "int", "float", "bool", "datetime", "date", "time", "uuid", "decimal")
 
@@ -512,10 +512,14 @@ def _client_class(api: ApiDescription, is_async: bool) -> list[str]:
         f"        http: {http} | None = None,",
         "        headers: Mapping[str, str] | None = None,",
         "        timeout: float = 30.0,",
+        "        encrypted: bool = False,",
         "    ) -> None:",
         '        """``base_url``: the server; ``http``: a client of your own (else one is made'
-        ' and closed with this one); ``headers``: sent with every request."""',
-        "        super().__init__(base_url, http=http, headers=headers, timeout=timeout)",
+        " and closed with this one); ``headers``: sent with every request; ``encrypted``: RPC"
+        ' calls through the encrypted channel (docs/crypto.md, needs ``cryptography``)."""',
+        "        super().__init__(",
+        "            base_url, http=http, headers=headers, timeout=timeout, encrypted=encrypted",
+        "        )",
     ]
     for table in api.tables:
         base = _class(table.name)

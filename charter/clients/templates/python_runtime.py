@@ -4,16 +4,19 @@ as ``_runtime.py`` into the package it writes (so it imports nothing from charte
 needs only httpx and msgspec). ``templates/`` is not a package: charter never imports it; mypy
 and ruff still check it.
 
-Extension point: ``Transport.request`` is the one place a request is sent (``open_events``
-opens a subscription's stream). The encrypted RPC channel (SPEC section 11) will seal RPC
-bodies there.
+``Transport.request`` is the one place a request is sent (``open_events`` opens a
+subscription's stream); with ``encrypted=True`` it seals RPC calls there (the encrypted RPC
+channel of docs/crypto.md, which needs the ``cryptography`` package, imported only then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import decimal
+import hashlib
+import os
 import threading
 import time
 import uuid
@@ -238,6 +241,115 @@ class _Session:
 
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
+_SEALED = "application/charter-sealed"
+_LABEL = b"charter-channel-v1"
+_VERSION = 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class _Channel:
+    """One session of the encrypted RPC channel (docs/crypto.md, version 1): keys from an
+    X25519 handshake, calls sealed with ChaCha20-Poly1305 under a counter that only grows.
+    One call at a time (the caller holds the transport's channel lock)."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        self._private = X25519PrivateKey.generate()
+        self._public = self._private.public_key().public_bytes_raw()
+        self._nonce = os.urandom(32)
+        self.session = b""
+        self.counter = 0
+        self._to_server: Any = None
+        self._to_client: Any = None
+
+    def hello(self) -> dict[str, object]:
+        """The handshake's body (``POST /rpc/_handshake``)."""
+        return {"version": _VERSION, "public_key": _b64(self._public), "nonce": _b64(self._nonce)}
+
+    def accept(self, answer: httpx.Response) -> None:
+        """The keys, from the server's answer to the handshake."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        body = msgspec.json.decode(check(answer).content)
+        session, peer = _unb64(body["session"]), _unb64(body["public_key"])
+        server_nonce = _unb64(body["nonce"])
+        if body.get("version") != _VERSION or len(session) != 16 or len(peer) != 32:
+            raise CharterClientError(answer.status_code, "UNEXPECTED_RESPONSE",
+                                     "the channel's handshake answer is not version 1")  # fmt: skip
+        secret = self._private.exchange(X25519PublicKey.from_public_bytes(peer))
+        transcript = hashlib.sha256(
+            _LABEL + bytes([_VERSION]) + self._public + self._nonce + peer + server_nonce + session
+        ).digest()
+
+        def key(direction: bytes) -> bytes:
+            info = _LABEL + direction + transcript
+            return HKDF(algorithm=hashes.SHA256(), length=32, salt=transcript, info=info).derive(
+                secret
+            )
+
+        self.session = session
+        self._to_server = ChaCha20Poly1305(key(b" client->server "))
+        self._to_client = ChaCha20Poly1305(key(b" server->client "))
+
+    @staticmethod
+    def _parts(direction: int, session: bytes, counter: int, path: str) -> tuple[bytes, bytes]:
+        counted = counter.to_bytes(8, "big")
+        nonce = direction.to_bytes(4, "big") + counted
+        return nonce, _LABEL + bytes([direction]) + session + counted + path.encode()
+
+    def seal(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """The next counter and the sealed call."""
+        self.counter += 1
+        nonce, associated = self._parts(1, self.session, self.counter, path)
+        sealed = self._to_server.encrypt(nonce, body, associated)
+        return self.counter, self.session + self.counter.to_bytes(8, "big") + sealed
+
+    def open(self, path: str, counter: int, frame: bytes) -> tuple[int, bytes]:
+        """The sealed answer's status and body; ``CharterClientError`` unless it is genuine
+        and answers this call (its session and counter)."""
+        from cryptography.exceptions import InvalidTag
+
+        if frame[:16] != self.session or frame[16:24] != counter.to_bytes(8, "big"):
+            raise CharterClientError(502, "DECRYPTION_FAILED", "the answer is not this call's")
+        nonce, associated = self._parts(2, self.session, counter, path)
+        try:
+            plain = self._to_client.decrypt(nonce, frame[24:], associated)
+        except InvalidTag:
+            raise CharterClientError(502, "DECRYPTION_FAILED", "the answer does not open") from None
+        return int.from_bytes(plain[:2], "big"), plain[2:]
+
+
+def _sealable(method: str, path: str, encrypted: bool) -> bool:
+    return encrypted and method == "POST" and path.startswith("/rpc/") and path != "/rpc/_handshake"
+
+
+def _expired(response: httpx.Response) -> bool:
+    """A plain refusal saying the session is gone (nothing ran: send it again)."""
+    if response.status_code != 400 or response.headers.get("content-type", "") == _SEALED:
+        return False
+    return b"CHANNEL_EXPIRED" in response.content
+
+
+def _unsealed(
+    response: httpx.Response, channel: _Channel, path: str, counter: int
+) -> httpx.Response:
+    """The call's own answer, out of the sealed one (a plain refusal as it came)."""
+    if response.headers.get("content-type", "").split(";")[0] != _SEALED:
+        return response
+    status, body = channel.open(path, counter, response.content)
+    return httpx.Response(status, content=body, headers={"content-type": "application/json"},
+                          request=response.request)  # fmt: skip
 
 
 class Transport:
@@ -249,6 +361,10 @@ class Transport:
         http: an ``httpx.Client`` to use (its base URL is ignored); by default one is made.
         headers: sent with every request.
         timeout: seconds, for the client made here.
+        encrypted: RPC calls go through the encrypted channel (docs/crypto.md): a handshake
+            at the first call, then each call's arguments and result sealed, one call at a
+            time; a session the server has expired is opened again by itself. Needs the
+            ``cryptography`` package.
     """
 
     def __init__(
@@ -258,12 +374,16 @@ class Transport:
         http: httpx.Client | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        encrypted: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._own = http is None
         self.http = http if http is not None else httpx.Client(timeout=timeout)
         self.headers = dict(headers or {})
         self.session = _Session()
+        self.encrypted = encrypted
+        self._channel: _Channel | None = None
+        self._channel_lock = threading.Lock()
         self._renewing = threading.Lock()
 
     def request(
@@ -287,12 +407,37 @@ class Transport:
         body = content if content is not None else (None if json is None else _body(json))
         if content is not None:
             sent["content-type"] = "application/octet-stream"
-        response = self.http.request(method, url, content=body, headers=sent)
+        if _sealable(method, path, self.encrypted):
+            response = self._sealed_call(url, path, body or b"", sent)
+        else:
+            response = self.http.request(method, url, content=body, headers=sent)
         if response.status_code == 401 and retry and used is not None:
             self._renew(used)
             return self.request(method, path, query=query, json=json, content=content,
                                 headers=headers, retry=False)  # fmt: skip
         return check(response)
+
+    def _sealed_call(
+        self, url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        """One RPC call through the encrypted channel; its own answer, opened."""
+        with self._channel_lock:
+            for attempt in (1, 2):
+                channel = self._channel
+                if channel is None:
+                    channel = _Channel()
+                    hello = _body(channel.hello())
+                    handshake = self.base_url + "/rpc/_handshake"
+                    channel.accept(self.http.post(handshake, content=hello, headers=_JSON))
+                    self._channel = channel
+                counter, frame = channel.seal(path, body)
+                sent = {**headers, "content-type": _SEALED}
+                response = self.http.post(url, content=frame, headers=sent)
+                if attempt == 1 and _expired(response):
+                    self._channel = None  # nothing ran: a new session, the call once more
+                    continue
+                return _unsealed(response, channel, path, counter)
+        raise AssertionError("unreachable")
 
     def open_events(
         self, path: str, query: str, position: int | None, *, retry: bool = True
@@ -381,12 +526,16 @@ class AsyncTransport:
         http: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        encrypted: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._own = http is None
         self.http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self.headers = dict(headers or {})
         self.session = _Session()
+        self.encrypted = encrypted
+        self._channel: _Channel | None = None
+        self._channel_lock = asyncio.Lock()
         self._renewing = asyncio.Lock()
 
     async def request(
@@ -410,12 +559,37 @@ class AsyncTransport:
         body = content if content is not None else (None if json is None else _body(json))
         if content is not None:
             sent["content-type"] = "application/octet-stream"
-        response = await self.http.request(method, url, content=body, headers=sent)
+        if _sealable(method, path, self.encrypted):
+            response = await self._sealed_call(url, path, body or b"", sent)
+        else:
+            response = await self.http.request(method, url, content=body, headers=sent)
         if response.status_code == 401 and retry and used is not None:
             await self._renew(used)
             return await self.request(method, path, query=query, json=json, content=content,
                                       headers=headers, retry=False)  # fmt: skip
         return check(response)
+
+    async def _sealed_call(
+        self, url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        """One RPC call through the encrypted channel; its own answer, opened."""
+        async with self._channel_lock:
+            for attempt in (1, 2):
+                channel = self._channel
+                if channel is None:
+                    channel = _Channel()
+                    hello = _body(channel.hello())
+                    handshake = self.base_url + "/rpc/_handshake"
+                    channel.accept(await self.http.post(handshake, content=hello, headers=_JSON))
+                    self._channel = channel
+                counter, frame = channel.seal(path, body)
+                sent = {**headers, "content-type": _SEALED}
+                response = await self.http.post(url, content=frame, headers=sent)
+                if attempt == 1 and _expired(response):
+                    self._channel = None  # nothing ran: a new session, the call once more
+                    continue
+                return _unsealed(response, channel, path, counter)
+        raise AssertionError("unreachable")
 
     async def open_events(
         self, path: str, query: str, position: int | None, *, retry: bool = True
