@@ -47,7 +47,8 @@ _TABLE_CLIENT_NAMES = frozenset({"get", "list", "values", "create", "put", "patc
                                  "subscribe"})  # fmt: skip
 _CLIENT_NAMES = frozenset({"baseUrl", "headers", "session", "request", "signIn", "signOut",
                            "refresh", "rpc", "routes", "renew", "fetcher", "timeout",
-                           "renewing", "constructor", "openEvents", "renewTokens"})  # fmt: skip
+                           "renewing", "constructor", "openEvents", "renewTokens",
+                           "encrypted", "channel", "channelTail", "sealedCall"})  # fmt: skip
 """Members of a ``Client`` a table of the same name must not hide (it gets a ``_``)."""
 
 

@@ -3,9 +3,9 @@
 // the package it writes, so the client depends on nothing but `fetch` (browsers, Node 18+,
 // Deno, Bun). Python never reads it; the TypeScript tests compile it with `tsc --strict`.
 //
-// Extension point: `Transport.request` is the one place a request is sent (`openEvents` opens
-// a subscription's stream through it). The encrypted RPC channel (SPEC section 11) will seal
-// RPC bodies there.
+// `Transport.request` is the one place a request is sent (`openEvents` opens a subscription's
+// stream through it); with `encrypted: true` it seals RPC calls there (the encrypted RPC
+// channel of docs/crypto.md, on Node's `crypto`, loaded only then).
 
 /** Equals, not equal, less than (or equal), greater than (or equal), starts with, ends with,
  * contains (a substring, or an element of a list), between (inclusive; the value is a pair). */
@@ -233,6 +233,10 @@ export interface TransportOptions {
   headers?: Record<string, string>;
   /** Milliseconds before a request is abandoned (30 000 by default; 0: never). */
   timeout?: number;
+  /** RPC calls through the encrypted channel (docs/crypto.md): a handshake at the first call,
+   * then each call's arguments and result sealed, one call at a time. Node 18+ only (its
+   * `crypto` module); not in browsers yet. */
+  encrypted?: boolean;
 }
 
 const JSON_HEADERS = { "content-type": "application/json", accept: "application/json" };
@@ -287,12 +291,16 @@ export class Transport {
   private readonly fetcher: typeof fetch;
   private readonly timeout: number;
   private renewing: Promise<unknown> | null = null;
+  readonly encrypted: boolean;
+  private channel: ChannelSession | null = null;
+  private channelTail: Promise<unknown> = Promise.resolve();
 
   constructor(baseUrl: string, options: TransportOptions = {}) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
     this.fetcher = options.fetch ?? ((input, init) => fetch(input, init));
     this.headers = { ...(options.headers ?? {}) };
     this.timeout = options.timeout ?? 30_000;
+    this.encrypted = options.encrypted ?? false;
   }
 
   /** Send one request; an error answer throws `CharterError`. */
@@ -316,7 +324,11 @@ export class Transport {
     init.body = body;
     if (options.signal !== undefined) init.signal = options.signal;
     else if (this.timeout > 0) init.signal = AbortSignal.timeout(this.timeout);
-    const response = await this.fetcher(url, init);
+    const sealable = this.encrypted && method === "POST" && path.startsWith("/rpc/")
+      && path !== "/rpc/_handshake" && options.bytes === undefined;
+    const response = sealable
+      ? await this.sealedCall(url, path, typeof body === "string" ? body : "", init)
+      : await this.fetcher(url, init);
     const resendable = !(options.bytes instanceof ReadableStream); // a stream is read once
     if (response.status === 401 && retry && used !== null && resendable) {
       await response.body?.cancel();
@@ -325,6 +337,29 @@ export class Transport {
     }
     if (response.status >= 400) throw await CharterError.fromResponse(response);
     return response;
+  }
+
+  /** One RPC call through the encrypted channel (calls queue: one at a time); its answer,
+   * opened. A session the server no longer knows is opened again, the call sent once more. */
+  private async sealedCall(url: string, path: string, body: string,
+                           init: RequestInit): Promise<Response> {
+    const run = async (): Promise<Response> => {
+      for (let attempt = 1; ; attempt++) {
+        if (this.channel === null) this.channel = await ChannelSession.open(this.fetcher, this.baseUrl);
+        const channel = this.channel;
+        const [counter, frame] = channel.seal(path, new TextEncoder().encode(body));
+        const headers = { ...(init.headers as Record<string, string>), "content-type": SEALED };
+        const response = await this.fetcher(url, { ...init, headers, body: frame as BodyInit });
+        if (attempt === 1 && await channelExpired(response)) {
+          this.channel = null; // nothing ran
+          continue;
+        }
+        return channel.unseal(response, path, counter);
+      }
+    };
+    const result = this.channelTail.then(run, run);
+    this.channelTail = result.catch(() => undefined);
+    return result;
   }
 
   /** A subscription's event stream, open (read it, or abort `signal`): signed as a request
@@ -682,4 +717,170 @@ export function subscription<R, K, Q extends { toQueryString(): string; readonly
   }
   return new Subscription<R, K>(transport, path, parts.filter((p) => p).join("&"), {
     after: options.after, idleTimeout: options.idleTimeout, current: !options.omitCurrent });
+}
+
+// -- the encrypted RPC channel (docs/crypto.md, version 1) -------------------------------------
+
+const SEALED = "application/charter-sealed";
+const LABEL = new TextEncoder().encode("charter-channel-v1");
+const X25519_SPKI = Uint8Array.from([0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03,
+                                     0x21, 0x00]); // DER of an X25519 public key, before its 32 bytes
+
+interface NodeKey {
+  export(options: { format: "der"; type: "spki" }): Uint8Array;
+}
+
+interface NodeAead {
+  setAAD(data: Uint8Array, options: { plaintextLength: number }): unknown;
+  setAuthTag(tag: Uint8Array): unknown;
+  getAuthTag(): Uint8Array;
+  update(data: Uint8Array): Uint8Array;
+  final(): Uint8Array;
+}
+
+/** The part of Node's `crypto` the channel uses (typed here: the package needs no Node types). */
+interface NodeCrypto {
+  generateKeyPairSync(type: "x25519"): { publicKey: NodeKey; privateKey: NodeKey };
+  createPublicKey(options: { key: Uint8Array; format: "der"; type: "spki" }): NodeKey;
+  diffieHellman(options: { privateKey: NodeKey; publicKey: NodeKey }): Uint8Array;
+  hkdfSync(digest: "sha256", key: Uint8Array, salt: Uint8Array, info: Uint8Array,
+           length: number): ArrayBuffer;
+  createHash(algorithm: "sha256"): { update(data: Uint8Array): { digest(): Uint8Array } };
+  randomBytes(size: number): Uint8Array;
+  createCipheriv(algorithm: "chacha20-poly1305", key: Uint8Array, iv: Uint8Array,
+                 options: { authTagLength: 16 }): NodeAead;
+  createDecipheriv(algorithm: "chacha20-poly1305", key: Uint8Array, iv: Uint8Array,
+                   options: { authTagLength: 16 }): NodeAead;
+}
+
+let nodeCrypto: Promise<NodeCrypto> | null = null;
+
+function loadCrypto(): Promise<NodeCrypto> {
+  const name = "node:crypto"; // (a variable: bundlers for browsers leave it alone)
+  nodeCrypto ??= (import(name) as Promise<NodeCrypto>).catch(() => {
+    throw new CharterError(0, "CHANNEL_UNAVAILABLE",
+                           "the encrypted channel needs Node's crypto module (Node 18+)");
+  });
+  return nodeCrypto;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+function counted(counter: number): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, BigInt(counter));
+  return out;
+}
+
+function base64url(data: Uint8Array): string {
+  let text = "";
+  for (const byte of data) text += String.fromCharCode(byte);
+  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function unbase64url(text: string): Uint8Array {
+  const plain = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
+  return Uint8Array.from(plain, (c) => c.charCodeAt(0));
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+async function channelExpired(response: Response): Promise<boolean> {
+  if (response.status !== 400 || (response.headers.get("content-type") ?? "").startsWith(SEALED)) {
+    return false;
+  }
+  return (await response.clone().text()).includes("CHANNEL_EXPIRED");
+}
+
+/** One session of the channel: keys from an X25519 handshake, calls sealed with
+ * ChaCha20-Poly1305 under a counter that only grows. */
+class ChannelSession {
+  counter = 0;
+
+  private constructor(private readonly crypto: NodeCrypto, readonly session: Uint8Array,
+                      private readonly toServer: Uint8Array, private readonly toClient: Uint8Array) {}
+
+  static async open(fetcher: typeof fetch, baseUrl: string): Promise<ChannelSession> {
+    const crypto = await loadCrypto();
+    const pair = crypto.generateKeyPairSync("x25519");
+    const publicKey = pair.publicKey.export({ format: "der", type: "spki" }).slice(-32);
+    const nonce = new Uint8Array(crypto.randomBytes(32));
+    const response = await fetcher(`${baseUrl}/rpc/_handshake`, {
+      method: "POST", headers: JSON_HEADERS,
+      body: JSON.stringify({ version: 1, public_key: base64url(publicKey), nonce: base64url(nonce) }),
+    });
+    if (response.status >= 400) throw await CharterError.fromResponse(response);
+    const answer = await decode<{ version: number; session: string; public_key: string;
+                                  nonce: string }>(response);
+    const session = unbase64url(answer.session);
+    const peer = unbase64url(answer.public_key);
+    const peerNonce = unbase64url(answer.nonce);
+    if (answer.version !== 1 || session.length !== 16 || peer.length !== 32) {
+      throw new CharterError(response.status, "UNEXPECTED_RESPONSE",
+                             "the channel's handshake answer is not version 1");
+    }
+    const secret = crypto.diffieHellman({
+      privateKey: pair.privateKey,
+      publicKey: crypto.createPublicKey({ key: concat(X25519_SPKI, peer), format: "der", type: "spki" }),
+    });
+    const transcript = new Uint8Array(crypto.createHash("sha256").update(
+      concat(LABEL, Uint8Array.of(1), publicKey, nonce, peer, peerNonce, session)).digest());
+    const key = (direction: string): Uint8Array => new Uint8Array(crypto.hkdfSync(
+      "sha256", secret, transcript, concat(LABEL, new TextEncoder().encode(direction), transcript), 32));
+    return new ChannelSession(crypto, session, key(" client->server "), key(" server->client "));
+  }
+
+  private parts(direction: number, counter: number, path: string): [Uint8Array, Uint8Array] {
+    const direct = new Uint8Array(4);
+    new DataView(direct.buffer).setUint32(0, direction);
+    const count = counted(counter);
+    return [concat(direct, count),
+            concat(LABEL, Uint8Array.of(direction), this.session, count, new TextEncoder().encode(path))];
+  }
+
+  /** The next counter and the sealed call. */
+  seal(path: string, body: Uint8Array): [number, Uint8Array] {
+    this.counter += 1;
+    const [nonce, associated] = this.parts(1, this.counter, path);
+    const cipher = this.crypto.createCipheriv("chacha20-poly1305", this.toServer, nonce,
+                                              { authTagLength: 16 });
+    cipher.setAAD(associated, { plaintextLength: body.length });
+    const sealed = concat(cipher.update(body), cipher.final(), cipher.getAuthTag());
+    return [this.counter, concat(this.session, counted(this.counter), sealed)];
+  }
+
+  /** The call's own answer out of the sealed one (a plain refusal as it came). */
+  async unseal(response: Response, path: string, counter: number): Promise<Response> {
+    if ((response.headers.get("content-type") ?? "").split(";")[0] !== SEALED) return response;
+    const frame = new Uint8Array(await response.arrayBuffer());
+    if (frame.length < 42 || !equal(frame.slice(0, 16), this.session)
+        || !equal(frame.slice(16, 24), counted(counter))) {
+      throw new CharterError(502, "DECRYPTION_FAILED", "the answer is not this call's");
+    }
+    const [nonce, associated] = this.parts(2, counter, path);
+    let plain: Uint8Array;
+    try {
+      const decipher = this.crypto.createDecipheriv("chacha20-poly1305", this.toClient, nonce,
+                                                    { authTagLength: 16 });
+      decipher.setAuthTag(frame.slice(-16));
+      const sealed = frame.slice(24, -16);
+      decipher.setAAD(associated, { plaintextLength: sealed.length });
+      plain = concat(decipher.update(sealed), decipher.final());
+    } catch {
+      throw new CharterError(502, "DECRYPTION_FAILED", "the answer does not open");
+    }
+    const status = (plain[0]! << 8) | plain[1]!;
+    return new Response(plain.slice(2) as BodyInit,
+                        { status, headers: { "content-type": "application/json" } });
+  }
 }
