@@ -93,11 +93,13 @@ class CuttingProxy:
     """A TCP proxy in front of a server that cuts every event stream (a response of type
     ``text/event-stream``) right after it has passed ``after`` events on: the client sees a
     dropped connection mid-stream, at a known place, and the events the server sent next are
-    lost on the way. ``connections`` counts the connections made through it."""
+    lost on the way. ``times``: only the first that many streams are cut (None: every one).
+    ``connections`` counts the connections made through it."""
 
-    def __init__(self, target_port: int, after: int) -> None:
+    def __init__(self, target_port: int, after: int, times: int | None = None) -> None:
         self.target_port = target_port
         self.after = after
+        self.times = times
         self.connections = 0
         self.cuts = 0
         self._listener = socket.socket()
@@ -155,7 +157,9 @@ class CuttingProxy:
         try:
             while chunk := upstream.recv(65536):
                 if not streaming:
-                    if b"text/event-stream" not in chunk:
+                    with self._lock:
+                        spent = self.times is not None and self.cuts >= self.times
+                    if b"text/event-stream" not in chunk or spent:
                         client.sendall(chunk)
                         continue
                     streaming = True

@@ -4,6 +4,8 @@ typed, exactly once, in order. Type-checked with ``mypy --strict`` and run by
 tests/test_client_subscribe.py.
 
     python subscribe_sample.py URL PROXY_URL ADMIN_PASSWORD
+    python subscribe_sample.py URL URL ADMIN_PASSWORD expiry   # access tokens of 2 s
+    python subscribe_sample.py URL PROXY_URL ADMIN_PASSWORD snapshot   # one stream cut
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 
 from gadgets import AsyncClient, Client, Event, Gadget, GadgetCreate, GadgetPatch
 
@@ -105,8 +108,60 @@ async def async_part(url: str, proxy: str, password: str) -> None:
         ], got
 
 
+def snapshot_part(url: str, proxy: str, password: str) -> None:
+    """The current records share one position: a stream cut among them (after two of three)
+    starts over, and the ones already delivered are not repeated."""
+    with Client(url) as writer, Client(proxy) as reader:
+        writer.sign_in("admin", password)
+        reader.sign_in("admin", password)
+        for key in ("s1", "s2", "s3"):
+            writer.Gadget.put(key, GadgetCreate(name=key, price=1))
+        seen: list[tuple[str, object]] = []
+        with reader.Gadget.subscribe(prefix="s") as subscription:
+            for event in subscription:
+                seen.append((event.type, event.id))
+                if len(seen) == 3:
+                    writer.Gadget.patch("s2", GadgetPatch(stock=1))
+                if event.type == "patch":
+                    break
+            assert subscription.connections == 2, subscription.connections
+        assert sorted(seen[:3]) == [("put", "s1"), ("put", "s2"), ("put", "s3")], seen
+        assert seen[3:] == [("patch", "s2")], seen
+
+
+def expiry_part(url: str, password: str) -> None:
+    """The server closes a stream when the access token it was opened with expires: the
+    client refreshes the tokens and resumes, losing nothing."""
+    with Client(url) as writer, Client(url) as reader:
+        writer.sign_in("admin", password)
+        reader.sign_in("admin", password)
+        writer.Gadget.put("clock", GadgetCreate(name="Clock", price=1, stock=0))
+        events: list[Event[Gadget]] = []
+
+        def write() -> None:
+            for n in range(1, 13):
+                time.sleep(0.4)
+                writer.Gadget.patch("clock", GadgetPatch(stock=n))
+
+        with reader.Gadget.subscribe("clock") as subscription:
+            for event in subscription:
+                events.append(event)
+                if len(events) == 1:
+                    threading.Thread(target=write).start()
+                if event.value is not None and event.value.stock == 12:
+                    break
+            assert subscription.connections >= 3, subscription.connections  # closed, resumed
+        stocks = [e.value.stock for e in events if e.value is not None]
+        assert stocks == list(range(13)), stocks
+
+
 if __name__ == "__main__":
     url, proxy, password = sys.argv[1:4]
-    sync_part(url, proxy, password)
-    asyncio.run(async_part(url, proxy, password))
+    if sys.argv[4:] == ["expiry"]:
+        expiry_part(url, password)
+    elif sys.argv[4:] == ["snapshot"]:
+        snapshot_part(url, proxy, password)
+    else:
+        sync_part(url, proxy, password)
+        asyncio.run(async_part(url, proxy, password))
     print("ok")

@@ -68,6 +68,43 @@ def test_python_subscriptions_resume_without_loss(
     assert proxy.cuts >= 8, proxy.cuts  # the streams were really cut, and resumed
 
 
+def test_a_stream_cut_among_the_current_records_starts_over(
+    python_client: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHARTER_AUTH", "true")
+    monkeypatch.setenv("CHARTER_ADMIN_PASSWORD", PASSWORD)
+    database = f"sqlite:///{tmp_path}/snapshot.db"
+    with (
+        Server(str(HERE / "client_app.py"), "--database", database) as server,
+        CuttingProxy(server.port, after=2, times=1) as proxy,
+    ):
+        done = subprocess.run(
+            [sys.executable, "subscribe_sample.py", server.url, proxy.url, PASSWORD, "snapshot"],
+            capture_output=True, text=True, timeout=120, cwd=python_client,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "ok" and proxy.cuts == 1
+
+
+def test_python_subscriptions_outlive_their_access_tokens(
+    python_client: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access tokens of 2 s: the server closes each stream when its token expires; the client
+    refreshes and resumes from its position, every event once."""
+    monkeypatch.setenv("CHARTER_AUTH", "true")
+    monkeypatch.setenv("CHARTER_ADMIN_PASSWORD", PASSWORD)
+    monkeypatch.setenv("CHARTER_ACCESS_TOKEN_TTL", "2")
+    database = f"sqlite:///{tmp_path}/expiry.db"
+    with Server(str(HERE / "client_app.py"), "--database", database) as server:
+        done = subprocess.run(
+            [sys.executable, "subscribe_sample.py", server.url, server.url, PASSWORD, "expiry"],
+            capture_output=True, text=True, timeout=120, cwd=python_client,
+        )  # fmt: skip
+        log = server.read_log()
+    assert done.returncode == 0, done.stdout + done.stderr + log[-3000:]
+    assert done.stdout.strip() == "ok"
+
+
 @pytest.fixture(scope="module")
 def ts_compiled(tmp_path_factory: pytest.TempPathFactory, node_modules: Path) -> Path:
     """The TypeScript client and tests/subscribe_sample.test.ts, compiled (tsc --strict)."""
