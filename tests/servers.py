@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,3 +87,108 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class CuttingProxy:
+    """A TCP proxy in front of a server that cuts every event stream (a response of type
+    ``text/event-stream``) right after it has passed ``after`` events on: the client sees a
+    dropped connection mid-stream, at a known place, and the events the server sent next are
+    lost on the way. ``times``: only the first that many streams are cut (None: every one).
+    ``connections`` counts the connections made through it."""
+
+    def __init__(self, target_port: int, after: int, times: int | None = None) -> None:
+        self.target_port = target_port
+        self.after = after
+        self.times = times
+        self.connections = 0
+        self.cuts = 0
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = int(self._listener.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+
+    def __enter__(self) -> CuttingProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped = True
+        self._listener.close()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self.connections += 1
+                self._open += [client, upstream]
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        """The server's bytes to the client; an event stream cut after ``after`` events."""
+        seen = b""  # an event stream's bytes so far (None of it before its header)
+        streaming = False
+        try:
+            while chunk := upstream.recv(65536):
+                if not streaming:
+                    with self._lock:
+                        spent = self.times is not None and self.cuts >= self.times
+                    if b"text/event-stream" not in chunk or spent:
+                        client.sendall(chunk)
+                        continue
+                    streaming = True
+                start = len(seen)
+                seen += chunk
+                end = self._cut_at(seen)
+                if end is None:
+                    client.sendall(chunk)
+                    continue
+                client.sendall(seen[start:end])
+                with self._lock:
+                    self.cuts += 1
+                break
+        except OSError:
+            pass
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _cut_at(self, data: bytes) -> int | None:
+        """Where the stream ends after ``after`` whole events (messages with a ``data:``)."""
+        at, count = 0, 0
+        while count < self.after:
+            found = data.find(b"data: ", at)
+            if found < 0:
+                return None
+            end = data.find(b"\n\n", found)
+            if end < 0:
+                return None
+            at, count = end + 2, count + 1
+        return at

@@ -29,9 +29,10 @@ _PRIMS = {
     "any": "Any", "none": "None", "stream": "bytes",
 }  # fmt: skip
 _TABLE_CLIENT_NAMES = frozenset({"get", "list", "values", "create", "put", "patch", "delete",
-                                 "query", "cond", "transport", "name"})  # fmt: skip
+                                 "query", "cond", "transport", "name", "subscribe"})  # fmt: skip
 _CLIENT_NAMES = frozenset({"base_url", "http", "headers", "session", "request", "sign_in",
-                           "sign_out", "refresh", "close", "aclose", "rpc", "routes"})  # fmt: skip
+                           "sign_out", "refresh", "close", "aclose", "rpc", "routes",
+                           "open_events", "renew", "encrypted"})  # fmt: skip
 """Attributes of a ``Client`` a table of the same name must not hide (it gets a ``_``)."""
 _SCALARS = ("str", "int", "float", "bool", "datetime", "date", "time", "uuid", "decimal")
 
@@ -375,12 +376,54 @@ def _table_client(table: TableDescription, is_async: bool) -> list[str]:
         '        """Delete the record (404 when absent)."""',
         f'        {awaiting}{t}.request("DELETE", f"/{name}/{{_runtime.path_segment(key)}}")',
     ]
+    if table.subscribe:
+        lines += ["", *_subscribe(table, kind)]
     for op in table.methods:
         name_ = _ident(op.name)
         if name_ in _TABLE_CLIENT_NAMES:
             name_ = f"{name_}_"
         lines += ["", *_function(op, name_, t, is_async)]
     return lines
+
+
+def _subscribe(table: TableDescription, kind: str) -> list[str]:
+    """``subscribe``: the record's (or the table's) events, resumed after a dropped
+    connection (docs/realtime.md); a plain method whose result is iterated (``for`` or
+    ``async for``)."""
+    base = _class(table.name)
+    model = f"models.{base}"
+    returns = f"_runtime.{kind}Subscription[{model}]"
+    loop = "async for" if kind else "for"
+    return [
+        "    def subscribe(",
+        "        self,",
+        f"        key: {render(table.key_type)} | None = None,",
+        "        *,",
+        f"        query: {base}Query | None = None,",
+        "        prefix: str | None = None,",
+        "        after: int | None = None,",
+        "        omit_current: bool = False,",
+        "        start_time: int | None = None,",
+        "        previous_count: int | None = None,",
+        f"    ) -> {returns}:",
+        f'        """The events of the {table.name} with this ``key`` (else of the records',
+        "        matching ``query``, of the keys starting with ``prefix``, or of the whole table):",
+        f"        ``{loop} event in ...``. The current record(s) first, as ``put`` events, unless",
+        "        ``omit_current``; ``after``: resume after that position; ``start_time`` (ms) or",
+        '        ``previous_count``: replay history first. A dropped connection is resumed."""',
+        "        path, text = _runtime.subscription_target(",
+        f'            "{table.name}",',
+        "            key,",
+        "            prefix=prefix,",
+        "            query=query,",
+        "            omit_current=omit_current,",
+        "            start_time=start_time,",
+        "            previous_count=previous_count,",
+        "        )",
+        f"        return _runtime.{kind}Subscription(",
+        f"            self.transport, path, text, {model}, after=after, current=not omit_current",
+        "        )",
+    ]
 
 
 def _namespace(
@@ -469,10 +512,14 @@ def _client_class(api: ApiDescription, is_async: bool) -> list[str]:
         f"        http: {http} | None = None,",
         "        headers: Mapping[str, str] | None = None,",
         "        timeout: float = 30.0,",
+        "        encrypted: bool = False,",
         "    ) -> None:",
         '        """``base_url``: the server; ``http``: a client of your own (else one is made'
-        ' and closed with this one); ``headers``: sent with every request."""',
-        "        super().__init__(base_url, http=http, headers=headers, timeout=timeout)",
+        " and closed with this one); ``headers``: sent with every request; ``encrypted``: RPC"
+        ' calls through the encrypted channel (docs/crypto.md, needs ``cryptography``)."""',
+        "        super().__init__(",
+        "            base_url, http=http, headers=headers, timeout=timeout, encrypted=encrypted",
+        "        )",
     ]
     for table in api.tables:
         base = _class(table.name)
@@ -491,7 +538,8 @@ def _first(api: ApiDescription) -> str:
 
 
 def _init(api: ApiDescription) -> str:
-    names = ["AsyncClient", "CharterClientError", "Client", "Condition", "Query", "Tokens"]
+    names = ["AsyncClient", "AsyncSubscription", "CharterClientError", "Client", "Condition",
+             "Event", "Query", "Subscription", "Tokens"]  # fmt: skip
     models = []
     for table in api.tables:
         base = _class(table.name)
@@ -503,7 +551,8 @@ def _init(api: ApiDescription) -> str:
     return (
         HEADER
         + '"""A typed client of a Charter app (docs/clients.md)."""\n\n'
-        + "from ._runtime import CharterClientError, Condition, Query, Tokens\n"
+        + "from ._runtime import (\n    AsyncSubscription,\n    CharterClientError,\n"
+        + "    Condition,\n    Event,\n    Query,\n    Subscription,\n    Tokens,\n)\n"
         + "from .client import AsyncClient, Client\n"
         + (f"from .models import (\n{imports}\n)\n" if models else "")
         + f"\n__all__ = [\n{exported}\n]\n"

@@ -43,10 +43,12 @@ _RESERVED = frozenset({
     "eval",
 })  # fmt: skip
 _TABLE_CLIENT_NAMES = frozenset({"get", "list", "values", "create", "put", "patch", "delete",
-                                 "query", "transport", "name", "constructor"})  # fmt: skip
+                                 "query", "transport", "name", "constructor",
+                                 "subscribe"})  # fmt: skip
 _CLIENT_NAMES = frozenset({"baseUrl", "headers", "session", "request", "signIn", "signOut",
                            "refresh", "rpc", "routes", "renew", "fetcher", "timeout",
-                           "renewing", "constructor"})  # fmt: skip
+                           "renewing", "constructor", "openEvents", "renewTokens",
+                           "encrypted", "channel", "channelTail", "sealedCall"})  # fmt: skip
 """Members of a ``Client`` a table of the same name must not hide (it gets a ``_``)."""
 
 
@@ -331,6 +333,19 @@ def _table_client(table: TableDescription) -> list[str]:
         f'    await this.transport.request("DELETE", {one});',
         "  }",
     ]
+    if table.subscribe:
+        lines += [
+            "",
+            f"  /** The events of the {name} with this `key` (else of the records matching",
+            "   * `options.query`, of the keys starting with `options.prefix`, or of the table):",
+            "   * `for await (const event of ...)`. The current record(s) first, as `put` events,",
+            "   * unless `omitCurrent`; a dropped connection is resumed (docs/clients.md). */",
+            f"  subscribe(key?: {key} | null, options: SubscribeOptions<{base}Query> = {{}}):",
+            f"      Subscription<{model}, {key}> {{",
+            f'    return subscription<{model}, {key}, {base}Query>(this.transport, "{name}", key,',
+            "                                                    options);",
+            "  }",
+        ]
     for op in table.methods:
         name_ = _camel(op.name)
         if name_ in _TABLE_CLIENT_NAMES:
@@ -352,8 +367,9 @@ def _client(api: ApiDescription) -> str:
         "",
         'import type * as models from "./models.js";',
         "import {",
-        "  type Bytes, Query, Transport, type TransportOptions, byteStream, decode, pathSegment,",
-        "  present, queryParams,",
+        "  type Bytes, Query, type SubscribeOptions, Subscription, Transport,",
+        "  type TransportOptions, byteStream, decode, pathSegment, present, queryParams,",
+        "  subscription,",
         '} from "./runtime.js";',
         "",
         "export type { Bytes };",
@@ -411,8 +427,9 @@ def _index(api: ApiDescription) -> str:
         + 'export * from "./models.js";\n'
         + 'export type * as models from "./models.js";\n'
         + f'export {{\n{listed}}} from "./client.js";\n'
-        + "export {\n  CharterError, Condition, Query, Session, Transport, type Comparator,\n"
-        + "  type ErrorEnvelope, type RequestOptions, type Tokens, type TransportOptions,\n"
+        + "export {\n  CharterError, Condition, Query, Session, Subscription, Transport,\n"
+        + "  type Comparator, type ErrorEnvelope, type EventType, type RecordEvent,\n"
+        + "  type RequestOptions, type SubscribeOptions, type Tokens, type TransportOptions,\n"
         + "  type ValueFor,\n"
         + '} from "./runtime.js";\n'
     )

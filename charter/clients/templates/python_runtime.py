@@ -4,19 +4,23 @@ as ``_runtime.py`` into the package it writes (so it imports nothing from charte
 needs only httpx and msgspec). ``templates/`` is not a package: charter never imports it; mypy
 and ruff still check it.
 
-Extension point: ``Transport.request`` is the one place a request is sent. The encrypted RPC
-channel (SPEC section 11) will seal RPC bodies there; subscriptions are not built yet.
+``Transport.request`` is the one place a request is sent (``open_events`` opens a
+subscription's stream); with ``encrypted=True`` it seals RPC calls there (the encrypted RPC
+channel of docs/crypto.md, which needs the ``cryptography`` package, imported only then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import decimal
+import hashlib
+import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
 from typing import Any, Generic, Literal, Self, TypeVar, cast
 from urllib.parse import quote
 
@@ -24,11 +28,15 @@ import httpx
 import msgspec
 
 __all__ = [
+    "AsyncSubscription",
     "AsyncTransport",
     "CharterClientError",
     "Comparator",
     "Condition",
+    "Event",
+    "EventType",
     "Query",
+    "Subscription",
     "Tokens",
     "Transport",
 ]
@@ -233,6 +241,115 @@ class _Session:
 
 
 _JSON = {"content-type": "application/json", "accept": "application/json"}
+_SEALED = "application/charter-sealed"
+_LABEL = b"charter-channel-v1"
+_VERSION = 1
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class _Channel:
+    """One session of the encrypted RPC channel (docs/crypto.md, version 1): keys from an
+    X25519 handshake, calls sealed with ChaCha20-Poly1305 under a counter that only grows.
+    One call at a time (the caller holds the transport's channel lock)."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        self._private = X25519PrivateKey.generate()
+        self._public = self._private.public_key().public_bytes_raw()
+        self._nonce = os.urandom(32)
+        self.session = b""
+        self.counter = 0
+        self._to_server: Any = None
+        self._to_client: Any = None
+
+    def hello(self) -> dict[str, object]:
+        """The handshake's body (``POST /rpc/_handshake``)."""
+        return {"version": _VERSION, "public_key": _b64(self._public), "nonce": _b64(self._nonce)}
+
+    def accept(self, answer: httpx.Response) -> None:
+        """The keys, from the server's answer to the handshake."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        body = msgspec.json.decode(check(answer).content)
+        session, peer = _unb64(body["session"]), _unb64(body["public_key"])
+        server_nonce = _unb64(body["nonce"])
+        if body.get("version") != _VERSION or len(session) != 16 or len(peer) != 32:
+            raise CharterClientError(answer.status_code, "UNEXPECTED_RESPONSE",
+                                     "the channel's handshake answer is not version 1")  # fmt: skip
+        secret = self._private.exchange(X25519PublicKey.from_public_bytes(peer))
+        transcript = hashlib.sha256(
+            _LABEL + bytes([_VERSION]) + self._public + self._nonce + peer + server_nonce + session
+        ).digest()
+
+        def key(direction: bytes) -> bytes:
+            info = _LABEL + direction + transcript
+            return HKDF(algorithm=hashes.SHA256(), length=32, salt=transcript, info=info).derive(
+                secret
+            )
+
+        self.session = session
+        self._to_server = ChaCha20Poly1305(key(b" client->server "))
+        self._to_client = ChaCha20Poly1305(key(b" server->client "))
+
+    @staticmethod
+    def _parts(direction: int, session: bytes, counter: int, path: str) -> tuple[bytes, bytes]:
+        counted = counter.to_bytes(8, "big")
+        nonce = direction.to_bytes(4, "big") + counted
+        return nonce, _LABEL + bytes([direction]) + session + counted + path.encode()
+
+    def seal(self, path: str, body: bytes) -> tuple[int, bytes]:
+        """The next counter and the sealed call."""
+        self.counter += 1
+        nonce, associated = self._parts(1, self.session, self.counter, path)
+        sealed = self._to_server.encrypt(nonce, body, associated)
+        return self.counter, self.session + self.counter.to_bytes(8, "big") + sealed
+
+    def open(self, path: str, counter: int, frame: bytes) -> tuple[int, bytes]:
+        """The sealed answer's status and body; ``CharterClientError`` unless it is genuine
+        and answers this call (its session and counter)."""
+        from cryptography.exceptions import InvalidTag
+
+        if frame[:16] != self.session or frame[16:24] != counter.to_bytes(8, "big"):
+            raise CharterClientError(502, "DECRYPTION_FAILED", "the answer is not this call's")
+        nonce, associated = self._parts(2, self.session, counter, path)
+        try:
+            plain = self._to_client.decrypt(nonce, frame[24:], associated)
+        except InvalidTag:
+            raise CharterClientError(502, "DECRYPTION_FAILED", "the answer does not open") from None
+        return int.from_bytes(plain[:2], "big"), plain[2:]
+
+
+def _sealable(method: str, path: str, encrypted: bool) -> bool:
+    return encrypted and method == "POST" and path.startswith("/rpc/") and path != "/rpc/_handshake"
+
+
+def _expired(response: httpx.Response) -> bool:
+    """A plain refusal saying the session is gone (nothing ran: send it again)."""
+    if response.status_code != 400 or response.headers.get("content-type", "") == _SEALED:
+        return False
+    return b"CHANNEL_EXPIRED" in response.content
+
+
+def _unsealed(
+    response: httpx.Response, channel: _Channel, path: str, counter: int
+) -> httpx.Response:
+    """The call's own answer, out of the sealed one (a plain refusal as it came)."""
+    if response.headers.get("content-type", "").split(";")[0] != _SEALED:
+        return response
+    status, body = channel.open(path, counter, response.content)
+    return httpx.Response(status, content=body, headers={"content-type": "application/json"},
+                          request=response.request)  # fmt: skip
 
 
 class Transport:
@@ -244,6 +361,10 @@ class Transport:
         http: an ``httpx.Client`` to use (its base URL is ignored); by default one is made.
         headers: sent with every request.
         timeout: seconds, for the client made here.
+        encrypted: RPC calls go through the encrypted channel (docs/crypto.md): a handshake
+            at the first call, then each call's arguments and result sealed, one call at a
+            time; a session the server has expired is opened again by itself. Needs the
+            ``cryptography`` package.
     """
 
     def __init__(
@@ -253,12 +374,16 @@ class Transport:
         http: httpx.Client | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        encrypted: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._own = http is None
         self.http = http if http is not None else httpx.Client(timeout=timeout)
         self.headers = dict(headers or {})
         self.session = _Session()
+        self.encrypted = encrypted
+        self._channel: _Channel | None = None
+        self._channel_lock = threading.Lock()
         self._renewing = threading.Lock()
 
     def request(
@@ -282,12 +407,65 @@ class Transport:
         body = content if content is not None else (None if json is None else _body(json))
         if content is not None:
             sent["content-type"] = "application/octet-stream"
-        response = self.http.request(method, url, content=body, headers=sent)
+        if _sealable(method, path, self.encrypted):
+            response = self._sealed_call(url, path, body or b"", sent)
+        else:
+            response = self.http.request(method, url, content=body, headers=sent)
         if response.status_code == 401 and retry and used is not None:
             self._renew(used)
             return self.request(method, path, query=query, json=json, content=content,
                                 headers=headers, retry=False)  # fmt: skip
         return check(response)
+
+    def _sealed_call(
+        self, url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        """One RPC call through the encrypted channel; its own answer, opened."""
+        with self._channel_lock:
+            for attempt in (1, 2):
+                channel = self._channel
+                if channel is None:
+                    channel = _Channel()
+                    hello = _body(channel.hello())
+                    handshake = self.base_url + "/rpc/_handshake"
+                    channel.accept(self.http.post(handshake, content=hello, headers=_JSON))
+                    self._channel = channel
+                counter, frame = channel.seal(path, body)
+                sent = {**headers, "content-type": _SEALED}
+                response = self.http.post(url, content=frame, headers=sent)
+                if attempt == 1 and _expired(response):
+                    self._channel = None  # nothing ran: a new session, the call once more
+                    continue
+                return _unsealed(response, channel, path, counter)
+        raise AssertionError("unreachable")
+
+    def open_events(
+        self, path: str, query: str, position: int | None, *, retry: bool = True
+    ) -> httpx.Response:
+        """A subscription's event stream, open (the caller closes it): signed as a request
+        is, with ``Last-Event-ID`` when resuming; an error answer raises."""
+        if retry and self.session.stale():
+            self._renew(self.session.tokens)
+        used = self.session.tokens
+        url = self.base_url + path + (f"?{query}" if query else "")
+        sent = {**self.headers, **self.session.headers(), **_events_headers(position)}
+        response = self.http.send(self.http.build_request("GET", url, headers=sent), stream=True)
+        if response.status_code == 401 and retry and used is not None:
+            response.close()
+            self._renew(used)
+            return self.open_events(path, query, position, retry=False)
+        if response.status_code >= 400:
+            try:
+                response.read()
+            finally:
+                response.close()
+            raise CharterClientError.from_response(response)
+        return response
+
+    def renew(self) -> None:
+        """Refresh the tokens unless another caller just did (a subscription the server closed
+        when its access token expired resumes with new ones)."""
+        self._renew(self.session.tokens)
 
     def sign_in(self, username: str, password: str) -> Tokens:
         """Sign in (``POST /auth/login``); later requests carry the access token."""
@@ -348,12 +526,16 @@ class AsyncTransport:
         http: httpx.AsyncClient | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 30.0,
+        encrypted: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._own = http is None
         self.http = http if http is not None else httpx.AsyncClient(timeout=timeout)
         self.headers = dict(headers or {})
         self.session = _Session()
+        self.encrypted = encrypted
+        self._channel: _Channel | None = None
+        self._channel_lock = asyncio.Lock()
         self._renewing = asyncio.Lock()
 
     async def request(
@@ -377,12 +559,66 @@ class AsyncTransport:
         body = content if content is not None else (None if json is None else _body(json))
         if content is not None:
             sent["content-type"] = "application/octet-stream"
-        response = await self.http.request(method, url, content=body, headers=sent)
+        if _sealable(method, path, self.encrypted):
+            response = await self._sealed_call(url, path, body or b"", sent)
+        else:
+            response = await self.http.request(method, url, content=body, headers=sent)
         if response.status_code == 401 and retry and used is not None:
             await self._renew(used)
             return await self.request(method, path, query=query, json=json, content=content,
                                       headers=headers, retry=False)  # fmt: skip
         return check(response)
+
+    async def _sealed_call(
+        self, url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        """One RPC call through the encrypted channel; its own answer, opened."""
+        async with self._channel_lock:
+            for attempt in (1, 2):
+                channel = self._channel
+                if channel is None:
+                    channel = _Channel()
+                    hello = _body(channel.hello())
+                    handshake = self.base_url + "/rpc/_handshake"
+                    channel.accept(await self.http.post(handshake, content=hello, headers=_JSON))
+                    self._channel = channel
+                counter, frame = channel.seal(path, body)
+                sent = {**headers, "content-type": _SEALED}
+                response = await self.http.post(url, content=frame, headers=sent)
+                if attempt == 1 and _expired(response):
+                    self._channel = None  # nothing ran: a new session, the call once more
+                    continue
+                return _unsealed(response, channel, path, counter)
+        raise AssertionError("unreachable")
+
+    async def open_events(
+        self, path: str, query: str, position: int | None, *, retry: bool = True
+    ) -> httpx.Response:
+        """A subscription's event stream, open (the caller closes it): signed as a request
+        is, with ``Last-Event-ID`` when resuming; an error answer raises."""
+        if retry and self.session.stale():
+            await self._renew(self.session.tokens)
+        used = self.session.tokens
+        url = self.base_url + path + (f"?{query}" if query else "")
+        sent = {**self.headers, **self.session.headers(), **_events_headers(position)}
+        request = self.http.build_request("GET", url, headers=sent)
+        response = await self.http.send(request, stream=True)
+        if response.status_code == 401 and retry and used is not None:
+            await response.aclose()
+            await self._renew(used)
+            return await self.open_events(path, query, position, retry=False)
+        if response.status_code >= 400:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            raise CharterClientError.from_response(response)
+        return response
+
+    async def renew(self) -> None:
+        """Refresh the tokens unless another caller just did (a subscription the server closed
+        when its access token expired resumes with new ones)."""
+        await self._renew(self.session.tokens)
 
     async def sign_in(self, username: str, password: str) -> Tokens:
         """Sign in (``POST /auth/login``); later requests carry the access token."""
@@ -428,6 +664,394 @@ class AsyncTransport:
 
     async def __aenter__(self) -> Self:
         return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+# -- subscriptions (docs/realtime.md) ---------------------------------------------------------
+
+R = TypeVar("R")  # a subscription's record type
+
+EventType = Literal["put", "patch", "delete", "publish", "reset"]
+"""``reset``: the server no longer holds the events since the position a subscription resumed
+from; the current records follow (drop what you kept, as they may have changed)."""
+
+
+class Event(msgspec.Struct, Generic[R], kw_only=True):
+    """One change of a subscription (docs/realtime.md).
+
+    Attributes:
+        type: ``put``, ``patch``, ``delete``, ``publish`` or ``reset``.
+        id: the record's key.
+        value: the record as a read shows it (``put`` and ``patch``); None for a delete.
+        message: what was published (``publish``: any JSON), else None.
+        timestamp: when the change was made (ms since the epoch).
+        user: who made it.
+        leaving: a ``delete`` sent because the record stopped matching (or may no longer be
+            read), not because it was deleted.
+        position: the event's place in the server's log (a resume starts after it).
+    """
+
+    type: EventType
+    id: Any = None
+    value: R | None = None
+    message: Any = None
+    timestamp: int | None = None
+    user: str | None = None
+    leaving: bool = False
+    position: int | None = None
+
+
+class _Wire(msgspec.Struct):
+    type: str
+    id: Any = None
+    value: msgspec.Raw = msgspec.Raw(b"null")
+    timestamp: int | None = None
+    user: str | None = None
+    leaving: bool = False
+
+
+def _events_headers(position: int | None) -> dict[str, str]:
+    sent = {"accept": "text/event-stream", "cache-control": "no-cache"}
+    if position is not None:
+        sent["last-event-id"] = str(position)
+    return sent
+
+
+def subscription_target(
+    table: str,
+    key: object,
+    *,
+    prefix: str | None,
+    query: Query[Any, Any] | None,
+    omit_current: bool,
+    start_time: int | None,
+    previous_count: int | None,
+) -> tuple[str, str]:
+    """A subscription's path and query string."""
+    if query is not None and query.selects:
+        raise ValueError("a subscription receives records: its query has no select()")
+    if key is not None and (query is not None or prefix is not None):
+        raise ValueError("a subscription to one record takes no query and no prefix")
+    if key is not None:
+        path = f"/{table}/{path_segment(key)}"
+    elif prefix is not None:
+        path = f"/{table}/{path_segment(prefix)}/"
+    else:
+        path = f"/{table}/"
+    parts = [query.to_query_string()] if query is not None else []
+    if omit_current:
+        parts.append("omitCurrent=true")
+    if start_time is not None:
+        parts.append(f"startTime={int(start_time)}")
+    if previous_count is not None:
+        parts.append(f"previousCount={int(previous_count)}")
+    return path, "&".join(p for p in parts if p)
+
+
+class _Reconnect:
+    """The stream ended on purpose (``overflow``): connect again from the position."""
+
+
+class _Closed:
+    """The server closed the subscription (``close``): its credentials ended, or it stops."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+_RECONNECT = _Reconnect()
+_FIRST_DELAY = 0.1
+_MAX_DELAY = 5.0
+_CLOSES = 3  # closes in a row without an event before giving up
+
+
+class _Follow(Generic[R]):
+    """The part of a subscription that does no I/O: reads the SSE lines (the WHATWG format),
+    remembers the last position and turns messages into events. A resume sends the position
+    back (``Last-Event-ID``): the server replays exactly what was missed; an event at a
+    position before the last one is dropped (never twice).
+
+    The current records sent first share one position: until a later event shows they are
+    all in, a resume starts over (no ``Last-Event-ID``: the current records again) and the
+    ones already delivered unchanged are not repeated."""
+
+    def __init__(self, record: Any, position: int | None, *, current: bool) -> None:
+        self.record = record
+        self.position = position
+        self.exact = position is not None or not current  # the position resumes exactly
+        self._delivered: set[tuple[str, Any]] = set()  # current records, before ``exact``
+        self.closes = 0
+        self._reset()
+
+    def resume_from(self) -> int | None:
+        return self.position if self.exact else None
+
+    def _reset(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def line(self, line: str) -> Event[R] | _Reconnect | _Closed | None:
+        if line:
+            if line.startswith(":"):
+                return None  # a comment (keep-alive)
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                self._data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id" and "\0" not in value:
+                self._id = value
+            return None
+        event, data, id_ = self._event, "\n".join(self._data), self._id
+        self._reset()
+        position = int(id_) if id_ and id_.strip().isdigit() else None
+        if event == "overflow":  # the server left us behind: resume from its position
+            if position is not None:
+                self.position = position
+            return _RECONNECT
+        if event == "close":
+            try:
+                reason = str(msgspec.json.decode(data)["reason"])
+            except (msgspec.DecodeError, KeyError, TypeError):
+                reason = data or "the server closed the subscription"
+            self.closes += 1
+            return _Closed(reason)
+        if event not in ("", "message") or not data:
+            return None
+        if position is not None and self.position is not None and position < self.position:
+            return None  # one it already has
+        if not self.exact and self.position is not None and position is not None:
+            self.exact = position > self.position  # a live event: the current ones are in
+        result = self._decode(data, position)
+        if not self.exact and result.type == "put":
+            seen = (msgspec.json.encode(result.id).decode(), result.timestamp)
+            if seen in self._delivered:
+                return None
+            self._delivered.add(seen)
+        if position is not None:
+            self.position = position
+        self.closes = 0
+        return result
+
+    def _decode(self, data: str, position: int | None) -> Event[R]:
+        try:
+            wire = msgspec.json.decode(data, type=_Wire)
+            value: Any = None
+            message: Any = None
+            if wire.type in ("put", "patch"):
+                value = msgspec.json.decode(wire.value, type=self.record)
+            elif wire.type == "publish":
+                message = msgspec.json.decode(wire.value)
+            kind = cast("EventType", wire.type)
+        except msgspec.DecodeError as exc:
+            text = (
+                f"an event does not fit the client's types ({exc}): the client may be older "
+                "than the server (regenerate it)"
+            )
+            raise CharterClientError(200, "UNEXPECTED_RESPONSE", text) from exc
+        return Event(
+            type=kind, id=wire.id, value=value, message=message, timestamp=wire.timestamp,
+            user=wire.user, leaving=wire.leaving, position=position,
+        )  # fmt: skip
+
+
+def _closed_error(reason: str) -> CharterClientError:
+    return CharterClientError(401, "SUBSCRIPTION_CLOSED", reason)
+
+
+class Subscription(Generic[R]):
+    """The events of a subscription, as an iterator (``for event in ...``) that resumes by
+    itself: after a dropped connection, an ``overflow`` or a close when the access token
+    expired (the tokens are refreshed), it connects again from the last position and gets
+    exactly the events it missed. Waits (with backoff) while the server cannot be reached.
+
+    Raises ``CharterClientError`` when the server refuses it (401, 403, 404...), and with the
+    code ``SUBSCRIPTION_CLOSED`` when the server keeps closing it (the session ended). It
+    connects when a ``with`` block starts (or ``open()``), else at the first ``next``: events
+    committed before then are not sent (the current record is). Stop it with ``close()`` (or
+    the ``with`` block's end); ``position`` is where a later one may resume (``after=``).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        path: str,
+        query: str,
+        record: Any,
+        *,
+        after: int | None,
+        current: bool = True,
+    ) -> None:
+        self.transport = transport
+        self.path = path
+        self.query = query
+        self._follow: _Follow[R] = _Follow(record, after, current=current)
+        self._events = self._run()
+        self._opened: httpx.Response | None = None
+        self.connections = 0
+
+    @property
+    def position(self) -> int | None:
+        return self._follow.position
+
+    def _open(self) -> httpx.Response:
+        response = self.transport.open_events(self.path, self.query, self._follow.resume_from())
+        self.connections += 1
+        return response
+
+    def open(self) -> Self:
+        """Connect now (else the first ``next`` does): events from then on are received."""
+        if self._opened is None and self.connections == 0:
+            self._opened = self._open()
+        return self
+
+    def _run(self) -> Generator[Event[R], None, None]:
+        delay = _FIRST_DELAY
+        follow = self._follow
+        while True:
+            try:
+                response = self._opened if self._opened is not None else self._open()
+            except httpx.TransportError:
+                time.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY)
+                continue
+            self._opened = None
+            closed: _Closed | None = None
+            try:
+                for line in response.iter_lines():
+                    out = follow.line(line)
+                    if isinstance(out, Event):
+                        delay = _FIRST_DELAY
+                        yield out
+                    elif out is not None:
+                        closed = out if isinstance(out, _Closed) else None
+                        delay = 0.0 if closed is None else delay  # overflow: at once
+                        break
+            except httpx.TransportError:
+                pass  # dropped: resume below
+            finally:
+                response.close()
+            if closed is not None:
+                if follow.closes >= _CLOSES:
+                    raise _closed_error(closed.reason)
+                if self.transport.session.tokens is not None:
+                    self.transport.renew()  # raises when the session has ended
+                continue
+            time.sleep(delay)
+            delay = min(max(delay, _FIRST_DELAY / 2) * 2, _MAX_DELAY)
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Event[R]:
+        return next(self._events)
+
+    def close(self) -> None:
+        """Stop (the connection is closed)."""
+        self._events.close()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
+
+    def __enter__(self) -> Self:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncSubscription(Generic[R]):
+    """``Subscription`` on ``httpx.AsyncClient``: ``async for event in ...``; ``async with``
+    (or ``await open()``) connects at once, ``aclose()`` (or the block's end) stops it."""
+
+    def __init__(
+        self,
+        transport: AsyncTransport,
+        path: str,
+        query: str,
+        record: Any,
+        *,
+        after: int | None,
+        current: bool = True,
+    ) -> None:
+        self.transport = transport
+        self.path = path
+        self.query = query
+        self._follow: _Follow[R] = _Follow(record, after, current=current)
+        self._events = self._run()
+        self._opened: httpx.Response | None = None
+        self.connections = 0
+
+    @property
+    def position(self) -> int | None:
+        return self._follow.position
+
+    async def _open(self) -> httpx.Response:
+        position = self._follow.resume_from()
+        response = await self.transport.open_events(self.path, self.query, position)
+        self.connections += 1
+        return response
+
+    async def open(self) -> Self:
+        """Connect now (else the first ``anext`` does): events from then on are received."""
+        if self._opened is None and self.connections == 0:
+            self._opened = await self._open()
+        return self
+
+    async def _run(self) -> AsyncGenerator[Event[R], None]:
+        delay = _FIRST_DELAY
+        follow = self._follow
+        while True:
+            try:
+                response = self._opened if self._opened is not None else await self._open()
+            except httpx.TransportError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_DELAY)
+                continue
+            self._opened = None
+            closed: _Closed | None = None
+            try:
+                async for line in response.aiter_lines():
+                    out = follow.line(line)
+                    if isinstance(out, Event):
+                        delay = _FIRST_DELAY
+                        yield out
+                    elif out is not None:
+                        closed = out if isinstance(out, _Closed) else None
+                        delay = 0.0 if closed is None else delay  # overflow: at once
+                        break
+            except httpx.TransportError:
+                pass  # dropped: resume below
+            finally:
+                await response.aclose()
+            if closed is not None:
+                if follow.closes >= _CLOSES:
+                    raise _closed_error(closed.reason)
+                if self.transport.session.tokens is not None:
+                    await self.transport.renew()  # raises when the session has ended
+                continue
+            await asyncio.sleep(delay)
+            delay = min(max(delay, _FIRST_DELAY / 2) * 2, _MAX_DELAY)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Event[R]:
+        return await anext(self._events)
+
+    async def aclose(self) -> None:
+        """Stop (the connection is closed)."""
+        await self._events.aclose()
+        if self._opened is not None:
+            await self._opened.aclose()
+            self._opened = None
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
