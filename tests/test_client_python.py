@@ -106,7 +106,8 @@ def test_the_description_follows_the_declarations() -> None:
 def test_generation_is_stable_and_marked() -> None:
     first = generate(describe_app(client_app.app))
     assert first == generate(describe_app(client_app.app))
-    assert sorted(first) == ["__init__.py", "_runtime.py", "client.py", "models.py"]
+    files = ["__init__.py", "_runtime.py", "_subscriptions.py", "client.py", "models.py"]
+    assert sorted(first) == files
     assert all(text.startswith(HEADER) for text in first.values())
 
 

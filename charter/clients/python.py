@@ -4,8 +4,9 @@
 a create and a patch type, and the object types signatures use), ``client.py`` (per table a
 query builder whose attribute names and values a type checker checks, a table client, and
 ``Client``/``AsyncClient`` with the RPC functions and routes), ``_runtime.py`` (a copy of
-``templates/python_runtime.py``) and ``__init__.py``. The text depends only on the app, so a
-drift check compares it byte for byte.
+``templates/python_runtime.py``), ``_subscriptions.py`` (of
+``templates/python_subscriptions.py``) and ``__init__.py``. The text depends only on the app, so
+a drift check compares it byte for byte.
 """
 
 from __future__ import annotations
@@ -392,7 +393,7 @@ def _subscribe(table: TableDescription, kind: str) -> list[str]:
     ``async for``)."""
     base = _class(table.name)
     model = f"models.{base}"
-    returns = f"_runtime.{kind}Subscription[{model}]"
+    returns = f"_subscriptions.{kind}Subscription[{model}]"
     loop = "async for" if kind else "for"
     return [
         "    def subscribe(",
@@ -411,7 +412,7 @@ def _subscribe(table: TableDescription, kind: str) -> list[str]:
         f"        ``{loop} event in ...``. The current record(s) first, as ``put`` events, unless",
         "        ``omit_current``; ``after``: resume after that position; ``start_time`` (ms) or",
         '        ``previous_count``: replay history first. A dropped connection is resumed."""',
-        "        path, text = _runtime.subscription_target(",
+        "        path, text = _subscriptions.subscription_target(",
         f'            "{table.name}",',
         "            key,",
         "            prefix=prefix,",
@@ -420,7 +421,7 @@ def _subscribe(table: TableDescription, kind: str) -> list[str]:
         "            start_time=start_time,",
         "            previous_count=previous_count,",
         "        )",
-        f"        return _runtime.{kind}Subscription(",
+        f"        return _subscriptions.{kind}Subscription(",
         f"            self.transport, path, text, {model}, after=after, current=not omit_current",
         "        )",
     ]
@@ -458,7 +459,7 @@ def _client(api: ApiDescription) -> str:
         "import msgspec",
         "from msgspec import UNSET, UnsetType",
         "",
-        "from . import _runtime, models",
+        "from . import _runtime, _subscriptions, models",
         "from ._runtime import Comparator",
         "",
         '__all__ = ["AsyncClient", "Client"]',
@@ -551,8 +552,8 @@ def _init(api: ApiDescription) -> str:
     return (
         HEADER
         + '"""A typed client of a Charter app (docs/clients.md)."""\n\n'
-        + "from ._runtime import (\n    AsyncSubscription,\n    CharterClientError,\n"
-        + "    Condition,\n    Event,\n    Query,\n    Subscription,\n    Tokens,\n)\n"
+        + "from ._runtime import CharterClientError, Condition, Query, Tokens\n"
+        + "from ._subscriptions import AsyncSubscription, Event, Subscription\n"
         + "from .client import AsyncClient, Client\n"
         + (f"from .models import (\n{imports}\n)\n" if models else "")
         + f"\n__all__ = [\n{exported}\n]\n"
@@ -561,10 +562,14 @@ def _init(api: ApiDescription) -> str:
 
 def generate(api: ApiDescription) -> dict[str, str]:
     """The package's files: name -> text."""
-    runtime = (Path(__file__).parent / "templates" / "python_runtime.py").read_text()
+    templates = Path(__file__).parent / "templates"
+    runtime = (templates / "python_runtime.py").read_text()
+    subscriptions = (templates / "python_subscriptions.py").read_text()
     return {
         "__init__.py": _init(api),
         "_runtime.py": HEADER + runtime,
+        "_subscriptions.py": HEADER
+        + subscriptions.replace("from .python_runtime ", "from ._runtime "),
         "models.py": _models(api),
         "client.py": _client(api),
     }
